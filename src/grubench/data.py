@@ -1,0 +1,173 @@
+"""The DataModule shared by every task: batches generated on the fly, reproducibly.
+
+Batch ``i`` of split ``s`` is ``task.generate(B, Generator(batch_seed(seed, s, i)))``, so a batch
+depends only on ``(seed, split, i)``: the same seed gives the same stream on any machine and
+with any number of workers, validation and test sets are fixed, and resuming at batch ``i``
+needs no replay. Training is an endless stream cut into epochs of ``epoch_size`` batches
+(validation runs after each epoch), or, with ``train_size``, a finite set reshuffled each epoch
+(what the regularization question needs: data a model can overfit).
+
+Multi-process: the samplers read the rank and world size from ``torch.distributed`` when they
+are iterated. Rank ``r`` of ``W`` trains on global batches ``r, r + W, ...`` and validates on
+batches ``r, r + W, ...`` of the fixed set, so every validation sample is seen exactly once.
+Use ``Trainer(use_distributed_sampler=False)`` so Lightning does not wrap them again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from grubench.tasks import Task, batch_generator
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class StreamBatches(Dataset):
+    """Item ``i`` is the whole batch ``i`` of ``split``; the last one may be short."""
+
+    def __init__(
+        self, task: Task, seed: int, split: str, batch_size: int, total: int | None = None
+    ) -> None:
+        self.task, self.seed, self.split = task, seed, split
+        self.batch_size, self.total = batch_size, total
+
+    def __len__(self) -> int:
+        if self.total is None:
+            raise TypeError("an endless stream has no length; iterate it with EpochSampler")
+        return math.ceil(self.total / self.batch_size)
+
+    def __getitem__(self, index: int):
+        size = self.batch_size
+        if self.total is not None:
+            size = min(size, self.total - index * self.batch_size)
+        return self.task.generate(size, batch_generator(self.seed, self.split, index))
+
+
+class EpochSampler(Sampler[int]):
+    """Endless training stream: epoch ``e`` on rank ``r`` of ``W`` reads global batches
+    ``(e * epoch_size + i) * W + r`` for ``i < epoch_size``."""
+
+    def __init__(self, epoch_size: int) -> None:
+        self.epoch_size, self.epoch = epoch_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def __iter__(self) -> Iterator[int]:
+        rank, world = _rank_world()
+        start = self.epoch * self.epoch_size
+        return iter((start + i) * world + rank for i in range(self.epoch_size))
+
+
+class StridedSampler(Sampler[int]):
+    """Rank ``r`` of ``W`` takes items ``r, r + W, ...``: each item is seen exactly once."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        rank, world = _rank_world()
+        return len(range(rank, self.n, world))
+
+    def __iter__(self) -> Iterator[int]:
+        rank, world = _rank_world()
+        return iter(range(rank, self.n, world))
+
+
+class ShuffledBatches(Sampler[list[int]]):
+    """Batches of a finite set, reshuffled each epoch from ``(seed, epoch)``, split over ranks."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        order = torch.randperm(
+            self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)
+        )
+        batches = [
+            order[i : i + self.batch_size].tolist() for i in range(0, self.n, self.batch_size)
+        ]
+        rank, world = _rank_world()
+        return batches[rank::world]
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+
+class TensorSamples(Dataset):
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index):
+        return tuple(t[index] for t in self.tensors)
+
+
+class SyntheticDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        task: Task,
+        batch_size: int = 64,
+        epoch_size: int = 100,
+        val_size: int = 1024,
+        test_size: int = 1024,
+        train_size: int | None = None,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.task = task
+        self.batch_size, self.epoch_size = batch_size, epoch_size
+        self.val_size, self.test_size, self.train_size = val_size, test_size, train_size
+        self.seed, self.num_workers = seed, num_workers
+        self._train_set: TensorSamples | None = None
+
+    def _loader(self, dataset: Dataset, **kwargs) -> DataLoader:
+        return DataLoader(
+            dataset,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_size is None:
+            stream = StreamBatches(self.task, self.seed, "train", self.batch_size)
+            return self._loader(stream, batch_size=None, sampler=EpochSampler(self.epoch_size))
+        if self._train_set is None:
+            fixed = StreamBatches(self.task, self.seed, "train", self.batch_size, self.train_size)
+            parts = [fixed[i] for i in range(len(fixed))]
+            self._train_set = TensorSamples(*(torch.cat(p) for p in zip(*parts)))
+        sampler = ShuffledBatches(self.train_size, self.batch_size, self.seed)
+        return self._loader(self._train_set, batch_sampler=sampler)
+
+    def _fixed_loader(self, split: str, total: int) -> DataLoader:
+        batches = StreamBatches(self.task, self.seed, split, self.batch_size, total)
+        return self._loader(batches, batch_size=None, sampler=StridedSampler(len(batches)))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._fixed_loader("val", self.val_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._fixed_loader("test", self.test_size)

@@ -1,0 +1,281 @@
+"""One fit: a task, a model, the system and a Trainer, tracked as one MLflow run.
+
+``run_fit(FitConfig(...))`` validates the whole config first (a bad value raises
+:class:`ConfigError` listing every problem, before anything touches the store), then creates
+exactly one MLflow run with the resolved config as params and ``config.yaml``, trains, tests,
+logs summary metrics (final and best validation values, ``steps_to_solve``, time per step,
+parameter count) and marks the run FINISHED, FAILED or KILLED. A run whose loss or gradients
+went non-finite stops early and is recorded as diverged (tag ``grubench.outcome=diverged``
+and ``grubench.diverged_step``), not crashed through.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import lightning as L
+import yaml
+
+from grubench import __version__
+from grubench.data import SyntheticDataModule
+from grubench.models import ModelConfig, build_model, count_parameters, validate_model_config
+from grubench.system import OptimConfig, RecurrentSystem, StepTimer, validate_optim_config
+from grubench.tasks import TASKS, build_task
+from grubench.tracking import (
+    checkpoint_dir,
+    ensure_experiment,
+    flatten,
+    get_client,
+    git_commit,
+    resolve_tracking_uri,
+)
+
+# grubench's Trainer defaults; anything in FitConfig.trainer overrides them.
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "max_steps": 1000,
+    "log_every_n_steps": 50,  # each SQLite write costs 12-24 ms: log every 50 steps, not 1
+    "enable_model_summary": False,
+}
+# Set by the fit itself; a user value would break tracking or the data pipeline.
+RESERVED_TRAINER_KEYS = (
+    "logger",
+    "callbacks",
+    "default_root_dir",
+    "enable_checkpointing",
+    "use_distributed_sampler",
+)
+
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+
+
+@dataclass
+class TaskConfig:
+    name: str = "adding"
+    seq_len: int = 100
+    batch_size: int = 64
+    epoch_size: int = 100  # training batches between validations
+    val_size: int = 1024
+    test_size: int = 1024
+    train_size: int | None = None  # None: an endless stream; N: a fixed set of N samples
+    num_workers: int = 0
+
+
+@dataclass
+class FitConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    trainer: dict[str, Any] = field(default_factory=dict)  # lightning.Trainer options
+    experiment_name: str = "grubench"
+    run_name: str | None = None
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else ./mlruns
+    tags: dict[str, str] = field(default_factory=dict)
+    test: bool = True  # evaluate on the test set after fitting
+
+
+class ConfigError(ValueError):
+    """One or more invalid config values; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def validate_task_config(cfg: TaskConfig) -> list[str]:
+    if cfg.name not in TASKS:
+        return [f"task.name: unknown task {cfg.name!r}; choose from: {', '.join(sorted(TASKS))}"]
+    problems = []
+    minimum = TASKS[cfg.name].min_seq_len()
+    if cfg.seq_len < minimum:
+        problems.append(
+            f"task.seq_len={cfg.seq_len} is too short for {cfg.name}: it needs >= {minimum}"
+        )
+    for name in ("batch_size", "epoch_size", "val_size", "test_size"):
+        if getattr(cfg, name) <= 0:
+            problems.append(f"task.{name} must be positive, got {getattr(cfg, name)}")
+    if cfg.train_size is not None and cfg.train_size <= 0:
+        problems.append(f"task.train_size must be positive or null, got {cfg.train_size}")
+    if cfg.num_workers < 0:
+        problems.append(f"task.num_workers must be non-negative, got {cfg.num_workers}")
+    return problems
+
+
+def trainer_options(cfg: FitConfig) -> dict[str, Any]:
+    return {**TRAINER_DEFAULTS, **cfg.trainer}
+
+
+def validate_trainer_options(options: dict[str, Any]) -> list[str]:
+    valid = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    problems = [
+        f"trainer.{key} is set by grubench itself and cannot be overridden"
+        for key in options
+        if key in RESERVED_TRAINER_KEYS
+    ]
+    unknown = sorted(set(options) - valid - set(RESERVED_TRAINER_KEYS))
+    problems += [f"trainer.{key}: not a lightning.Trainer option" for key in unknown]
+    if problems:
+        return problems
+    # Let Lightning check accelerator, devices, strategy, precision... before any run exists;
+    # its banner ("GPU available: ...") would print twice, so it is muted for this probe.
+    banner = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = banner.level
+    banner.setLevel(logging.WARNING)
+    try:
+        L.Trainer(
+            **{**options, "enable_progress_bar": False}, logger=False, enable_checkpointing=False
+        )
+    except Exception as err:  # Lightning raises several types here; report the message
+        return [f"trainer: {err}"]
+    finally:
+        banner.setLevel(level)
+    return []
+
+
+def validate_fit_config(cfg: FitConfig) -> list[str]:
+    problems = validate_task_config(cfg.task)
+    problems += validate_model_config(cfg.model, seq_len=cfg.task.seq_len)
+    problems += validate_optim_config(cfg.optim)
+    if not cfg.experiment_name:
+        problems.append("experiment_name must not be empty")
+    if not problems:
+        problems += validate_trainer_options(trainer_options(cfg))
+    return problems
+
+
+def resolved_config(cfg: FitConfig) -> dict[str, Any]:
+    """The config as it runs: trainer defaults merged, tracking URI resolved."""
+    resolved = asdict(cfg)
+    resolved["trainer"] = trainer_options(cfg)
+    resolved["tracking_uri"] = resolve_tracking_uri(cfg.tracking_uri)
+    return resolved
+
+
+@dataclass
+class FitResult:
+    run_id: str
+    experiment_id: str
+    status: str  # MLflow status: FINISHED, FAILED or KILLED
+    outcome: str  # solved, unsolved or diverged
+    metrics: dict[str, float]
+
+
+def run_fit(cfg: FitConfig) -> FitResult:
+    problems = validate_fit_config(cfg)
+    if problems:
+        raise ConfigError(problems)
+    config = resolved_config(cfg)
+    uri = config["tracking_uri"]
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    task = build_task(cfg.task.name, cfg.task.seq_len)
+    model = build_model(
+        cfg.model, task.input_size, task.output_size, task.output_mode, task.seq_len
+    )
+    system = RecurrentSystem(model, task, cfg.optim)
+    data = SyntheticDataModule(
+        task,
+        batch_size=cfg.task.batch_size,
+        epoch_size=cfg.task.epoch_size,
+        val_size=cfg.task.val_size,
+        test_size=cfg.task.test_size,
+        train_size=cfg.task.train_size,
+        seed=cfg.seed,
+        num_workers=cfg.task.num_workers,
+    )
+
+    client = get_client(uri)
+    experiment_id = ensure_experiment(client, cfg.experiment_name, uri)
+    tags = {
+        "grubench.model": cfg.model.name,
+        "grubench.task": cfg.task.name,
+        "grubench.version": __version__,
+        **cfg.tags,
+    }
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    run = client.create_run(experiment_id, run_name=cfg.run_name, tags=tags)
+    run_id = run.info.run_id
+
+    status, saved_env = "FAILED", os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+        from lightning.pytorch.loggers import MLFlowLogger
+        from mlflow.entities import Param
+
+        params = [Param(k, str(v)) for k, v in flatten(config).items()]
+        for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+            client.log_batch(run_id, params=params[start : start + 100])
+        client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
+
+        timer = StepTimer()
+        ckpt_dir = checkpoint_dir(uri, run_id)
+        trainer = L.Trainer(
+            **config["trainer"],
+            logger=MLFlowLogger(tracking_uri=uri, run_id=run_id),
+            callbacks=[timer, ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)],
+            default_root_dir=ckpt_dir,
+            use_distributed_sampler=False,  # the DataModule's samplers split data over ranks
+        )
+        start = time.perf_counter()
+        trainer.fit(system, datamodule=data)
+        wall_time = time.perf_counter() - start
+        diverged = system.diverged_step is not None
+        if cfg.test and not diverged:
+            trainer.test(system, datamodule=data, verbose=False)
+
+        metrics = summary_metrics(system, timer, wall_time, trainer.global_step)
+        outcome = (
+            "diverged"
+            if diverged
+            else ("solved" if system.steps_to_solve is not None else "unsolved")
+        )
+        client.set_tag(run_id, "grubench.outcome", outcome)
+        if diverged:
+            client.set_tag(run_id, "grubench.diverged_step", str(system.diverged_step))
+        log_metrics(client, run_id, metrics, step=trainer.global_step)
+        status = "FINISHED"
+        return FitResult(run_id, experiment_id, status, outcome, metrics)
+    except (KeyboardInterrupt, SystemExit):
+        status = "KILLED"
+        raise
+    finally:
+        client.set_terminated(run_id, status)
+        if saved_env is None:  # MLFlowLogger exports the URI; do not leak it to later fits
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
+
+
+def summary_metrics(system: RecurrentSystem, timer: StepTimer, wall_time: float, steps: int):
+    key = f"val/{system.objective.metric}"
+    metrics = {
+        "param_count": float(count_parameters(system.model)),
+        "wall_time_s": wall_time,
+        "time_per_step_ms": timer.median_ms(),
+        "steps": float(steps),
+        "solved": float(system.steps_to_solve is not None),
+    }
+    if system.val_history:
+        values = [v for _, v in system.val_history]
+        best = min(values) if system.objective.mode == "min" else max(values)
+        metrics[f"final/{key}"] = values[-1]
+        metrics[f"best/{key}"] = best
+    if system.steps_to_solve is not None:
+        metrics["steps_to_solve"] = float(system.steps_to_solve)
+    return metrics
+
+
+def log_metrics(client, run_id: str, metrics: dict[str, float], step: int) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])

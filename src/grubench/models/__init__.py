@@ -1,0 +1,151 @@
+"""The model registry: plain ``nn.Module``s that know nothing of Lightning, MLflow or tasks.
+
+Adding a model: a file with a builder ``(input_size, hidden_size, num_layers, dropout,
+**options) -> module`` whose module has nn.GRU's interface (batch-first, returns
+``(outputs, state)``), and one :class:`ModelSpec` line in ``MODELS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import nn
+
+from grubench.models.custom_gru import CustomGRU
+from grubench.models.init import INITS, check_init, initialize, set_lstm_forget_bias
+from grubench.models.sequence import SequenceModel
+from grubench.models.torch_rnns import build_lstm, build_rnn, build_torch_gru
+
+ACTIVATIONS = ("tanh", "relu")
+
+
+@dataclass
+class ModelConfig:
+    """Every model option; options a model does not take must stay at their defaults."""
+
+    name: str = "torch_gru"
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0  # between stacked layers, as in nn.GRU
+    init: str = "default"
+    chrono_t_max: float | None = None  # chrono init's T_max; None means the task's seq_len
+    forget_bias: float = 1.0  # lstm: forget-gate bias (Jozefowicz et al. 2015)
+    reset_after: bool = True  # custom_gru: cuDNN/PyTorch form (True) or Cho et al. v3 (False)
+    activation: str = "tanh"  # custom_gru and rnn: candidate-state / hidden nonlinearity
+    layer_norm: bool = False  # custom_gru: LayerNorm on the gate pre-activations
+
+
+def _build_custom_gru(
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    reset_after: bool = True,
+    activation: str = "tanh",
+    layer_norm: bool = False,
+) -> CustomGRU:
+    return CustomGRU(
+        input_size,
+        hidden_size,
+        num_layers,
+        batch_first=True,
+        dropout=dropout,
+        reset_after=reset_after,
+        activation=activation,
+        layer_norm=layer_norm,
+    )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    build: Callable[..., nn.Module]
+    kind: Literal["gru", "lstm", "rnn"]  # gate layout, for the initializers
+    options: tuple[str, ...] = ()  # ModelConfig fields this model takes beyond the shared ones
+
+
+MODELS: dict[str, ModelSpec] = {
+    "custom_gru": ModelSpec(_build_custom_gru, "gru", ("reset_after", "activation", "layer_norm")),
+    "torch_gru": ModelSpec(build_torch_gru, "gru"),
+    "lstm": ModelSpec(build_lstm, "lstm", ("forget_bias",)),
+    "rnn": ModelSpec(build_rnn, "rnn", ("activation",)),
+}
+
+# Options that belong to some models only; the shared ones are always allowed.
+_SPECIFIC = ("reset_after", "activation", "layer_norm", "forget_bias")
+
+
+def validate_model_config(cfg: ModelConfig, seq_len: int | None = None) -> list[str]:
+    """Every problem with ``cfg``, one line each (empty when valid)."""
+    if cfg.name not in MODELS:
+        return [f"model.name: unknown model {cfg.name!r}; choose from: {', '.join(sorted(MODELS))}"]
+    problems = []
+    if cfg.hidden_size <= 0:
+        problems.append(f"model.hidden_size must be positive, got {cfg.hidden_size}")
+    if cfg.num_layers <= 0:
+        problems.append(f"model.num_layers must be positive, got {cfg.num_layers}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        problems.append(f"model.dropout must lie in [0, 1), got {cfg.dropout}")
+    if cfg.activation not in ACTIVATIONS:
+        problems.append(
+            f"model.activation: unknown activation {cfg.activation!r}; "
+            f"choose from: {', '.join(ACTIVATIONS)}"
+        )
+    spec = MODELS[cfg.name]
+    defaults = ModelConfig()
+    for option in _SPECIFIC:
+        if option not in spec.options and getattr(cfg, option) != getattr(defaults, option):
+            takers = sorted(n for n, s in MODELS.items() if option in s.options)
+            problems.append(
+                f"model.{option}={getattr(cfg, option)!r} does not apply to {cfg.name}; "
+                f"only {', '.join(takers)} take it"
+            )
+    if cfg.init not in INITS:
+        problems.append(f"model.init: unknown init {cfg.init!r}; choose from: {', '.join(INITS)}")
+    else:
+        t_max = cfg.chrono_t_max if cfg.chrono_t_max is not None else seq_len
+        try:
+            check_init(cfg.init, spec.kind, t_max)
+        except ValueError as err:
+            problems.append(f"model.init: {err}")
+    return problems
+
+
+def build_model(
+    cfg: ModelConfig,
+    input_size: int,
+    output_size: int,
+    output_mode: Literal["last", "sequence"],
+    seq_len: int | None = None,
+) -> SequenceModel:
+    """Build and initialize a model (call under a fixed torch seed for reproducible weights)."""
+    problems = validate_model_config(cfg, seq_len)
+    if problems:
+        raise ValueError("; ".join(problems))
+    spec = MODELS[cfg.name]
+    options = {name: getattr(cfg, name) for name in spec.options if name != "forget_bias"}
+    backbone = spec.build(input_size, cfg.hidden_size, cfg.num_layers, cfg.dropout, **options)
+    t_max = cfg.chrono_t_max if cfg.chrono_t_max is not None else seq_len
+    initialize(backbone, cfg.init, kind=spec.kind, t_max=t_max)
+    if spec.kind == "lstm" and cfg.init != "chrono":  # chrono sets the forget gate itself
+        set_lstm_forget_bias(backbone, cfg.forget_bias)
+    return SequenceModel(backbone, cfg.hidden_size, output_size, output_mode)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "CustomGRU",
+    "INITS",
+    "MODELS",
+    "ModelConfig",
+    "ModelSpec",
+    "SequenceModel",
+    "build_model",
+    "count_parameters",
+    "validate_model_config",
+]

@@ -1,0 +1,286 @@
+"""A GRU written from its gate equations, a drop-in for ``torch.nn.GRU``.
+
+It exists to vary what ``nn.GRU`` fixes: where the reset gate acts (``reset_after``), the
+candidate nonlinearity (``activation``) and layer normalization (``layer_norm``). With the
+defaults it computes what ``nn.GRU`` computes, with the same parameter names, shapes, order and
+initialization, so state dicts load both ways; ``tests/test_custom_gru.py`` proves outputs,
+final states and gradients agree to 1e-5.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+GATES = 3  # r, z, n: the row blocks of weight_ih / weight_hh, in this order (as nn.GRU)
+ACTIVATIONS = ("tanh", "relu")
+
+_ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class CustomGRU(nn.Module):
+    r"""Multi-layer GRU, a drop-in for ``nn.GRU`` (unidirectional).
+
+    Per layer and time step, with input ``x`` and previous state ``h`` (gate order r, z, n as
+    the row blocks of ``weight_ih_l{k}`` / ``weight_hh_l{k}``):
+
+    .. code-block:: text
+
+        r  = σ(W_ir x + b_ir + W_hr h + b_hr)
+        z  = σ(W_iz x + b_iz + W_hz h + b_hz)
+        n  = act(W_in x + b_in + r ⊙ (W_hn h + b_hn))      reset_after=True  (default)
+        n  = act(W_in x + b_in + W_hn (r ⊙ h) + b_hn)      reset_after=False
+        h' = (1 − z) ⊙ n + z ⊙ h
+
+    ``reset_after=True`` is PyTorch's and cuDNN's form, Cho et al. 2014 arXiv:1406.1078v1
+    (Keras ``reset_after=True``); ``reset_after=False`` is the original form of v3 of the same
+    paper (Keras ``reset_after=False``, its default before TF2), which costs a second, smaller
+    recurrent matmul per step because ``W_hn`` acts on ``r ⊙ h``.
+
+    **Which way z points.** Classic write-ups (Cho et al., Chung et al. 2014) write
+    ``h_t = (1 − z) ⊙ h_{t−1} + z ⊙ h̃``, where the update gate z means "take the new state".
+    PyTorch writes ``h' = (1 − z) ⊙ n + z ⊙ h``, so its z is the "keep the old state" gate. The
+    two are the same model with z ↦ 1 − z (the z rows of the weights and biases negated). This
+    module uses PyTorch's convention, so its weights load from and into ``nn.GRU`` unchanged,
+    and chrono initialization (Tallec & Ollivier 2018) puts ``+log U[1, T_max − 1]`` on the z
+    bias (rows ``[H:2H]``), where the classic convention needs ``−log U``.
+
+    **Layer normalization** (``layer_norm=True``) follows haste's ``LayerNormGRU``
+    (lmnt-com/haste): per layer one LayerNorm over the 3H input projection ``W_i x`` and one
+    over the 3H recurrent projection ``W_h h``, each applied before its bias is added:
+    ``LN_ih(W_i x) + b_i`` and ``LN_hh(W_h h) + b_h``, with the reset gate then applied to the
+    normalized ``n`` block plus ``b_hn`` as above. As in haste the norms have a gain only
+    (``ln_ih_l{k}.weight``, ``ln_hh_l{k}.weight``, initialized to 1) and no shift: the GRU
+    biases already are the shift, so a LayerNorm bias would duplicate them exactly. haste
+    supports only the reset-after form; with ``reset_after=False`` the n block of the recurrent
+    projection, ``W_hn (r ⊙ h)``, depends on r, which itself needs the normalized projection,
+    so here ``ln_hh_l{k}`` normalizes the 2H block ``[W_hr h, W_hz h]`` and a separate
+    ``ln_hn_l{k}`` normalizes the H block ``W_hn (r ⊙ h)`` (our choice; not in haste).
+
+    Args mirror ``nn.GRU`` (no ``bidirectional`` / ``proj_size``): ``dropout`` is applied to
+    the outputs of every layer except the last, in training only. ``activation`` is the
+    candidate nonlinearity, ``"tanh"`` or ``"relu"``.
+
+    Shapes (``forward(input, h0=None) -> (output, h_n)``): ``input`` is ``(T, B, I)``, or
+    ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``; ``h0`` and ``h_n`` are
+    ``(num_layers, B, H)`` (``(num_layers, H)`` unbatched); ``output`` is the last layer's
+    state at every step, ``(T, B, H)`` / ``(B, T, H)`` / ``(T, H)``.
+
+    Example:
+        >>> gru = CustomGRU(4, 8, num_layers=2, batch_first=True)
+        >>> out, h_n = gru(torch.zeros(3, 5, 4))
+        >>> tuple(out.shape), tuple(h_n.shape)
+        ((3, 5, 8), (2, 3, 8))
+    """
+
+    GATES = GATES
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        reset_after: bool = True,
+        activation: str = "tanh",
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_positive_int("input_size", input_size)
+        _check_positive_int("hidden_size", hidden_size)
+        _check_positive_int("num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        if activation not in _ACTIVATION_FNS:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose from: {', '.join(ACTIVATIONS)}"
+            )
+        if dropout > 0 and num_layers == 1:
+            # The same warning nn.GRU gives: dropout acts between layers only.
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                stacklevel=2,
+            )
+
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.reset_after = reset_after
+        self.activation = activation
+        self.layer_norm = layer_norm
+        self.bidirectional = False  # read by code written for nn.GRU
+        self._act = _ACTIVATION_FNS[activation]
+
+        # Registered in nn.GRU's order (per layer: w_ih, w_hh, b_ih, b_hh) so that state dicts
+        # match and reset_parameters() draws the same numbers as nn.GRU under the same seed.
+        rows = GATES * hidden_size
+        for k in range(num_layers):
+            layer_in = input_size if k == 0 else hidden_size
+            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(rows, layer_in)))
+            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(rows, hidden_size)))
+            if bias:
+                self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(rows)))
+                self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(rows)))
+        if layer_norm:
+            hh_width = rows if reset_after else 2 * hidden_size
+            for k in range(num_layers):
+                self.add_module(f"ln_ih_l{k}", nn.LayerNorm(rows, bias=False))
+                self.add_module(f"ln_hh_l{k}", nn.LayerNorm(hh_width, bias=False))
+                if not reset_after:
+                    self.add_module(f"ln_hn_l{k}", nn.LayerNorm(hidden_size, bias=False))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.GRU's initialization: every GRU parameter ~ U(−1/√H, 1/√H); LayerNorm gains 1."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self._parameters.values():  # GRU parameters only, in nn.GRU's order
+            nn.init.uniform_(weight, -bound, bound)
+        for module in self.children():
+            module.reset_parameters()
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code that calls ``nn.GRU.flatten_parameters()`` (a cuDNN detail)."""
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if not self.reset_after:
+            s += ", reset_after=False"
+        if self.activation != "tanh":
+            s += f", activation={self.activation!r}"
+        if self.layer_norm:
+            s += ", layer_norm=True"
+        return s
+
+    def forward(self, input: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"CustomGRU: expected a 3-D (batched) or 2-D (unbatched) input, "
+                f"got {input.dim()}-D with shape {tuple(input.shape)}"
+            )
+        if input.size(-1) != self.input_size:
+            raise ValueError(
+                f"CustomGRU: input.size(-1) must be input_size={self.input_size}, "
+                f"got {input.size(-1)}"
+            )
+        batched = input.dim() == 3
+        if batched:
+            batch = input.size(0 if self.batch_first else 1)
+            state_shape: tuple[int, ...] = (self.num_layers, batch, self.hidden_size)
+        else:
+            state_shape = (self.num_layers, self.hidden_size)
+        if h0 is not None and tuple(h0.shape) != state_shape:
+            raise ValueError(
+                f"CustomGRU: expected h0 of shape {state_shape}, got {tuple(h0.shape)}"
+            )
+        if not batched:
+            input = input.unsqueeze(1)  # (T, I) -> (T, 1, I)
+            if h0 is not None:
+                h0 = h0.unsqueeze(1)  # (L, H) -> (L, 1, H)
+        elif self.batch_first:
+            input = input.transpose(0, 1)  # (B, T, I) -> (T, B, I)
+        if h0 is None:
+            h0 = input.new_zeros(self.num_layers, input.size(1), self.hidden_size)
+
+        layer_input = input
+        finals = []
+        for k in range(self.num_layers):
+            layer_input, h_last = self._layer(k, layer_input, h0[k])
+            finals.append(h_last)
+            if self.dropout and self.training and k < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        output, h_n = layer_input, torch.stack(finals)  # (T, B, H), (L, B, H)
+
+        if not batched:
+            return output.squeeze(1), h_n.squeeze(1)
+        if self.batch_first:
+            output = output.transpose(0, 1)  # (T, B, H) -> (B, T, H)
+        return output, h_n
+
+    def _layer(self, k: int, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """One layer over the whole sequence: ``x`` (T, B, in), ``h`` (B, H)."""
+        w_ih: Tensor = getattr(self, f"weight_ih_l{k}")
+        w_hh: Tensor = getattr(self, f"weight_hh_l{k}")
+        b_ih: Tensor | None = getattr(self, f"bias_ih_l{k}") if self.bias else None
+        b_hh: Tensor | None = getattr(self, f"bias_hh_l{k}") if self.bias else None
+        if self.layer_norm:
+            ln_ih, ln_hh = getattr(self, f"ln_ih_l{k}"), getattr(self, f"ln_hh_l{k}")
+            ln_hn = None if self.reset_after else getattr(self, f"ln_hn_l{k}")
+        H = self.hidden_size
+        act = self._act
+
+        # The input projection for all T steps in one matmul: (T, B, 3H).
+        if self.layer_norm:
+            x_proj = ln_ih(F.linear(x, w_ih))
+            if b_ih is not None:
+                x_proj = x_proj + b_ih
+        else:
+            x_proj = F.linear(x, w_ih, b_ih)
+
+        # unbind, not x_proj[t]: one UnbindBackward for the whole sequence instead of T
+        # SelectBackwards that each materialize a full (T, B, 3H) gradient (quadratic in T).
+        # split/chunk rather than slicing: one SplitBackward concatenates the gradients of the
+        # parts, where each slice would scatter its own into a zero (B, 3H) tensor.
+        outputs = []
+        if self.reset_after:
+            for xp in x_proj.unbind(0):  # xp: (B, 3H)
+                if self.layer_norm:
+                    hp = ln_hh(h.mm(w_hh.t()))
+                    if b_hh is not None:
+                        hp = hp + b_hh
+                else:
+                    hp = F.linear(h, w_hh, b_hh)  # (B, 3H)
+                x_rz, x_n = xp.split([2 * H, H], 1)
+                h_rz, h_n = hp.split([2 * H, H], 1)
+                r, z = torch.sigmoid(x_rz + h_rz).chunk(2, 1)
+                n = act(torch.addcmul(x_n, r, h_n))  # x_n + r ⊙ h_n
+                h = torch.lerp(n, h, z)  # n + z ⊙ (h − n) = (1 − z) ⊙ n + z ⊙ h
+                outputs.append(h)
+        else:
+            # Slice the weights once, outside the loop, so their gradients accumulate once.
+            w_hrz, w_hn = w_hh.split([2 * H, H], 0)
+            b_hrz, b_hn = b_hh.split([2 * H, H], 0) if b_hh is not None else (None, None)
+            for xp in x_proj.unbind(0):  # xp: (B, 3H)
+                if self.layer_norm:
+                    h_rz = ln_hh(h.mm(w_hrz.t()))
+                    if b_hrz is not None:
+                        h_rz = h_rz + b_hrz
+                else:
+                    h_rz = F.linear(h, w_hrz, b_hrz)  # (B, 2H)
+                x_rz, x_n = xp.split([2 * H, H], 1)
+                r, z = torch.sigmoid(x_rz + h_rz).chunk(2, 1)
+                if self.layer_norm:
+                    h_n = ln_hn((r * h).mm(w_hn.t()))
+                    if b_hn is not None:
+                        h_n = h_n + b_hn
+                else:
+                    h_n = F.linear(r * h, w_hn, b_hn)  # (B, H)
+                n = act(x_n + h_n)
+                h = torch.lerp(n, h, z)
+                outputs.append(h)
+        return torch.stack(outputs), h  # (T, B, H), (B, H)

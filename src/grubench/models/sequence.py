@@ -1,0 +1,36 @@
+"""A sequence model: a recurrent backbone with nn.GRU's interface, plus a linear head."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+
+class SequenceModel(nn.Module):
+    """``backbone`` is any batch-first module returning ``(outputs, state)`` like nn.GRU.
+
+    ``output_mode="last"`` reads the head from the final time step, ``(B, T, I) -> (B, O)``;
+    ``"sequence"`` applies it at every step, ``(B, T, I) -> (B, T, O)``.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        hidden_size: int,
+        output_size: int,
+        output_mode: Literal["last", "sequence"],
+    ) -> None:
+        super().__init__()
+        if output_mode not in ("last", "sequence"):
+            raise ValueError(f"unknown output_mode {output_mode!r}; choose from: last, sequence")
+        self.backbone = backbone
+        self.head = nn.Linear(hidden_size, output_size)
+        self.output_mode = output_mode
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        outputs = self.backbone(inputs)[0]  # (B, T, H); LSTM's state tuple is dropped too
+        if self.output_mode == "last":
+            outputs = outputs[:, -1]  # (B, H)
+        return self.head(outputs)

@@ -1,0 +1,199 @@
+"""The LightningModule: loss, metrics, optimizer, regularization and logging for any
+(task, model) pair. The model is a plain ``nn.Module``; the task supplies loss and metrics.
+
+Metric keys follow ``<stage>/<name>``: ``train/loss``, ``val/mse``, ``test/acc``. The system
+also keeps what the summary of a run needs: the validation history of the task's objective,
+``steps_to_solve`` (the global step of the first validation that met the solved threshold)
+and the step at which the loss or gradients went non-finite, if they did.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch import nn
+
+from grubench.tasks import Task
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+CLIP_ALGORITHMS = ("norm", "value")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0  # L2: coupled for adam/rmsprop/sgd, decoupled for adamw
+    l1: float = 0.0  # coefficient of the L1 penalty on weight matrices (biases excluded)
+    momentum: float = 0.9  # sgd and rmsprop
+    grad_clip: float = 0.0  # 0 disables clipping
+    grad_clip_algorithm: str = "norm"  # clip the global norm, or each value
+
+
+def validate_optim_config(cfg: OptimConfig) -> list[str]:
+    problems = []
+    if cfg.name not in OPTIMIZERS:
+        problems.append(
+            f"optim.name: unknown optimizer {cfg.name!r}; choose from: {', '.join(OPTIMIZERS)}"
+        )
+    if not cfg.lr > 0:
+        problems.append(f"optim.lr must be positive, got {cfg.lr}")
+    for name in ("weight_decay", "l1", "grad_clip"):
+        if getattr(cfg, name) < 0:
+            problems.append(f"optim.{name} must be non-negative, got {getattr(cfg, name)}")
+    if not 0 <= cfg.momentum < 1:
+        problems.append(f"optim.momentum must lie in [0, 1), got {cfg.momentum}")
+    if cfg.grad_clip_algorithm not in CLIP_ALGORITHMS:
+        problems.append(
+            f"optim.grad_clip_algorithm: unknown {cfg.grad_clip_algorithm!r}; "
+            f"choose from: {', '.join(CLIP_ALGORITHMS)}"
+        )
+    return problems
+
+
+def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+        )
+    if cfg.name == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+        )
+    raise ValueError(f"unknown optimizer {cfg.name!r}; choose from: {', '.join(OPTIMIZERS)}")
+
+
+class RecurrentSystem(L.LightningModule):
+    def __init__(self, model: nn.Module, task: Task, optim: OptimConfig) -> None:
+        super().__init__()
+        self.model, self.task, self.optim = model, task, optim
+        self.objective = task.objective
+        # one metric collection per stage, so their states never mix
+        self.train_metrics = task.metrics().clone(prefix="train/")
+        self.val_metrics = task.metrics().clone(prefix="val/")
+        self.test_metrics = task.metrics().clone(prefix="test/")
+        self.val_history: list[tuple[int, float]] = []  # (global_step, objective value)
+        self.steps_to_solve: int | None = None
+        self.diverged_step: int | None = None
+        self._l1_weights = [p for n, p in model.named_parameters() if "weight" in n and p.ndim > 1]
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs)
+
+    def _common_step(self, batch, stage: str) -> torch.Tensor:
+        inputs, targets = batch
+        prediction = self(inputs)
+        loss = self.task.loss(prediction, targets)
+        getattr(self, f"{stage}_metrics").update(prediction.detach(), targets)
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=stage != "train",
+            prog_bar=True,
+            batch_size=len(inputs),
+            sync_dist=stage != "train",
+        )
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        loss = self._common_step(batch, "train")
+        if self.optim.l1 > 0:
+            penalty = sum(w.abs().sum() for w in self._l1_weights)
+            self.log("train/l1_penalty", penalty)
+            loss = loss + self.optim.l1 * penalty
+        if not torch.isfinite(loss):
+            self._diverge()
+            return None  # Lightning skips backward and the optimizer step
+        return loss
+
+    def _diverge(self) -> None:
+        if self.diverged_step is None:
+            self.diverged_step = self.global_step
+        self.trainer.should_stop = True
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # runs before Lightning clips: this is the raw global gradient norm
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads:  # the step was skipped (non-finite loss)
+            return
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        if not torch.isfinite(norm):
+            optimizer.zero_grad(set_to_none=True)  # keep the weights finite for the checkpoint
+            self._diverge()
+        self.log("train/grad_norm", norm)
+
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ):
+        if self.optim.grad_clip > 0:
+            self.clip_gradients(
+                optimizer,
+                gradient_clip_val=self.optim.grad_clip,
+                gradient_clip_algorithm=self.optim.grad_clip_algorithm,
+            )
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict(self.train_metrics.compute())
+        self.train_metrics.reset()
+
+    def validation_step(self, batch, batch_idx):
+        self._common_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self.log_dict(values)
+        if self.trainer.sanity_checking:
+            return
+        value = float(values[f"val/{self.objective.metric}"])
+        self.val_history.append((self.global_step, value))
+        if self.steps_to_solve is None and self.objective.is_solved(value):
+            self.steps_to_solve = self.global_step
+            self.log("steps_to_solve", float(self.global_step))
+
+    def test_step(self, batch, batch_idx):
+        self._common_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def configure_optimizers(self):
+        return build_optimizer(self.optim, self.parameters())
+
+
+class StepTimer(L.Callback):
+    """Wall time of each optimizer step (forward, backward, update), data loading excluded."""
+
+    def __init__(self, warmup: int = 5) -> None:
+        self.warmup = warmup
+        self.times: list[float] = []
+        self._start = 0.0
+        self._epoch_first = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.times.append(time.perf_counter() - self._start)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._epoch_first = len(self.times)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = self.times[self._epoch_first :]
+        if epoch:
+            pl_module.log("train/step_time_ms", 1000 * sum(epoch) / len(epoch))
+
+    def median_ms(self) -> float:
+        times = sorted(self.times[self.warmup :] or self.times)
+        return 1000 * times[len(times) // 2] if times else math.nan

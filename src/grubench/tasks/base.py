@@ -1,0 +1,101 @@
+"""What every synthetic task provides: a batch generator, its loss, metrics and chance level.
+
+Tasks import torch (and torchmetrics for their metric objects) only. A task generates a whole
+batch at once from a ``torch.Generator``; :func:`batch_seed` derives that generator's seed from
+``(seed, split, index)`` so every batch of every split is reproducible and independent of how
+many batches were drawn before it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from torchmetrics import MetricCollection
+
+SPLITS = ("train", "val", "test")
+
+
+def batch_seed(seed: int, split: str, index: int) -> int:
+    """A 63-bit seed for batch ``index`` of ``split``, mixed with SeedSequence.
+
+    Different splits use different entropy words, so train, val and test streams never share a
+    generator state (that is what keeps the splits disjoint for continuous-valued tasks).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from: {', '.join(SPLITS)}")
+    words = [int(seed), SPLITS.index(split), int(index)]
+    state = np.random.SeedSequence(words).generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
+
+
+def batch_generator(seed: int, split: str, index: int) -> torch.Generator:
+    return torch.Generator().manual_seed(batch_seed(seed, split, index))
+
+
+@dataclass(frozen=True)
+class Objective:
+    """How a run is judged: the validation metric, its direction and the solved threshold."""
+
+    metric: str  # key in the task's metrics, e.g. "mse" (logged as "val/mse")
+    mode: Literal["min", "max"]
+    solved_threshold: float
+
+    def is_solved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value <= self.solved_threshold
+        return value >= self.solved_threshold
+
+
+class Task(ABC):
+    """A synthetic sequence task.
+
+    Subclasses set ``name`` and implement the abstract members. ``output_mode`` says whether the
+    model's head reads only the last time step (``"last"``: one prediction per sequence) or
+    every step (``"sequence"``: one prediction per position).
+    """
+
+    name: ClassVar[str]
+    output_mode: ClassVar[Literal["last", "sequence"]]
+
+    def __init__(self, seq_len: int) -> None:
+        if seq_len < self.min_seq_len():
+            raise ValueError(
+                f"task.seq_len={seq_len} is too short for {self.name}: "
+                f"it needs at least {self.min_seq_len()}"
+            )
+        self.seq_len = int(seq_len)
+
+    @classmethod
+    def min_seq_len(cls) -> int:
+        return 1
+
+    @property
+    @abstractmethod
+    def input_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def output_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def objective(self) -> Objective: ...
+
+    @abstractmethod
+    def generate(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """Return ``(inputs, targets)``; inputs are ``(B, T, input_size)`` float32."""
+
+    @abstractmethod
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def metrics(self) -> MetricCollection:
+        """Fresh torchmetrics objects, updated with ``(prediction, target)``."""
+
+    @abstractmethod
+    def chance_level(self) -> float:
+        """The analytic value of the objective metric for the stated trivial predictor."""

@@ -1,0 +1,102 @@
+"""Where runs go: the MLflow store, experiments, tags, params and the UI address.
+
+The default store is embedded in ``./mlruns``: a SQLite database (``mlruns/mlflow.db``) plus an
+artifact folder (``mlruns/artifacts``) and checkpoints (``mlruns/checkpoints/<run_id>``).
+MLflow 3.13+ refuses the old file store without an opt-in flag, hence SQLite. Any other
+tracking URI (``--tracking_uri`` or ``MLFLOW_TRACKING_URI``), such as an ``http://`` server,
+is used as given; its checkpoints then go under ``./mlruns/checkpoints``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STORE = Path("mlruns")
+DB_NAME = "mlflow.db"
+
+
+def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:
+    return f"sqlite:///{(store / DB_NAME).resolve()}"
+
+
+def resolve_tracking_uri(explicit: str | None = None) -> str:
+    """``explicit`` wins, then ``MLFLOW_TRACKING_URI``, then the embedded ``./mlruns`` store."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def store_dir(tracking_uri: str) -> Path:
+    """The local folder of the store: the SQLite file's folder, else ``./mlruns``."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri[len("sqlite:///") :]).parent
+    return DEFAULT_STORE.resolve()
+
+
+def artifact_root(tracking_uri: str) -> str | None:
+    """Artifact location for new experiments in an embedded store (None: the server decides)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (store_dir(tracking_uri) / "artifacts").resolve().as_uri()
+    return None
+
+
+def checkpoint_dir(tracking_uri: str, run_id: str) -> Path:
+    return store_dir(tracking_uri) / "checkpoints" / run_id
+
+
+def get_client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri.startswith("sqlite:///"):
+        store_dir(tracking_uri).mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def ensure_experiment(client, name: str, tracking_uri: str) -> str:
+    """The id of experiment ``name``, created (with the store's artifact root) if missing."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_root(tracking_uri))
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """The commit of the working tree (suffixed ``-dirty`` when it has changes), if any."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"hidden_size": 64}}`` -> ``{"model.hidden_size": 64}``."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def runs_table_url(host: str, port: int, experiment_id: str) -> str:
+    """The UI address that opens the runs table.
+
+    MLflow 3.17's UI opens an experiment in its GenAI view (traces, "No data"); the
+    ``workflowType=machine_learning`` query selects the Model training view with the runs.
+    """
+    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"

@@ -1,0 +1,100 @@
+"""The command line: config files, overrides, --print_config, and errors before any run."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from grubench.cli import main, parse_fit_config
+
+TINY = [
+    "--model.hidden_size", "8",
+    "--task.seq_len", "10", "--task.batch_size", "16", "--task.epoch_size", "4",
+    "--task.val_size", "32", "--task.test_size", "32",
+    "--trainer.max_steps", "4", "--trainer.enable_progress_bar", "false",
+]  # fmt: skip
+
+
+def test_overrides_and_config_file(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(
+        yaml.safe_dump({"model": {"name": "lstm", "hidden_size": 16}, "trainer": {"max_steps": 7}})
+    )
+    cfg = parse_fit_config(
+        [
+            "--config",
+            str(path),
+            "--model.hidden_size",
+            "32",
+            "--optim.name",
+            "rmsprop",
+            "--model.forget_bias",
+            "2.0",
+        ]
+    )
+    assert cfg.model.name == "lstm" and cfg.model.hidden_size == 32
+    assert cfg.model.forget_bias == 2.0 and cfg.optim.name == "rmsprop"
+    assert cfg.trainer["max_steps"] == 7
+
+
+def test_print_config_round_trips(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model.name", "rnn", "--trainer.max_steps", "9", "--print_config"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert yaml.safe_load(printed)["model"]["name"] == "rnn"
+    path = tmp_path / "printed.yaml"
+    path.write_text(printed)
+    cfg = parse_fit_config(["--config", str(path)])
+    assert cfg.model.name == "rnn" and cfg.trainer["max_steps"] == 9
+
+
+def test_fit_from_the_command_line(tracking_uri, client, capsys):
+    assert main(["fit", *TINY, "--tracking_uri", tracking_uri]) == 0
+    out = capsys.readouterr().out
+    (run,) = client.search_runs([client.get_experiment_by_name("grubench").experiment_id])
+    assert run.info.run_id in out and "final/val/mse" in out and "grubench ui" in out
+    assert run.info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--model.name", "gruu"],
+            "unknown model 'gruu'; choose from: custom_gru, lstm, rnn, torch_gru",
+        ),
+        (["--task.name", "copy"], "unknown task 'copy'; choose from: adding"),
+        (
+            ["--optim.name", "adagrad"],
+            "unknown optimizer 'adagrad'; choose from: adam, adamw, rmsprop, sgd",
+        ),
+        (["--model.hidden_size", "0"], "model.hidden_size must be positive, got 0"),
+        (["--optim.lr", "-1"], "optim.lr must be positive, got -1"),
+        (["--task.seq_len", "1"], "task.seq_len=1 is too short for adding"),
+        (["--model.reset_after", "false"], "model.reset_after=False does not apply to torch_gru"),
+        (["--model.init", "glorot"], "unknown init 'glorot'"),
+        (["--trainer.accelerator", "tpu9"], "trainer:"),
+    ],
+)
+def test_bad_option_fails_before_any_run(args, message, tracking_uri, tmp_path, capsys):
+    assert main(["fit", *TINY, "--tracking_uri", tracking_uri, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("grubench fit: error:")
+    assert not (tmp_path / "store").exists()  # no store, so no run
+
+
+def test_type_error_and_unknown_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model.hidden_size", "big"])
+    assert exit_info.value.code == 2
+    assert main(["train"]) == 2
+    assert "unknown command 'train'; choose from: fit, ui" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    out = subprocess.run(
+        [sys.executable, "-m", "grubench.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "grubench {fit,ui}" in out

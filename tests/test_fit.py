@@ -1,0 +1,105 @@
+"""Real Trainer fits on tiny configs, tracked in a real (SQLite) MLflow store."""
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from grubench.fit import ConfigError, run_fit
+
+
+def only_run(client):
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], max_results=10
+    )
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_fit_creates_one_finished_run(tiny, tracking_uri, client, tmp_path):
+    result = run_fit(tiny(tracking_uri, run_name="tiny", tags={"purpose": "test"}))
+    run = only_run(client)
+    assert run.info.run_id == result.run_id
+    assert run.info.status == "FINISHED" == result.status
+    params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
+    assert params["model.name"] == "torch_gru" and params["model.hidden_size"] == "8"
+    assert params["task.seq_len"] == "10" and params["optim.lr"] == "0.01"
+    assert params["trainer.max_steps"] == "12"
+    assert tags["grubench.model"] == "torch_gru" and tags["grubench.task"] == "adding"
+    assert tags["purpose"] == "test" and tags["mlflow.runName"] == "tiny"
+    assert tags["grubench.outcome"] in ("solved", "unsolved")
+    # summary metrics, logged explicitly
+    assert metrics["steps"] == 12
+    assert metrics["param_count"] == 3 * (8 * 2 + 8 * 8 + 2 * 8) + 8 + 1  # GRU + linear head
+    assert metrics["time_per_step_ms"] > 0 and metrics["wall_time_s"] > 0
+    assert metrics["final/val/mse"] == result.metrics["final/val/mse"]
+    assert metrics["best/val/mse"] <= metrics["final/val/mse"]
+    for key in ("train/loss", "val/loss", "val/mse", "test/mse", "train/grad_norm"):
+        assert math.isfinite(metrics[key]), key
+    # validation every epoch_size=4 steps
+    history = client.get_metric_history(run.info.run_id, "val/mse")
+    assert len(history) == 3
+    # the resolved config as an artifact, loadable as a config file
+    config_path = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
+    config = yaml.safe_load(Path(config_path).read_text())
+    assert config["model"]["hidden_size"] == 8 and config["trainer"]["max_steps"] == 12
+    assert config["tracking_uri"] == tracking_uri
+    # checkpoints under the store, nothing in the working directory
+    store = Path(tracking_uri.removeprefix("sqlite:///")).parent
+    assert (store / "checkpoints" / run.info.run_id / "last.ckpt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "store"]
+
+
+def test_same_seed_identical_metrics(tiny, tracking_uri, client):
+    a = run_fit(tiny(tracking_uri, seed=3))
+    b = run_fit(tiny(tracking_uri, seed=3))
+    c = run_fit(tiny(tracking_uri, seed=4))
+    for key in ("final/val/mse", "best/val/mse"):
+        assert a.metrics[key] == b.metrics[key]
+    assert a.metrics["final/val/mse"] != c.metrics["final/val/mse"]
+    loss = [[m.value for m in client.get_metric_history(r.run_id, "train/loss")] for r in (a, b)]
+    assert loss[0] == loss[1]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "rmsprop", "sgd"])
+def test_every_optimizer_trains(tiny, tracking_uri, optimizer):
+    result = run_fit(
+        tiny(
+            tracking_uri,
+            optim={"name": optimizer, "weight_decay": 1e-4, "l1": 1e-5, "grad_clip": 1.0},
+            trainer={"max_steps": 4},
+        )
+    )
+    assert result.status == "FINISHED" and math.isfinite(result.metrics["final/val/mse"])
+
+
+def test_divergence_is_recorded_not_crashed(tiny, tracking_uri, client):
+    result = run_fit(
+        tiny(
+            tracking_uri,
+            model={"name": "rnn", "activation": "relu"},
+            optim={"name": "sgd", "lr": 1e6, "momentum": 0.0},
+        )
+    )
+    run = client.get_run(result.run_id)
+    assert result.outcome == "diverged" == run.data.tags["grubench.outcome"]
+    assert run.info.status == "FINISHED"
+    assert int(run.data.tags["grubench.diverged_step"]) < 12
+    assert "test/mse" not in run.data.metrics
+
+
+def test_steps_to_solve_when_the_threshold_is_met(tiny, tracking_uri, client, monkeypatch):
+    from grubench.tasks import adding
+
+    monkeypatch.setattr(adding, "SOLVED_MSE", 10.0)  # any validation counts as solved
+    result = run_fit(tiny(tracking_uri))
+    assert result.outcome == "solved" and result.metrics["solved"] == 1
+    assert result.metrics["steps_to_solve"] == 4  # the first validation, after epoch_size steps
+
+
+def test_bad_config_creates_no_run(tiny, tracking_uri, tmp_path):
+    cfg = tiny(tracking_uri, model={"name": "gruu", "hidden_size": 0})
+    with pytest.raises(ConfigError, match="unknown model 'gruu'"):
+        run_fit(cfg)
+    assert not (tmp_path / "store").exists()

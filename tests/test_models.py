@@ -1,0 +1,86 @@
+"""Every registered model: shapes, parameter counts, options and their validation."""
+
+import pytest
+import torch
+
+from grubench.models import (
+    MODELS,
+    ModelConfig,
+    build_model,
+    count_parameters,
+    validate_model_config,
+)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("mode", ["last", "sequence"])
+def test_every_model_builds_and_runs(name, mode):
+    cfg = ModelConfig(name=name, hidden_size=6, num_layers=2, dropout=0.1)
+    model = build_model(cfg, input_size=3, output_size=5, output_mode=mode)
+    out = model(torch.randn(4, 7, 3))
+    assert out.shape == ((4, 5) if mode == "last" else (4, 7, 5))
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    gates = {"gru": 3, "lstm": 4, "rnn": 1}[MODELS[name].kind]
+    per_layer = lambda i: gates * (6 * i + 6 * 6 + 2 * 6)  # noqa: E731
+    assert count_parameters(model) == per_layer(3) + per_layer(6) + 6 * 5 + 5
+
+
+def test_lstm_forget_bias_sums_to_the_option():
+    model = build_model(ModelConfig(name="lstm", hidden_size=4, forget_bias=2.5), 2, 1, "last")
+    lstm = model.backbone
+    f = slice(4, 8)  # PyTorch LSTM gate order: i, f, g, o
+    assert torch.allclose(lstm.bias_ih_l0[f] + lstm.bias_hh_l0[f], torch.full((4,), 2.5))
+
+
+def test_rnn_activation_and_custom_gru_options():
+    rnn = build_model(ModelConfig(name="rnn", activation="relu"), 2, 1, "last").backbone
+    assert rnn.nonlinearity == "relu"
+    gru = build_model(
+        ModelConfig(name="custom_gru", reset_after=False, activation="relu"), 2, 1, "last"
+    ).backbone
+    assert gru.reset_after is False and gru.activation == "relu"
+
+
+def test_same_seed_same_weights():
+    def weights(seed):
+        torch.manual_seed(seed)
+        return torch.cat(
+            [p.flatten() for p in build_model(ModelConfig(), 2, 1, "last").parameters()]
+        )
+
+    assert torch.equal(weights(0), weights(0)) and not torch.equal(weights(0), weights(1))
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        (
+            ModelConfig(name="gru"),
+            "unknown model 'gru'; choose from: custom_gru, lstm, rnn, torch_gru",
+        ),
+        (ModelConfig(num_layers=0), "model.num_layers must be positive, got 0"),
+        (ModelConfig(dropout=1.0), "model.dropout must lie in [0, 1), got 1.0"),
+        (
+            ModelConfig(name="custom_gru", activation="gelu"),
+            "unknown activation 'gelu'; choose from: tanh, relu",
+        ),
+        (
+            ModelConfig(name="lstm", layer_norm=True),
+            "model.layer_norm=True does not apply to lstm; only custom_gru take it",
+        ),
+        (
+            ModelConfig(name="torch_gru", forget_bias=0.0),
+            "model.forget_bias=0.0 does not apply to torch_gru; only lstm take it",
+        ),
+        (
+            ModelConfig(name="torch_gru", activation="relu"),
+            "model.activation='relu' does not apply to torch_gru; only custom_gru, rnn take it",
+        ),
+    ],
+)
+def test_invalid_options_are_named(cfg, message):
+    problems = validate_model_config(cfg)
+    assert any(message in p for p in problems), problems
+    with pytest.raises(ValueError):
+        build_model(cfg, 2, 1, "last")
