@@ -103,3 +103,25 @@ def test_bad_config_creates_no_run(tiny, tracking_uri, tmp_path):
     with pytest.raises(ConfigError, match="unknown model 'gruu'"):
         run_fit(cfg)
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"name": "custom_gru", "activation": "relu"},
+        {"name": "custom_gru", "layer_norm": True},
+        {"name": "custom_gru", "reset_after": False, "layer_norm": True, "init": "chrono"},
+        {"name": "lstm", "init": "chrono"},
+        {"name": "rnn", "activation": "relu", "init": "identity"},
+        {"name": "torch_gru", "init": "orthogonal"},
+    ],
+    ids=lambda m: "-".join(str(v) for v in m.values()),
+)
+def test_model_variants_train_with_finite_loss(tiny, tracking_uri, client, model):
+    result = run_fit(tiny(tracking_uri, model=model, trainer={"max_steps": 8}))
+    run = client.get_run(result.run_id)
+    assert result.outcome != "diverged"
+    assert math.isfinite(run.data.metrics["train/loss"])
+    assert math.isfinite(result.metrics["final/val/mse"])
+    for key, value in model.items():
+        assert run.data.params[f"model.{key}"] == str(value)
