@@ -39,10 +39,27 @@ def test_overrides_and_config_file(tmp_path):
 
 
 def test_custom_gru_options_from_the_command_line():
-    cfg = parse_fit_config(["--model.name", "custom_gru", "--model.reset_after", "false",
-                            "--model.activation", "relu", "--model.layer_norm", "true",
-                            "--model.init", "chrono", "--model.chrono_t_max", "50"])
-    assert (cfg.model.reset_after, cfg.model.activation, cfg.model.layer_norm) == (False, "relu", True)
+    cfg = parse_fit_config(
+        [
+            "--model.name",
+            "custom_gru",
+            "--model.reset_after",
+            "false",
+            "--model.activation",
+            "relu",
+            "--model.layer_norm",
+            "true",
+            "--model.init",
+            "chrono",
+            "--model.chrono_t_max",
+            "50",
+        ]
+    )
+    assert (cfg.model.reset_after, cfg.model.activation, cfg.model.layer_norm) == (
+        False,
+        "relu",
+        True,
+    )
     assert cfg.model.init == "chrono" and cfg.model.chrono_t_max == 50
 
 

@@ -50,7 +50,8 @@ class StreamBatches(Dataset):
         size = self.batch_size
         if self.total is not None:
             size = min(size, self.total - index * self.batch_size)
-        return self.task.generate(size, batch_generator(self.seed, self.split, index))
+        generator = batch_generator(self.seed, self.split, index)
+        return self.task.generate(size, generator, train=self.split == "train")
 
 
 class EpochSampler(Sampler[int]):

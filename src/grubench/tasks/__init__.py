@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 from grubench.tasks.adding import AddingTask
-from grubench.tasks.base import Objective, Task, batch_generator, batch_seed
+from grubench.tasks.base import IGNORE_INDEX, Objective, Task, batch_generator, batch_seed
 
 TASKS: dict[str, type[Task]] = {
     AddingTask.name: AddingTask,
 }
 
 
-def build_task(name: str, seq_len: int) -> Task:
+def validate_task_options(name: str, options: dict) -> list[str]:
+    """Problems with ``options`` for task ``name`` (unknown keys list the valid ones)."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose from: {', '.join(sorted(TASKS))}")
-    return TASKS[name](seq_len=seq_len)
+        return [f"task.name: unknown task {name!r}; choose from: {', '.join(sorted(TASKS))}"]
+    valid = TASKS[name].option_names()
+    return [
+        f"task.options.{key}: {name} has no option {key!r}; "
+        f"valid options: {', '.join(valid) if valid else '(none)'}"
+        for key in options
+        if key not in valid
+    ]
 
 
-__all__ = ["TASKS", "Objective", "Task", "batch_generator", "batch_seed", "build_task"]
+def build_task(name: str, seq_len: int, **options) -> Task:
+    problems = validate_task_options(name, options)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return TASKS[name](seq_len=seq_len, **options)
+
+
+__all__ = [
+    "IGNORE_INDEX",
+    "TASKS",
+    "Objective",
+    "Task",
+    "batch_generator",
+    "batch_seed",
+    "build_task",
+    "validate_task_options",
+]

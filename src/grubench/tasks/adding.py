@@ -49,7 +49,7 @@ class AddingTask(Task):
     def objective(self) -> Objective:
         return Objective(metric="mse", mode="min", solved_threshold=SOLVED_MSE)
 
-    def generate(self, batch_size: int, generator: torch.Generator):
+    def generate(self, batch_size: int, generator: torch.Generator, train: bool = False):
         T, half = self.seq_len, self.seq_len // 2
         values = torch.rand(batch_size, T, generator=generator)
         first = torch.randint(0, half, (batch_size,), generator=generator)

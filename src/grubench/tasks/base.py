@@ -8,6 +8,7 @@ many batches were drawn before it.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -17,6 +18,7 @@ import torch
 from torchmetrics import MetricCollection
 
 SPLITS = ("train", "val", "test")
+IGNORE_INDEX = -100  # target value of positions a sequence task does not score
 
 
 def batch_seed(seed: int, split: str, index: int) -> int:
@@ -55,11 +57,18 @@ class Task(ABC):
 
     Subclasses set ``name`` and implement the abstract members. ``output_mode`` says whether the
     model's head reads only the last time step (``"last"``: one prediction per sequence) or
-    every step (``"sequence"``: one prediction per position).
+    every step (``"sequence"``: one prediction per position; targets then are ``(B, T)`` class
+    indices with :data:`IGNORE_INDEX` where nothing is scored).
+
+    Options beyond ``seq_len`` are keyword arguments of the subclass constructor; they are
+    validated by :func:`grubench.tasks.build_task` and must be stored as attributes of the same
+    name (``options()`` reads them back). A task whose training batches vary in length sets
+    ``variable_length_training`` (it then cannot have a finite ``train_size``).
     """
 
     name: ClassVar[str]
     output_mode: ClassVar[Literal["last", "sequence"]]
+    variable_length_training: ClassVar[bool] = False
 
     def __init__(self, seq_len: int) -> None:
         if seq_len < self.min_seq_len():
@@ -72,6 +81,19 @@ class Task(ABC):
     @classmethod
     def min_seq_len(cls) -> int:
         return 1
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The constructor's options besides ``seq_len``."""
+        params = inspect.signature(cls.__init__).parameters
+        return tuple(n for n in params if n not in ("self", "seq_len"))
+
+    def options(self) -> dict:
+        return {name: getattr(self, name) for name in self.option_names()}
+
+    def with_seq_len(self, seq_len: int) -> Task:
+        """The same task at another length (for evaluation at several lengths)."""
+        return type(self)(seq_len=seq_len, **self.options())
 
     @property
     @abstractmethod
@@ -86,8 +108,14 @@ class Task(ABC):
     def objective(self) -> Objective: ...
 
     @abstractmethod
-    def generate(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        """Return ``(inputs, targets)``; inputs are ``(B, T, input_size)`` float32."""
+    def generate(
+        self, batch_size: int, generator: torch.Generator, train: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(inputs, targets)``; inputs are ``(B, T, input_size)`` float32.
+
+        ``train=True`` marks training batches (a variable-length task draws their length);
+        evaluation batches have exactly the task's length.
+        """
 
     @abstractmethod
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor: ...
