@@ -101,6 +101,14 @@ def test_fit_from_the_command_line(tracking_uri, client, capsys):
         (["--model.reset_after", "false"], "model.reset_after=False does not apply to torch_gru"),
         (["--model.init", "glorot"], "unknown init 'glorot'"),
         (["--trainer.accelerator", "tpu9"], "trainer:"),
+        (
+            ["--task.options", "{foo: 3}"],
+            "task.options.foo: adding has no option 'foo'; valid options: (none)",
+        ),
+        (
+            ["--task.eval_lengths", "[20, 1]"],
+            "task.eval_lengths[1]: task.seq_len=1 is too short for adding",
+        ),
     ],
 )
 def test_bad_option_fails_before_any_run(args, message, tracking_uri, tmp_path, capsys):

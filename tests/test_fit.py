@@ -125,3 +125,20 @@ def test_model_variants_train_with_finite_loss(tiny, tracking_uri, client, model
     assert math.isfinite(result.metrics["final/val/mse"])
     for key, value in model.items():
         assert run.data.params[f"model.{key}"] == str(value)
+
+
+def test_evaluation_at_several_lengths(tiny, tracking_uri, client):
+    result = run_fit(tiny(tracking_uri, task={"eval_lengths": [20, 40]}))
+    metrics = client.get_run(result.run_id).data.metrics
+    for stage in ("val", "test"):
+        for suffix in ("", "_L20", "_L40"):
+            assert math.isfinite(metrics[f"{stage}/mse{suffix}"]), (stage, suffix)
+            assert math.isfinite(metrics[f"{stage}/loss{suffix}"]), (stage, suffix)
+    assert len(client.get_metric_history(result.run_id, "val/mse_L40")) == 3
+    # the objective (and steps_to_solve) is read at the training length
+    assert result.metrics["final/val/mse"] == metrics["val/mse"]
+
+
+def test_finite_training_set(tiny, tracking_uri):
+    result = run_fit(tiny(tracking_uri, task={"train_size": 40}))
+    assert result.status == "FINISHED" and result.metrics["steps"] == 12

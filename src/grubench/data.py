@@ -7,6 +7,9 @@ needs no replay. Training is an endless stream cut into epochs of ``epoch_size``
 (validation runs after each epoch), or, with ``train_size``, a finite set reshuffled each epoch
 (what the regularization question needs: data a model can overfit).
 
+Validation and test run at the training length and at each of ``eval_lengths`` (one loader
+per length, in that order), so length generalization is measured in the same run.
+
 Multi-process: the samplers read the rank and world size from ``torch.distributed`` when they
 are iterated. Rank ``r`` of ``W`` trains on global batches ``r, r + W, ...`` and validates on
 batches ``r, r + W, ...`` of the fixed set, so every validation sample is seen exactly once.
@@ -136,9 +139,12 @@ class SyntheticDataModule(L.LightningDataModule):
         train_size: int | None = None,
         seed: int = 0,
         num_workers: int = 0,
+        eval_lengths: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         self.task = task
+        # validation and test run at the training length first, then at each extra length
+        self.eval_tasks = [task] + [task.with_seq_len(n) for n in eval_lengths]
         self.batch_size, self.epoch_size = batch_size, epoch_size
         self.val_size, self.test_size, self.train_size = val_size, test_size, train_size
         self.seed, self.num_workers = seed, num_workers
@@ -163,12 +169,17 @@ class SyntheticDataModule(L.LightningDataModule):
         sampler = ShuffledBatches(self.train_size, self.batch_size, self.seed)
         return self._loader(self._train_set, batch_sampler=sampler)
 
-    def _fixed_loader(self, split: str, total: int) -> DataLoader:
-        batches = StreamBatches(self.task, self.seed, split, self.batch_size, total)
-        return self._loader(batches, batch_size=None, sampler=StridedSampler(len(batches)))
+    def _fixed_loaders(self, split: str, total: int) -> list[DataLoader]:
+        loaders = []
+        for task in self.eval_tasks:
+            batches = StreamBatches(task, self.seed, split, self.batch_size, total)
+            loaders.append(
+                self._loader(batches, batch_size=None, sampler=StridedSampler(len(batches)))
+            )
+        return loaders
 
-    def val_dataloader(self) -> DataLoader:
-        return self._fixed_loader("val", self.val_size)
+    def val_dataloader(self) -> list[DataLoader]:
+        return self._fixed_loaders("val", self.val_size)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._fixed_loader("test", self.test_size)
+    def test_dataloader(self) -> list[DataLoader]:
+        return self._fixed_loaders("test", self.test_size)

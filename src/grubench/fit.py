@@ -26,7 +26,7 @@ from grubench import __version__
 from grubench.data import SyntheticDataModule
 from grubench.models import ModelConfig, build_model, count_parameters, validate_model_config
 from grubench.system import OptimConfig, RecurrentSystem, StepTimer, validate_optim_config
-from grubench.tasks import TASKS, build_task
+from grubench.tasks import TASKS, build_task, validate_task_options
 from grubench.tracking import (
     checkpoint_dir,
     ensure_experiment,
@@ -64,6 +64,8 @@ class TaskConfig:
     val_size: int = 1024
     test_size: int = 1024
     train_size: int | None = None  # None: an endless stream; N: a fixed set of N samples
+    eval_lengths: list[int] = field(default_factory=list)  # extra lengths to validate/test at
+    options: dict[str, Any] = field(default_factory=dict)  # task-specific, e.g. n_tokens
     num_workers: int = 0
 
 
@@ -90,13 +92,19 @@ class ConfigError(ValueError):
 
 
 def validate_task_config(cfg: TaskConfig) -> list[str]:
-    if cfg.name not in TASKS:
-        return [f"task.name: unknown task {cfg.name!r}; choose from: {', '.join(sorted(TASKS))}"]
-    problems = []
-    minimum = TASKS[cfg.name].min_seq_len()
-    if cfg.seq_len < minimum:
+    problems = validate_task_options(cfg.name, cfg.options)
+    if problems:
+        return problems
+    task_class = TASKS[cfg.name]
+    for i, length in enumerate([cfg.seq_len, *cfg.eval_lengths]):
+        try:  # the task's own checks of its options and length
+            task_class(seq_len=length, **cfg.options)
+        except ValueError as err:
+            problems.append(f"{err}" if i == 0 else f"task.eval_lengths[{i - 1}]: {err}")
+    if cfg.train_size is not None and task_class.variable_length_training:
         problems.append(
-            f"task.seq_len={cfg.seq_len} is too short for {cfg.name}: it needs >= {minimum}"
+            f"task.train_size: {cfg.name} draws a new length for each training batch, "
+            "so it cannot have a finite training set; leave train_size null"
         )
     for name in ("batch_size", "epoch_size", "val_size", "test_size"):
         if getattr(cfg, name) <= 0:
@@ -175,11 +183,12 @@ def run_fit(cfg: FitConfig) -> FitResult:
     uri = config["tracking_uri"]
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    task = build_task(cfg.task.name, cfg.task.seq_len)
+    task = build_task(cfg.task.name, cfg.task.seq_len, **cfg.task.options)
     model = build_model(
         cfg.model, task.input_size, task.output_size, task.output_mode, task.seq_len
     )
-    system = RecurrentSystem(model, task, cfg.optim)
+    eval_lengths = tuple(cfg.task.eval_lengths)
+    system = RecurrentSystem(model, task, cfg.optim, eval_lengths=eval_lengths)
     data = SyntheticDataModule(
         task,
         batch_size=cfg.task.batch_size,
@@ -189,6 +198,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
         train_size=cfg.task.train_size,
         seed=cfg.seed,
         num_workers=cfg.task.num_workers,
+        eval_lengths=eval_lengths,
     )
 
     client = get_client(uri)

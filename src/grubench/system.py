@@ -72,14 +72,27 @@ def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
 
 
 class RecurrentSystem(L.LightningModule):
-    def __init__(self, model: nn.Module, task: Task, optim: OptimConfig) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        optim: OptimConfig,
+        eval_lengths: tuple[int, ...] = (),
+    ) -> None:
         super().__init__()
         self.model, self.task, self.optim = model, task, optim
         self.objective = task.objective
-        # one metric collection per stage, so their states never mix
+        # Evaluation loader i > 0 runs at eval_lengths[i - 1] and its keys end in "_L<length>"
+        # (val/mse, val/mse_L400, ...; MLflow metric names cannot hold "@" or "=").
+        self.eval_suffixes = [""] + [f"_L{n}" for n in eval_lengths]
+        # one metric collection per stage (and evaluation length): their states never mix
         self.train_metrics = task.metrics().clone(prefix="train/")
-        self.val_metrics = task.metrics().clone(prefix="val/")
-        self.test_metrics = task.metrics().clone(prefix="test/")
+        self.val_metrics = nn.ModuleList(
+            task.metrics().clone(prefix="val/", postfix=s) for s in self.eval_suffixes
+        )
+        self.test_metrics = nn.ModuleList(
+            task.metrics().clone(prefix="test/", postfix=s) for s in self.eval_suffixes
+        )
         self.val_history: list[tuple[int, float]] = []  # (global_step, objective value)
         self.steps_to_solve: int | None = None
         self.diverged_step: int | None = None
@@ -88,20 +101,23 @@ class RecurrentSystem(L.LightningModule):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.model(inputs)
 
-    def _common_step(self, batch, stage: str) -> torch.Tensor:
+    def _common_step(self, batch, stage: str, loader: int = 0) -> torch.Tensor:
         inputs, targets = batch
         prediction = self(inputs)
         loss = self.task.loss(prediction, targets)
-        getattr(self, f"{stage}_metrics").update(prediction.detach(), targets)
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=stage != "train",
-            prog_bar=True,
-            batch_size=len(inputs),
-            sync_dist=stage != "train",
-        )
+        if stage == "train":
+            self.train_metrics.update(prediction.detach(), targets)
+            self.log("train/loss", loss, prog_bar=True, batch_size=len(inputs))
+        else:
+            getattr(self, f"{stage}_metrics")[loader].update(prediction, targets)
+            self.log(
+                f"{stage}/loss{self.eval_suffixes[loader]}",
+                loss,
+                prog_bar=loader == 0,
+                batch_size=len(inputs),
+                sync_dist=True,
+                add_dataloader_idx=False,
+            )
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -145,27 +161,31 @@ class RecurrentSystem(L.LightningModule):
         self.log_dict(self.train_metrics.compute())
         self.train_metrics.reset()
 
-    def validation_step(self, batch, batch_idx):
-        self._common_step(batch, "val")
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._common_step(batch, "val", dataloader_idx)
+
+    def _log_eval_metrics(self, stage: str) -> dict[str, torch.Tensor]:
+        values = {}
+        for metrics in getattr(self, f"{stage}_metrics"):
+            values.update(metrics.compute())
+            metrics.reset()
+        self.log_dict(values, add_dataloader_idx=False)
+        return values
 
     def on_validation_epoch_end(self) -> None:
-        values = self.val_metrics.compute()
-        self.val_metrics.reset()
-        self.log_dict(values)
+        values = self._log_eval_metrics("val")
         if self.trainer.sanity_checking:
             return
         value = float(values[f"val/{self.objective.metric}"])
         self.val_history.append((self.global_step, value))
         if self.steps_to_solve is None and self.objective.is_solved(value):
             self.steps_to_solve = self.global_step
-            self.log("steps_to_solve", float(self.global_step))
 
-    def test_step(self, batch, batch_idx):
-        self._common_step(batch, "test")
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._common_step(batch, "test", dataloader_idx)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
-        self.test_metrics.reset()
+        self._log_eval_metrics("test")
 
     def configure_optimizers(self):
         return build_optimizer(self.optim, self.parameters())
