@@ -16,8 +16,6 @@ from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-COMMANDS = ("fit", "ui")
-
 
 def _fail(problems: list[str], prog: str) -> int:
     for problem in problems:
@@ -163,18 +161,111 @@ def cmd_ui(argv: list[str]) -> int:
         return 0
 
 
+def _sweep_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("experiment", help="an experiment file, e.g. experiments/gru_vs_lstm.py")
+    parser.add_argument("--profile", default="quick", help="quick (CPU, minutes) or full (GPU)")
+    parser.add_argument("--tracking_uri", "--tracking-uri", default=None)
+    return parser
+
+
+def _trainer_pairs(extra: list[str], prog: str) -> dict[str, Any]:
+    """``--trainer.devices 2 --trainer.accelerator gpu`` -> {"devices": 2, ...}."""
+    import yaml
+
+    options, rest = {}, list(extra)
+    while rest:
+        flag = rest.pop(0)
+        key, _, value = flag.partition("=")
+        if not key.startswith("--trainer.") or (not value and not rest):
+            raise SystemExit(
+                _fail(
+                    [f"unrecognized argument {flag!r} (expected --trainer.<option> <value>)"], prog
+                )
+            )
+        options[key.removeprefix("--trainer.")] = yaml.safe_load(value if value else rest.pop(0))
+    return options
+
+
+def _load(path: str, prog: str):
+    from grubench.experiment import load_experiment
+
+    try:
+        return load_experiment(path)
+    except ValueError as err:
+        raise SystemExit(_fail([str(err)], prog)) from None
+
+
+def cmd_run(argv: list[str]) -> int:
+    from grubench.experiment import PROFILES
+    from grubench.fit import ConfigError
+    from grubench.report import build_report, to_markdown
+    from grubench.runner import parse_shard, run_sweep
+
+    prog = "grubench run"
+    parser = _sweep_parser(prog, "Run an FAQ experiment's sweep (resumable), then print its table.")
+    parser.add_argument("--dry-run", action="store_true", help="list the grid and exit")
+    parser.add_argument("--shard", default="0/1", help="i/n: run every n-th child from i")
+    args, extra = parser.parse_known_args(argv)
+    if args.profile not in PROFILES:
+        return _fail([f"--profile {args.profile!r}: choose from: {', '.join(PROFILES)}"], prog)
+    experiment = _load(args.experiment, prog)
+    overrides = {"trainer": _trainer_pairs(extra, prog)} if extra else {}
+    shard = parse_shard(args.shard)
+    try:
+        result = run_sweep(
+            experiment, args.profile, args.tracking_uri, overrides, shard, args.dry_run
+        )
+    except ConfigError as err:
+        return _fail(err.problems, prog)
+    except ValueError as err:
+        return _fail([str(err)], prog)
+    if args.dry_run:
+        return 0
+    if shard == (0, 1):
+        print()
+        print(to_markdown(build_report(experiment, args.profile, args.tracking_uri)))
+    if result.failed:
+        print(f"{len(result.failed)} children failed: {', '.join(result.failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(argv: list[str]) -> int:
+    from pathlib import Path
+
+    from grubench.report import to_markdown, write_report
+
+    prog = "grubench report"
+    parser = _sweep_parser(prog, "Aggregate an experiment's runs from the store: table, plots.")
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: results/ beside the file)"
+    )
+    args = parser.parse_args(argv)
+    experiment = _load(args.experiment, prog)
+    out = Path(args.out) if args.out else Path(args.experiment).resolve().parent / "results"
+    report, paths = write_report(experiment, args.profile, out, args.tracking_uri)
+    print(to_markdown(report))
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        if argv and argv[0] not in ("-h", "--help"):
-            print(
-                f"grubench: error: unknown command {argv[0]!r}; choose from: {', '.join(COMMANDS)}",
-                file=sys.stderr,
-            )
-        print("usage: grubench {fit,ui} ...  (grubench <command> --help for its options)")
-        return 2 if argv and argv[0] not in ("-h", "--help") else 0
-    command, rest = argv[0], argv[1:]
-    return {"fit": cmd_fit, "ui": cmd_ui}[command](rest)
+    commands = {"fit": cmd_fit, "run": cmd_run, "report": cmd_report, "ui": cmd_ui}
+    usage = f"usage: grubench {{{','.join(commands)}}} ...  (grubench <command> --help)"
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
+    if argv[0] not in commands:
+        choices = ", ".join(commands)
+        print(
+            f"grubench: error: unknown command {argv[0]!r}; choose from: {choices}", file=sys.stderr
+        )
+        print(usage, file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

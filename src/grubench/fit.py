@@ -207,6 +207,8 @@ def run_fit(cfg: FitConfig) -> FitResult:
         "grubench.model": cfg.model.name,
         "grubench.task": cfg.task.name,
         "grubench.version": __version__,
+        "grubench.objective": task.objective.metric,
+        "grubench.objective_mode": task.objective.mode,
         **cfg.tags,
     }
     commit = git_commit()

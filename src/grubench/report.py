@@ -1,0 +1,271 @@
+"""The answer to a question, read from the MLflow store only.
+
+``build_report`` collects the newest FINISHED child run of every (configuration, seed) of the
+experiment's current definition, aggregates each configuration over seeds, and says which
+configuration is best and whether its lead over the runner-up exceeds the seed spread
+(Welch's t-test at 5%). ``write_report`` renders the Markdown table and the PNG plots
+(learning curves with a band over seeds; the metric against ``plot_against`` if set) and
+logs them as artifacts of the sweep's newest parent run.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grubench.experiment import Experiment, expand, sweep_id
+from grubench.runner import finished_by_key, sweep_runs
+from grubench.tracking import get_client, resolve_tracking_uri
+
+SIGNIFICANCE = 0.05
+
+
+@dataclass
+class Row:
+    label: str
+    metric: str  # e.g. "val/mse"
+    mode: str  # "min" or "max"
+    values: list[float] = field(default_factory=list)  # final metric of non-diverged seeds
+    solved: int = 0
+    steps_to_solve: list[float] = field(default_factory=list)
+    ms_per_step: list[float] = field(default_factory=list)
+    params: int | None = None
+    diverged: int = 0
+    runs: int = 0
+    run_ids: list[str] = field(default_factory=list)
+    x: float | None = None  # value of experiment.plot_against
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values) if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else math.nan
+
+
+@dataclass
+class Report:
+    experiment: Experiment
+    profile: str
+    rows: list[Row]
+    missing: list[str]  # children without a finished run
+    verdict: str
+    p_value: float | None = None
+
+
+def _objective(run) -> tuple[str, str]:
+    tags = run.data.tags
+    return f"val/{tags.get('grubench.objective', 'loss')}", tags.get(
+        "grubench.objective_mode", "min"
+    )
+
+
+def collect(client, experiment: Experiment, profile: str) -> tuple[list[Row], list[str], dict]:
+    mlflow_experiment = client.get_experiment_by_name(experiment.name)
+    children = expand(experiment, profile)
+    done = {}
+    if mlflow_experiment is not None:
+        runs = sweep_runs(client, mlflow_experiment.experiment_id, sweep_id(experiment, profile))
+        done = finished_by_key(runs)
+    rows: dict[str, Row] = {}
+    missing, found = [], {}
+    for child in children:
+        run = done.get((child.key, child.config_hash()))
+        if run is None:
+            missing.append(child.key)
+            continue
+        found[child.key] = run
+        metric, mode = _objective(run)
+        row = rows.setdefault(child.label, Row(child.label, metric, mode))
+        metrics, tags = run.data.metrics, run.data.tags
+        row.runs += 1
+        row.run_ids.append(run.info.run_id)
+        row.params = int(metrics.get("param_count", 0)) or row.params
+        if experiment.plot_against:
+            row.x = float(run.data.params.get(experiment.plot_against, "nan"))
+        if "time_per_step_ms" in metrics:
+            row.ms_per_step.append(metrics["time_per_step_ms"])
+        if tags.get("grubench.outcome") == "diverged":
+            row.diverged += 1
+            continue
+        final = metrics.get(f"final/{metric}")
+        if final is not None and math.isfinite(final):
+            row.values.append(final)
+        if "steps_to_solve" in metrics:
+            row.solved += 1
+            row.steps_to_solve.append(metrics["steps_to_solve"])
+    return list(rows.values()), missing, found
+
+
+def welch_p(a: list[float], b: list[float]) -> float | None:
+    """Two-sided Welch t-test p-value; None when either side has fewer than two values."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy import stats
+
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
+        return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def verdict(rows: list[Row]) -> tuple[str, float | None]:
+    ranked = [r for r in rows if r.values]
+    if not ranked:
+        return "No finished runs to compare.", None
+    sign = 1 if ranked[0].mode == "min" else -1
+    ranked.sort(key=lambda r: sign * r.mean)
+    best = ranked[0]
+    if len(ranked) == 1:
+        return f"Only **{best.label}** has results.", None
+    second = ranked[1]
+    p = welch_p(best.values, second.values)
+    numbers = (
+        f"{best.metric} {_fmt(best.mean)} ± {_fmt(best.std)} vs {_fmt(second.mean)} ± "
+        f"{_fmt(second.std)} for {second.label}"
+    )
+    if p is None:
+        return f"Best: **{best.label}** ({numbers}); too few seeds to test the lead.", None
+    if p < SIGNIFICANCE:
+        return (
+            f"Best: **{best.label}** ({numbers}); the lead exceeds the seed spread "
+            f"(Welch t-test p = {p:.2g}).",
+            p,
+        )
+    return (
+        f"No clear difference: **{best.label}** leads ({numbers}), but within the seed spread "
+        f"(Welch t-test p = {p:.2g}).",
+        p,
+    )
+
+
+def build_report(experiment: Experiment, profile: str, tracking_uri: str | None = None) -> Report:
+    client = get_client(resolve_tracking_uri(tracking_uri))
+    rows, missing, _ = collect(client, experiment, profile)
+    text, p = verdict(rows)
+    return Report(experiment, profile, rows, missing, text, p)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000 or abs(value) < 0.001:
+        return f"{value:.2e}"
+    return f"{value:.4g}"
+
+
+def to_markdown(report: Report) -> str:
+    rows = report.rows
+    metric = rows[0].metric if rows else "metric"
+    lines = [
+        f"### {report.experiment.question}",
+        "",
+        f"| configuration | final {metric} (mean ± std, n) | solved | median steps to solve "
+        "| ms/step | params | diverged |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        steps = statistics.median(row.steps_to_solve) if row.steps_to_solve else None
+        ms = statistics.median(row.ms_per_step) if row.ms_per_step else None
+        lines.append(
+            f"| {row.label} | {_fmt(row.mean)} ± {_fmt(row.std)} ({len(row.values)}) "
+            f"| {row.solved}/{row.runs} | {_fmt(steps)} | {_fmt(ms)} "
+            f"| {row.params if row.params is not None else '–'} | {row.diverged} |"
+        )
+    lines += ["", f"**Verdict:** {report.verdict}"]
+    if report.missing:
+        lines += ["", f"Missing ({len(report.missing)} children without a finished run): "
+                  + ", ".join(report.missing)]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(client, report: Report, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in report.rows:
+        curves = [
+            {m.step: m.value for m in client.get_metric_history(run_id, row.metric)}
+            for run_id in row.run_ids
+        ]
+        steps = sorted(set().union(*curves)) if curves else []
+        if not steps:
+            continue
+        values = np.array([[c.get(s, np.nan) for s in steps] for c in curves], dtype=float)
+        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+        ax.plot(steps, mean, label=row.label)
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(report.rows[0].metric if report.rows else "metric")
+    if report.rows and report.rows[0].mode == "min":
+        ax.set_yscale("log")
+    ax.set_title(report.experiment.question, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_against(report: Report, path: Path) -> Path:
+    """The final metric against ``plot_against``; series are the labels minus their last
+    component (grid() puts the swept axis last)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[Row]] = {}
+    for row in report.rows:
+        series.setdefault(row.label.rsplit(", ", 1)[0], []).append(row)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, rows in series.items():
+        rows = sorted((r for r in rows if r.x is not None), key=lambda r: r.x)
+        ax.errorbar(
+            [r.x for r in rows], [r.mean for r in rows],
+            yerr=[0 if math.isnan(r.std) else r.std for r in rows], label=name, capsize=3,
+            marker="o",
+        )  # fmt: skip
+    ax.set_xlabel(report.experiment.plot_against)
+    ax.set_ylabel(f"final {report.rows[0].metric}" if report.rows else "metric")
+    ax.set_title(report.experiment.question, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    experiment: Experiment, profile: str, out_dir: Path, tracking_uri: str | None = None
+) -> tuple[Report, list[Path]]:
+    uri = resolve_tracking_uri(tracking_uri)
+    client = get_client(uri)
+    report = build_report(experiment, profile, uri)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{experiment.name}-{profile}"
+    table = out_dir / f"{stem}.md"
+    table.write_text(to_markdown(report))
+    paths = [table]
+    if report.rows:
+        paths.append(plot_curves(client, report, out_dir / f"{stem}-curves.png"))
+        if experiment.plot_against:
+            axis = experiment.plot_against.rsplit(".", 1)[-1]
+            paths.append(plot_against(report, out_dir / f"{stem}-vs-{axis}.png"))
+    mlflow_experiment = client.get_experiment_by_name(experiment.name)
+    if mlflow_experiment is not None:
+        parents = sweep_runs(
+            client, mlflow_experiment.experiment_id, sweep_id(experiment, profile), "parent"
+        )
+        if parents:
+            for path in paths:
+                client.log_artifact(parents[0].info.run_id, str(path), "report")
+    return report, paths
