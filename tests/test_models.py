@@ -84,3 +84,23 @@ def test_invalid_options_are_named(cfg, message):
     assert any(message in p for p in problems), problems
     with pytest.raises(ValueError):
         build_model(cfg, 2, 1, "last")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_stacked_layers_of_different_widths(name):
+    """The classic tutorial stack: 128 units returning sequences, then 64, then the head."""
+    cfg = ModelConfig(name=name, layer_sizes=[12, 5], dropout=0.2)
+    model = build_model(cfg, input_size=3, output_size=2, output_mode="last")
+    assert [layer.hidden_size for layer in model.backbone.layers] == [12, 5]
+    assert model.backbone.layers[1].input_size == 12 and model.head.in_features == 5
+    model.eval()
+    x = torch.randn(4, 7, 3)
+    # equals running the two layers by hand (no dropout in eval)
+    by_hand = model.head(model.backbone.layers[1](model.backbone.layers[0](x)[0])[0][:, -1])
+    assert torch.allclose(model(x), by_hand)
+    gates = {"gru": 3, "lstm": 4, "rnn": 1}[MODELS[name].kind]
+    expected = gates * (12 * 3 + 12 * 12 + 2 * 12) + gates * (5 * 12 + 5 * 5 + 2 * 5) + 5 * 2 + 2
+    assert count_parameters(model) == expected
+    assert validate_model_config(ModelConfig(layer_sizes=[4, 0]))[0].startswith(
+        "model.layer_sizes must be positive widths"
+    )

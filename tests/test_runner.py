@@ -245,3 +245,28 @@ def test_verdict_with_a_clear_lead_for_a_max_metric():
     b = Row("b", "val/acc", "max", values=[0.50, 0.52, 0.51])
     text, p = verdict([b, a])
     assert text.startswith("Best: **a**") and p < 0.001
+
+
+def test_longest_length_solved_and_extra_columns(tracking_uri, client):
+    from grubench.report import Report, Row, longest_solved
+
+    experiment = tiny_experiment(plot_against="task.seq_len")
+    rows = [
+        Row("rnn, T=50", "val/mse", "min", solved=3, runs=3, x=50.0),
+        Row("rnn, T=100", "val/mse", "min", solved=1, runs=3, x=100.0),
+        Row("lstm, T=50", "val/mse", "min", solved=3, runs=3, x=50.0),
+        Row("lstm, T=100", "val/mse", "min", solved=2, runs=3, x=100.0),
+        Row("gru, T=50", "val/mse", "min", solved=0, runs=3, x=50.0),
+    ]
+    text = longest_solved(Report(experiment, "quick", rows, [], ""))
+    assert text.endswith("rnn: 50; lstm: 100; gru: none.")
+    # a real sweep: the gap column comes from the runs' summary metrics
+    experiment = tiny_experiment(
+        columns={"gap": "final/gap/{metric}"}, configs={"gru": {"model": {"name": "torch_gru"}}}
+    )
+    run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
+    report = build_report(experiment, "quick", tracking_uri)
+    (row,) = report.rows
+    assert len(row.extra["gap"]) == 2
+    header = to_markdown(report).splitlines()[2]
+    assert header.endswith("| diverged | gap (mean) |")

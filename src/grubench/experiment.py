@@ -66,8 +66,16 @@ class Experiment:
         default_factory=lambda: {"quick": [0, 1, 2], "full": [0, 1, 2, 3, 4]}
     )
     budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # profile -> overrides
+    # profile -> configurations, replacing ``configs`` for that profile (e.g. longer sequences
+    # in "full" than a CPU can train in "quick")
+    configs_by_profile: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # extra report columns: title -> summary metric key, e.g. {"gap": "final/gap/mse"}
+    columns: dict[str, str] = field(default_factory=dict)
     plot_against: str | None = None  # e.g. "task.seq_len": a metric-against-length plot
     notes: str = ""
+
+    def configs_for(self, profile: str) -> dict[str, dict[str, Any]]:
+        return self.configs_by_profile.get(profile, self.configs)
 
 
 @dataclass
@@ -120,7 +128,7 @@ def expand(
         raise ValueError(f"unknown profile {profile!r}; choose from: {', '.join(PROFILES)}")
     budget = experiment.budgets.get(profile, {})
     children = []
-    for label, config in experiment.configs.items():
+    for label, config in experiment.configs_for(profile).items():
         values = merge(merge(merge(experiment.base, config), budget), overrides or {})
         values["experiment_name"] = experiment.name
         for seed in experiment.seeds[profile]:

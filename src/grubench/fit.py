@@ -244,7 +244,8 @@ def run_fit(cfg: FitConfig) -> FitResult:
         if cfg.test and not diverged:
             trainer.test(system, datamodule=data, verbose=False)
 
-        metrics = summary_metrics(system, timer, wall_time, trainer.global_step)
+        samples_per_step = cfg.task.batch_size * trainer.world_size
+        metrics = summary_metrics(system, timer, wall_time, trainer.global_step, samples_per_step)
         outcome = (
             "diverged"
             if diverged
@@ -267,8 +268,12 @@ def run_fit(cfg: FitConfig) -> FitResult:
             os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
-def summary_metrics(system: RecurrentSystem, timer: StepTimer, wall_time: float, steps: int):
-    key = f"val/{system.objective.metric}"
+def summary_metrics(
+    system: RecurrentSystem, timer: StepTimer, wall_time: float, steps: int, samples_per_step: int
+) -> dict[str, float]:
+    """What a comparison reads: final and best values, the generalization gap, cost, speed."""
+    name = system.objective.metric
+    key = f"val/{name}"
     metrics = {
         "param_count": float(count_parameters(system.model)),
         "wall_time_s": wall_time,
@@ -281,8 +286,15 @@ def summary_metrics(system: RecurrentSystem, timer: StepTimer, wall_time: float,
         best = min(values) if system.objective.mode == "min" else max(values)
         metrics[f"final/{key}"] = values[-1]
         metrics[f"best/{key}"] = best
+    if system.train_history:
+        # on the last training epoch's batches (a finite train set: data the model has seen)
+        metrics[f"final/train/{name}"] = system.train_history[-1]
+        if system.val_history:
+            metrics[f"final/gap/{name}"] = system.val_history[-1][1] - system.train_history[-1]
     if system.steps_to_solve is not None:
         metrics["steps_to_solve"] = float(system.steps_to_solve)
+        metrics["samples_to_solve"] = float(system.steps_to_solve * samples_per_step)
+        metrics["seconds_to_solve"] = system.seconds_to_solve
     return metrics
 
 

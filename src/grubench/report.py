@@ -36,6 +36,7 @@ class Row:
     runs: int = 0
     run_ids: list[str] = field(default_factory=list)
     x: float | None = None  # value of experiment.plot_against
+    extra: dict[str, list[float]] = field(default_factory=dict)  # experiment.columns values
 
     @property
     def mean(self) -> float:
@@ -88,6 +89,10 @@ def collect(client, experiment: Experiment, profile: str) -> tuple[list[Row], li
             row.x = float(run.data.params.get(experiment.plot_against, "nan"))
         if "time_per_step_ms" in metrics:
             row.ms_per_step.append(metrics["time_per_step_ms"])
+        for title, key in experiment.columns.items():
+            value = metrics.get(key.replace("{metric}", metric.removeprefix("val/")))
+            if value is not None and math.isfinite(value):
+                row.extra.setdefault(title, []).append(value)
         if tags.get("grubench.outcome") == "diverged":
             row.diverged += 1
             continue
@@ -159,28 +164,46 @@ def _fmt(value: float | None) -> str:
 
 
 def to_markdown(report: Report) -> str:
-    rows = report.rows
+    rows, extra = report.rows, list(report.experiment.columns)
     metric = rows[0].metric if rows else "metric"
     lines = [
         f"### {report.experiment.question}",
         "",
         f"| configuration | final {metric} (mean ± std, n) | solved | median steps to solve "
-        "| ms/step | params | diverged |",
-        "|---|---|---|---|---|---|---|",
+        "| ms/step | params | diverged |" + "".join(f" {title} (mean) |" for title in extra),
+        "|---|---|---|---|---|---|---|" + "---|" * len(extra),
     ]
     for row in rows:
         steps = statistics.median(row.steps_to_solve) if row.steps_to_solve else None
         ms = statistics.median(row.ms_per_step) if row.ms_per_step else None
+        means = [statistics.fmean(row.extra[t]) if row.extra.get(t) else None for t in extra]
         lines.append(
             f"| {row.label} | {_fmt(row.mean)} ± {_fmt(row.std)} ({len(row.values)}) "
             f"| {row.solved}/{row.runs} | {_fmt(steps)} | {_fmt(ms)} "
             f"| {row.params if row.params is not None else '–'} | {row.diverged} |"
+            + "".join(f" {_fmt(m)} |" for m in means)
         )
     lines += ["", f"**Verdict:** {report.verdict}"]
+    if report.experiment.plot_against:
+        lines += ["", longest_solved(report)]
     if report.missing:
         lines += ["", f"Missing ({len(report.missing)} children without a finished run): "
                   + ", ".join(report.missing)]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def longest_solved(report: Report) -> str:
+    """For a sweep over ``plot_against`` (the last label component): per series, the
+    largest value at which at least half of the seeds solved the task."""
+    axis = report.experiment.plot_against
+    best: dict[str, float | None] = {}
+    for row in report.rows:
+        series = row.label.rsplit(", ", 1)[0]
+        best.setdefault(series, None)
+        if row.runs and row.solved * 2 >= row.runs and row.x is not None:
+            best[series] = max(row.x, best[series] or row.x)
+    parts = [f"{name}: {_fmt(x) if x is not None else 'none'}" for name, x in best.items()]
+    return f"**Longest {axis} solved by at least half the seeds:** " + "; ".join(parts) + "."
 
 
 def plot_curves(client, report: Report, path: Path) -> Path:

@@ -95,6 +95,9 @@ class RecurrentSystem(L.LightningModule):
         )
         self.val_history: list[tuple[int, float]] = []  # (global_step, objective value)
         self.steps_to_solve: int | None = None
+        self.seconds_to_solve: float | None = None  # wall clock from the start of fit
+        self.train_history: list[float] = []  # objective on the training batches, per epoch
+        self._fit_start = time.perf_counter()
         self.diverged_step: int | None = None
         self._l1_weights = [p for n, p in model.named_parameters() if "weight" in n and p.ndim > 1]
 
@@ -157,9 +160,14 @@ class RecurrentSystem(L.LightningModule):
                 gradient_clip_algorithm=self.optim.grad_clip_algorithm,
             )
 
+    def on_fit_start(self) -> None:
+        self._fit_start = time.perf_counter()
+
     def on_train_epoch_end(self) -> None:
-        self.log_dict(self.train_metrics.compute())
+        values = self.train_metrics.compute()
         self.train_metrics.reset()
+        self.log_dict(values)
+        self.train_history.append(float(values[f"train/{self.objective.metric}"]))
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._common_step(batch, "val", dataloader_idx)
@@ -180,6 +188,7 @@ class RecurrentSystem(L.LightningModule):
         self.val_history.append((self.global_step, value))
         if self.steps_to_solve is None and self.objective.is_solved(value):
             self.steps_to_solve = self.global_step
+            self.seconds_to_solve = time.perf_counter() - self._fit_start
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._common_step(batch, "test", dataloader_idx)

@@ -15,7 +15,7 @@ from torch import nn
 
 from grubench.models.custom_gru import CustomGRU
 from grubench.models.init import INITS, check_init, initialize, set_lstm_forget_bias
-from grubench.models.sequence import SequenceModel
+from grubench.models.sequence import SequenceModel, StackedRNN
 from grubench.models.torch_rnns import build_lstm, build_rnn, build_torch_gru
 
 ACTIVATIONS = ("tanh", "relu")
@@ -35,6 +35,13 @@ class ModelConfig:
     reset_after: bool = True  # custom_gru: cuDNN/PyTorch form (True) or Cho et al. v3 (False)
     activation: str = "tanh"  # custom_gru and rnn: candidate-state / hidden nonlinearity
     layer_norm: bool = False  # custom_gru: LayerNorm on the gate pre-activations
+    # Widths of stacked layers that may differ, e.g. [128, 64]; replaces hidden_size and
+    # num_layers when set (dropout then acts between these layers).
+    layer_sizes: list[int] | None = None
+
+    @property
+    def widths(self) -> list[int]:
+        return list(self.layer_sizes) if self.layer_sizes else [self.hidden_size] * self.num_layers
 
 
 def _build_custom_gru(
@@ -85,6 +92,10 @@ def validate_model_config(cfg: ModelConfig, seq_len: int | None = None) -> list[
         problems.append(f"model.hidden_size must be positive, got {cfg.hidden_size}")
     if cfg.num_layers <= 0:
         problems.append(f"model.num_layers must be positive, got {cfg.num_layers}")
+    if cfg.layer_sizes is not None and (
+        not cfg.layer_sizes or any(size <= 0 for size in cfg.layer_sizes)
+    ):
+        problems.append(f"model.layer_sizes must be positive widths, got {cfg.layer_sizes}")
     if not 0.0 <= cfg.dropout < 1.0:
         problems.append(f"model.dropout must lie in [0, 1), got {cfg.dropout}")
     if cfg.activation not in ACTIVATIONS:
@@ -125,12 +136,22 @@ def build_model(
         raise ValueError("; ".join(problems))
     spec = MODELS[cfg.name]
     options = {name: getattr(cfg, name) for name in spec.options if name != "forget_bias"}
-    backbone = spec.build(input_size, cfg.hidden_size, cfg.num_layers, cfg.dropout, **options)
     t_max = cfg.chrono_t_max if cfg.chrono_t_max is not None else seq_len
-    initialize(backbone, cfg.init, kind=spec.kind, t_max=t_max)
-    if spec.kind == "lstm" and cfg.init != "chrono":  # chrono sets the forget gate itself
-        set_lstm_forget_bias(backbone, cfg.forget_bias)
-    return SequenceModel(backbone, cfg.hidden_size, output_size, output_mode)
+
+    def recurrent(in_size: int, hidden: int, layers: int, dropout: float) -> nn.Module:
+        module = spec.build(in_size, hidden, layers, dropout, **options)
+        initialize(module, cfg.init, kind=spec.kind, t_max=t_max)
+        if spec.kind == "lstm" and cfg.init != "chrono":  # chrono sets the forget gate itself
+            set_lstm_forget_bias(module, cfg.forget_bias)
+        return module
+
+    if cfg.layer_sizes:
+        sizes = [input_size, *cfg.layer_sizes]
+        layers = [recurrent(sizes[i], sizes[i + 1], 1, 0.0) for i in range(len(sizes) - 1)]
+        backbone: nn.Module = StackedRNN(layers, cfg.dropout)
+    else:
+        backbone = recurrent(input_size, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+    return SequenceModel(backbone, cfg.widths[-1], output_size, output_mode)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -145,6 +166,7 @@ __all__ = [
     "ModelConfig",
     "ModelSpec",
     "SequenceModel",
+    "StackedRNN",
     "build_model",
     "count_parameters",
     "validate_model_config",

@@ -34,3 +34,25 @@ class SequenceModel(nn.Module):
         if self.output_mode == "last":
             outputs = outputs[:, -1]  # (B, H)
         return self.head(outputs)
+
+
+class StackedRNN(nn.Module):
+    """Single-layer recurrent modules of possibly different widths, run one after another,
+    with dropout between them in training (as nn.GRU's ``dropout``).
+
+    This is the classic tutorial stack ("a GRU of 128 units returning sequences, then a GRU of
+    64 units"): ``(B, T, I) -> (B, T, H_last)``; returns ``(outputs, None)``.
+    """
+
+    def __init__(self, layers: list[nn.Module], dropout: float = 0.0) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.dropout = dropout
+
+    def forward(self, inputs: torch.Tensor):
+        outputs = inputs
+        for i, layer in enumerate(self.layers):
+            outputs = layer(outputs)[0]  # (B, T, H_i)
+            if self.dropout and i < len(self.layers) - 1:
+                outputs = nn.functional.dropout(outputs, self.dropout, self.training)
+        return outputs, None
