@@ -12,6 +12,8 @@ def make(seed=0, **kwargs):
 
 
 def batches(loader):
+    if isinstance(loader, list):  # evaluation: one loader per length, the training length first
+        loader = loader[0]
     return [tuple(t.clone() for t in batch) for batch in loader]
 
 
@@ -44,6 +46,13 @@ def test_splits_are_disjoint():
     assert not rows["train"] & rows["test"]
     assert not rows["val"] & rows["test"]
     assert len({batch_seed(0, s, 0) for s in ("train", "val", "test")}) == 3
+
+
+def test_one_evaluation_loader_per_length():
+    dm = make(eval_lengths=(30, 60))
+    loaders = dm.val_dataloader()
+    assert [next(iter(loader))[0].shape[1] for loader in loaders] == [12, 30, 60]
+    assert len(dm.test_dataloader()) == 3
 
 
 def test_training_stream_moves_on_each_epoch():

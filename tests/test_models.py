@@ -104,3 +104,19 @@ def test_stacked_layers_of_different_widths(name):
     assert validate_model_config(ModelConfig(layer_sizes=[4, 0]))[0].startswith(
         "model.layer_sizes must be positive widths"
     )
+
+
+def test_matched_hidden_size_equalizes_parameter_counts():
+    from grubench.models import matched_hidden_size
+
+    gru = build_model(ModelConfig(name="torch_gru", hidden_size=64), 2, 1, "last")
+    target = count_parameters(gru)  # 3 * (64*2 + 64*64 + 2*64) + 65 = 13121
+    hidden = matched_hidden_size(ModelConfig(name="lstm"), target, 2, 1)
+    assert hidden == 55  # 4 * (55*2 + 55*55 + 2*55) + 56 = 13036, the closest
+
+    def count(h):
+        return count_parameters(build_model(ModelConfig(name="lstm", hidden_size=h), 2, 1, "last"))  # noqa: E731
+
+    assert abs(count(hidden) - target) <= min(
+        abs(count(hidden - 1) - target), abs(count(hidden + 1) - target)
+    )

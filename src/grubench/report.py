@@ -70,11 +70,14 @@ def collect(client, experiment: Experiment, profile: str) -> tuple[list[Row], li
     done = {}
     if mlflow_experiment is not None:
         runs = sweep_runs(client, mlflow_experiment.experiment_id, sweep_id(experiment, profile))
-        done = finished_by_key(runs)
+        # newest finished run per child key, whatever its settings' hash: a sweep run with
+        # command-line Trainer options (accelerator, devices) is still the same child
+        for (key, _), run in finished_by_key(runs).items():
+            done.setdefault(key, run)
     rows: dict[str, Row] = {}
     missing, found = [], {}
     for child in children:
-        run = done.get((child.key, child.config_hash()))
+        run = done.get(child.key)
         if run is None:
             missing.append(child.key)
             continue
@@ -231,7 +234,8 @@ def plot_curves(client, report: Report, path: Path) -> Path:
     if report.rows and report.rows[0].mode == "min":
         ax.set_yscale("log")
     ax.set_title(report.experiment.question, fontsize=10)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -260,7 +264,8 @@ def plot_against(report: Report, path: Path) -> Path:
     ax.set_xlabel(report.experiment.plot_against)
     ax.set_ylabel(f"final {report.rows[0].metric}" if report.rows else "metric")
     ax.set_title(report.experiment.question, fontsize=10)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -8,7 +8,7 @@ Adding a model: a file with a builder ``(input_size, hidden_size, num_layers, dr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from torch import nn
@@ -158,6 +158,23 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+def matched_hidden_size(cfg: ModelConfig, target: int, input_size: int, output_size: int) -> int:
+    """The hidden size at which ``cfg``'s model has the parameter count closest to ``target``
+    (for comparisons at equal parameter count; the count grows with H, so bisect)."""
+
+    def params(hidden: int) -> int:
+        probe = replace(cfg, hidden_size=hidden, layer_sizes=None, init="default")
+        return count_parameters(build_model(probe, input_size, output_size, "last"))
+
+    low, high = 1, 1
+    while params(high) < target:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if params(middle) < target else (low, middle)
+    return min((low, high), key=lambda h: abs(params(h) - target))
+
+
 __all__ = [
     "ACTIVATIONS",
     "CustomGRU",
@@ -169,5 +186,6 @@ __all__ = [
     "StackedRNN",
     "build_model",
     "count_parameters",
+    "matched_hidden_size",
     "validate_model_config",
 ]

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from grubench.tasks.adding import AddingTask
+from grubench.tasks.associative_recall import AssociativeRecallTask
 from grubench.tasks.base import IGNORE_INDEX, Objective, Task, batch_generator, batch_seed
+from grubench.tasks.copy_memory import CopyMemoryTask
+from grubench.tasks.parity import ParityTask
+from grubench.tasks.selective_copy import SelectiveCopyTask
 
 TASKS: dict[str, type[Task]] = {
     AddingTask.name: AddingTask,
+    AssociativeRecallTask.name: AssociativeRecallTask,
+    CopyMemoryTask.name: CopyMemoryTask,
+    ParityTask.name: ParityTask,
+    SelectiveCopyTask.name: SelectiveCopyTask,
 }
 
 

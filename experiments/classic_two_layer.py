@@ -1,0 +1,34 @@
+"""The classic two-layer example that GRU tutorials show: a GRU of 128 units returning
+sequences, a GRU of 64 units, a softmax classifier; Adam, cross-entropy, batch 64. Here on a
+sequence-classification task of the suite (parity of a bit string), with torch_gru and
+custom_gru (and the LSTM in the same shape for reference).
+
+    grubench run experiments/classic_two_layer.py
+"""
+
+from grubench.experiment import Experiment
+
+EXPERIMENT = Experiment(
+    name="classic_two_layer",
+    question="The classic two-layer GRU (128 -> 64 -> softmax) on parity",
+    configs={
+        "torch_gru 128-64": {"model": {"name": "torch_gru"}},
+        "custom_gru 128-64": {"model": {"name": "custom_gru"}},
+        "lstm 128-64": {"model": {"name": "lstm"}},
+    },
+    base={
+        "model": {"layer_sizes": [128, 64]},
+        "task": {"name": "parity", "batch_size": 64},
+        "optim": {"name": "adam", "lr": 1e-3},
+    },  # fmt: skip
+    budgets={
+        "quick": {
+            "task": {"seq_len": 20, "eval_lengths": [40], "val_size": 512, "test_size": 512},
+            "trainer": {"max_steps": 400, "enable_progress_bar": False},
+        },
+        "full": {
+            "task": {"seq_len": 50, "eval_lengths": [100, 200]},
+            "trainer": {"max_steps": 20000},
+        },
+    },  # fmt: skip
+)

@@ -1,0 +1,126 @@
+"""Metrics the token tasks share: accuracy over scored positions and whole-sequence exact match.
+
+Both take ``(prediction, target)`` as the system passes them: ``prediction`` is either logits
+with one more (last) axis than ``target`` (``(B, T, C)`` against ``(B, T)``; the class is the
+argmax) or class indices of ``target``'s shape. A position is scored when it lies in the
+optional ``window`` (``(start, stop)`` along the time axis, the last axis of ``target``, in
+Python slice semantics, so ``(-10, None)`` means the last ten steps whatever the length) and
+its target is not ``ignore_index``.
+
+States are integer counts summed over updates (``dist_reduce_fx="sum"``), so accumulating
+batches, and reducing over DDP ranks, gives exactly the one-shot value on the concatenation.
+
+>>> logits = torch.tensor([[[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]])  # (B=1, T=3, C=2)
+>>> target = torch.tensor([[1, 1, -100]])  # the last position is not scored
+>>> TokenAccuracy()(logits, target)
+tensor(0.5000)
+>>> SequenceExactMatch()(logits, target)
+tensor(0.)
+>>> TokenAccuracy(window=(0, 1))(logits, target)  # only the first step
+tensor(1.)
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+
+from grubench.tasks.base import IGNORE_INDEX
+
+
+def _scored(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    window: tuple[int | None, int | None] | None,
+    ignore_index: int | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(hit, scored)`` boolean tensors of the (windowed) target's shape."""
+    if prediction.ndim == target.ndim + 1 and prediction.is_floating_point():
+        logits = True
+        if prediction.shape[:-1] != target.shape:
+            raise ValueError(
+                f"logits of shape {tuple(prediction.shape)} do not match "
+                f"target of shape {tuple(target.shape)}"
+            )
+    elif prediction.shape == target.shape:
+        logits = False
+    else:
+        raise ValueError(
+            f"prediction of shape {tuple(prediction.shape)} is neither logits nor class "
+            f"indices for target of shape {tuple(target.shape)}"
+        )
+    if target.ndim == 0:
+        raise ValueError("target must have a batch axis")
+    if window is not None:
+        if target.ndim < 2:
+            raise ValueError(f"a window needs a time axis; target has shape {tuple(target.shape)}")
+        steps = slice(*window)
+        target = target[..., steps]
+        # slice the time axis before the argmax: a window is usually a few steps of many
+        prediction = prediction[..., steps, :] if logits else prediction[..., steps]
+    if logits:
+        prediction = prediction.argmax(dim=-1)
+    scored = torch.ones_like(target, dtype=torch.bool)
+    if ignore_index is not None:
+        scored = target != ignore_index
+    return (prediction == target) & scored, scored
+
+
+class TokenAccuracy(Metric):
+    """Fraction of scored positions whose predicted class equals the target."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(
+        self,
+        window: tuple[int | None, int | None] | None = None,
+        ignore_index: int | None = IGNORE_INDEX,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.window, self.ignore_index = window, ignore_index
+        self.add_state("correct", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        hit, scored = _scored(prediction, target, self.window, self.ignore_index)
+        self.correct += hit.sum()
+        self.total += scored.sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.correct.float() / self.total  # nan before any scored position
+
+
+class SequenceExactMatch(Metric):
+    """Fraction of sequences whose scored positions are all right.
+
+    A sequence is one index of the first (batch) axis; one with no scored position is not
+    counted. With ``(B,)`` targets (one prediction per sequence) it equals accuracy.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(
+        self,
+        window: tuple[int | None, int | None] | None = None,
+        ignore_index: int | None = IGNORE_INDEX,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.window, self.ignore_index = window, ignore_index
+        self.add_state("matched", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("sequences", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        hit, scored = _scored(prediction, target, self.window, self.ignore_index)
+        hits = hit.reshape(len(hit), -1).sum(dim=1)  # (B,)
+        counts = scored.reshape(len(scored), -1).sum(dim=1)  # (B,)
+        self.matched += ((hits == counts) & (counts > 0)).sum()
+        self.sequences += (counts > 0).sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.matched.float() / self.sequences  # nan before any scored sequence
