@@ -75,12 +75,16 @@ def test_print_config_round_trips(tmp_path, capsys):
     assert cfg.model.name == "rnn" and cfg.trainer["max_steps"] == 9
 
 
-def test_fit_from_the_command_line(tracking_uri, client, capsys):
+def test_fit_from_the_command_line(tracking_uri, client, capsys, tmp_path):
     assert main(["fit", *TINY, "--tracking_uri", tracking_uri]) == 0
     out = capsys.readouterr().out
     (run,) = client.search_runs([client.get_experiment_by_name("grubench").experiment_id])
     assert run.info.run_id in out and "final/val/mse" in out and "grubench ui" in out
     assert run.info.status == "FINISHED"
+    # the logged config.yaml is a config file the CLI accepts as is, and gives the same config
+    logged = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
+    again = parse_fit_config(["--config", logged])
+    assert again.model == parse_fit_config(TINY).model and again.trainer["max_steps"] == 4
 
 
 @pytest.mark.parametrize(

@@ -25,10 +25,16 @@ def test_ci_runs_the_readme_test_command():
     assert tests in ci
 
 
-def test_quick_start_config_is_valid_and_runs(tracking_uri, client):
+def test_quick_start_runs_an_faq_experiment():
+    from grubench.experiment import load_experiment
+
     main_job = quick_start_commands()[0]
-    config = re.search(r"--config (\S+)", main_job).group(1)
-    cfg = parse_fit_config(["--config", str(ROOT / config)])
+    path = re.search(r"grubench run (\S+)$", main_job).group(1)
+    assert load_experiment(ROOT / path).question  # smoke-tested in test_experiments.py
+
+
+def test_example_fit_config_is_valid_and_runs(tracking_uri, client):
+    cfg = parse_fit_config(["--config", str(ROOT / "experiments" / "lstm_adding.yaml")])
     assert validate_fit_config(cfg) == []
     # the real config, shrunk: a few steps, small eval sets, a temporary store
     cfg.trainer["max_steps"] = 3

@@ -1,6 +1,6 @@
 """The ``grubench`` command: thin; it parses, validates and calls the layer below.
 
-grubench fit --config experiments/quickstart.yaml --model.name custom_gru
+grubench fit --config experiments/lstm_adding.yaml --model.name custom_gru
 grubench fit --print_config          # the resolved config, loadable with --config
 grubench ui                          # the MLflow UI on 127.0.0.1 for the same store
 """

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -114,6 +115,18 @@ def validate_task_config(cfg: TaskConfig) -> list[str]:
     if cfg.num_workers < 0:
         problems.append(f"task.num_workers must be non-negative, got {cfg.num_workers}")
     return problems
+
+
+@contextmanager
+def quiet_lightning():
+    """Mute Lightning's informational banner ("GPU available: ...", tips) for a while."""
+    banner = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = banner.level
+    banner.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        banner.setLevel(level)
 
 
 def trainer_options(cfg: FitConfig) -> dict[str, Any]:

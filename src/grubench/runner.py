@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grubench.experiment import Child, Experiment, expand, sweep_id
-from grubench.fit import ConfigError, run_fit, validate_fit_config
+from grubench.fit import ConfigError, quiet_lightning, run_fit, validate_fit_config
 from grubench.tracking import ensure_experiment, get_client, resolve_tracking_uri
 
 ROLE, SWEEP, KEY, HASH = (
@@ -119,32 +119,19 @@ def run_sweep(
     result.parent_run_id = parent_id = parent.info.run_id
     status, started = "FAILED", time.perf_counter()
     try:
-        for position, child in enumerate(todo, 1):
-            _supersede(client, existing, child)
-            child.config.tracking_uri = uri
-            child.config.run_name = f"{child.label} | s{child.seed}"
-            child.config.tags = {
-                **child.config.tags,
-                "mlflow.parentRunId": parent_id, ROLE: "child", SWEEP: sweep,
-                KEY: child.key, HASH: child.config_hash(),
-                "grubench.config": child.label, "grubench.seed": str(child.seed),
-            }  # fmt: skip
-            echo(f"[{position}/{len(todo)}] {child.key} ...")
-            child_start = time.perf_counter()
-            try:
-                fit = run_fit(child.config)
-                summary = f"{fit.outcome}"
-            except Exception as err:  # the sweep goes on; the child's run is marked FAILED
-                result.failed.append(child.key)
-                summary = f"FAILED: {type(err).__name__}: {err}"
-            result.ran += 1
-            elapsed = time.perf_counter() - started
-            left = elapsed / position * (len(todo) - position)
-            echo(
-                f"[{position}/{len(todo)}] {child.key}: {summary} "
-                f"({_duration(time.perf_counter() - child_start)}; "
-                f"elapsed {_duration(elapsed)}, about {_duration(left)} left)"
-            )
+        with quiet_lightning():  # Lightning's per-fit banner would bury the progress lines
+            for position, child in enumerate(todo, 1):
+                echo(f"[{position}/{len(todo)}] {child.key} ...")
+                child_start = time.perf_counter()
+                _supersede(client, existing, child)
+                summary = _run_child(child, uri, parent_id, sweep, result)
+                elapsed = time.perf_counter() - started
+                left = elapsed / position * (len(todo) - position)
+                echo(
+                    f"[{position}/{len(todo)}] {child.key}: {summary} "
+                    f"({_duration(time.perf_counter() - child_start)}; "
+                    f"elapsed {_duration(elapsed)}, about {_duration(left)} left)"
+                )
         status = "FINISHED" if not result.failed else "FAILED"
         return result
     except (KeyboardInterrupt, SystemExit):
@@ -152,6 +139,24 @@ def run_sweep(
         raise
     finally:
         client.set_terminated(parent_id, status)
+
+
+def _run_child(child: Child, uri: str, parent_id: str, sweep: str, result: SweepResult) -> str:
+    """Fit one child as a tagged child run of ``parent_id``; returns a one-word summary."""
+    child.config.tracking_uri = uri
+    child.config.run_name = f"{child.label} | s{child.seed}"
+    child.config.tags = {
+        **child.config.tags,
+        "mlflow.parentRunId": parent_id, ROLE: "child", SWEEP: sweep,
+        KEY: child.key, HASH: child.config_hash(),
+        "grubench.config": child.label, "grubench.seed": str(child.seed),
+    }  # fmt: skip
+    result.ran += 1
+    try:
+        return run_fit(child.config).outcome
+    except Exception as err:  # the sweep goes on; the child's run is marked FAILED
+        result.failed.append(child.key)
+        return f"FAILED: {type(err).__name__}: {err}"
 
 
 def _supersede(client, existing, child: Child) -> None:
