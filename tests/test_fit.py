@@ -142,3 +142,22 @@ def test_evaluation_at_several_lengths(tiny, tracking_uri, client):
 def test_finite_training_set(tiny, tracking_uri):
     result = run_fit(tiny(tracking_uri, task={"train_size": 40}))
     assert result.status == "FINISHED" and result.metrics["steps"] == 12
+
+
+def test_per_step_gradient_statistics(tiny, tracking_uri, client):
+    result = run_fit(
+        tiny(
+            tracking_uri,
+            model={"name": "custom_gru", "layer_norm": True},
+            optim={"grad_clip": 1e-3},
+            trainer={"log_every_n_steps": 1},
+        )
+    )
+    metrics = client.get_run(result.run_id).data.metrics
+    assert result.metrics["clip_fraction"] == 1.0  # a tiny threshold clips every step
+    assert len(client.get_metric_history(result.run_id, "train/clipped")) == 12
+    for group in ("input_weights", "recurrent_weights", "biases", "head", "layer_norm"):
+        assert metrics[f"grad_norm/{group}"] > 0 and metrics[f"weight_norm/{group}"] > 0
+    groups = ("input_weights", "recurrent_weights", "biases", "head", "layer_norm")
+    total = math.sqrt(sum(metrics[f"grad_norm/{g}"] ** 2 for g in groups))
+    assert total == pytest.approx(metrics["train/grad_norm"], rel=1e-5)  # the same step

@@ -294,6 +294,8 @@ def summary_metrics(
         "steps": float(steps),
         "solved": float(system.steps_to_solve is not None),
     }
+    if system.optim.grad_clip > 0 and system.optimizer_steps:
+        metrics["clip_fraction"] = system.clipped_steps / system.optimizer_steps
     if system.val_history:
         values = [v for _, v in system.val_history]
         best = min(values) if system.objective.mode == "min" else max(values)

@@ -71,6 +71,23 @@ def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.name!r}; choose from: {', '.join(OPTIMIZERS)}")
 
 
+def parameter_group(name: str) -> str:
+    """``backbone.weight_hh_l0`` -> ``recurrent_weights``; ``head.bias`` -> ``head``."""
+    if name.startswith("head."):
+        return "head"
+    parts = name.split(".")
+    leaf = parts[-1]
+    if any(part.startswith("ln_") for part in parts):
+        return "layer_norm"
+    if leaf.startswith("weight_ih"):
+        return "input_weights"
+    if leaf.startswith("weight_hh"):
+        return "recurrent_weights"
+    if leaf.startswith("bias"):
+        return "biases"
+    return "other"
+
+
 class RecurrentSystem(L.LightningModule):
     def __init__(
         self,
@@ -98,6 +115,8 @@ class RecurrentSystem(L.LightningModule):
         self.seconds_to_solve: float | None = None  # wall clock from the start of fit
         self.train_history: list[float] = []  # objective on the training batches, per epoch
         self._fit_start = time.perf_counter()
+        self.clipped_steps = 0  # optimizer steps whose gradients the clipping changed
+        self.optimizer_steps = 0
         self.diverged_step: int | None = None
         self._l1_weights = [p for n, p in model.named_parameters() if "weight" in n and p.ndim > 1]
 
@@ -140,15 +159,38 @@ class RecurrentSystem(L.LightningModule):
         self.trainer.should_stop = True
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        # runs before Lightning clips: this is the raw global gradient norm
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if not grads:  # the step was skipped (non-finite loss)
+        # Lightning calls this before it clips: these are the raw gradients.
+        named = [(n, p) for n, p in self.model.named_parameters() if p.grad is not None]
+        if not named:  # the step was skipped (non-finite loss)
             return
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        grad_norms = torch.stack([torch.linalg.vector_norm(p.grad) for _, p in named])
+        norm = torch.linalg.vector_norm(grad_norms)
         if not torch.isfinite(norm):
             optimizer.zero_grad(set_to_none=True)  # keep the weights finite for the checkpoint
             self._diverge()
         self.log("train/grad_norm", norm)
+        clip = self.optim.grad_clip
+        if clip > 0:
+            if self.optim.grad_clip_algorithm == "norm":
+                clipped = bool(norm > clip)
+            else:
+                clipped = any(bool(p.grad.abs().max() > clip) for _, p in named)
+            self.clipped_steps += clipped
+            self.log("train/clipped", float(clipped))
+        self.optimizer_steps += 1
+        # weight and gradient norms per parameter group (input/recurrent weights, biases, ...)
+        groups: dict[str, list[int]] = {}
+        for i, (name, _) in enumerate(named):
+            groups.setdefault(parameter_group(name), []).append(i)
+        for group, indices in groups.items():
+            weights = [named[i][1].detach() for i in indices]
+            self.log(f"grad_norm/{group}", torch.linalg.vector_norm(grad_norms[indices]))
+            self.log(
+                f"weight_norm/{group}",
+                torch.linalg.vector_norm(
+                    torch.stack([torch.linalg.vector_norm(w) for w in weights])
+                ),
+            )
 
     def configure_gradient_clipping(
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
