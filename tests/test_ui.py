@@ -27,9 +27,9 @@ def test_ui_lists_the_run(tiny, tracking_uri, client):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        first_lines = [server.stdout.readline() for _ in range(2)]
+        first_lines = [server.stdout.readline() for _ in range(3)]
         url = f"http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs"
-        assert f"runs table: {url}?workflowType=machine_learning\n" in first_lines
+        assert f"  grubench: {url}?workflowType=machine_learning\n" in first_lines
         body = json.dumps({"experiment_ids": [result.experiment_id]}).encode()
         deadline = time.monotonic() + 60
         while True:

@@ -127,23 +127,24 @@ def ui_parser() -> argparse.ArgumentParser:
         "(mlflow's --app-name basic-auth) and restrict --allowed-hosts.",
     )
     parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--experiment_name", default="grubench")
+    parser.add_argument(
+        "--experiment_name",
+        default=None,
+        help="print the runs-table address of this experiment only (default: every experiment)",
+    )
     return parser
 
 
 def cmd_ui(argv: list[str]) -> int:
-    from grubench.tracking import (
-        artifact_root,
-        ensure_experiment,
-        get_client,
-        resolve_tracking_uri,
-        runs_table_url,
-    )
+    from grubench.tracking import artifact_root, get_client, resolve_tracking_uri, runs_table_url
 
     args = ui_parser().parse_args(argv)
     uri = resolve_tracking_uri(args.tracking_uri)
-    client = get_client(uri)
-    experiment_id = ensure_experiment(client, args.experiment_name, uri)
+    experiments = get_client(uri).search_experiments(order_by=["last_update_time DESC"])
+    if args.experiment_name:
+        experiments = [e for e in experiments if e.name == args.experiment_name]
+        if not experiments:
+            return _fail([f"no experiment {args.experiment_name!r} in {uri}"], "grubench ui")
     command = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", uri,
@@ -153,8 +154,11 @@ def cmd_ui(argv: list[str]) -> int:
     root = artifact_root(uri)
     if root:
         command += ["--default-artifact-root", root]
-    print(f"MLflow UI for {uri}")
-    print(f"runs table: {runs_table_url(args.host, args.port, experiment_id)}", flush=True)
+    print(f"MLflow UI for {uri}; runs tables (Model training view):")
+    for experiment in experiments:
+        url = runs_table_url(args.host, args.port, experiment.experiment_id)
+        print(f"  {experiment.name}: {url}")
+    sys.stdout.flush()
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:
