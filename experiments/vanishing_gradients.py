@@ -2,7 +2,9 @@
 tanh RNN, the GRU and the LSTM, with the remedies people reach for: gradient clipping,
 orthogonal and chrono initialization, layer normalization, and gating itself. The report adds
 the longest length each configuration solves (in at least half of its seeds) and a plot of the
-final error against the sequence length.
+final error against the sequence length. Every run probes its gradient flow (the norm of
+dL/dh_t at each time step, at initialization and during training), and the report plots those
+curves for every configuration side by side.
 
     grubench run experiments/vanishing_gradients.py
 """
@@ -39,13 +41,15 @@ EXPERIMENT = Experiment(
         "model": {"hidden_size": 32},
         "task": {"name": "adding"},
         "optim": {"name": "adam", "lr": 3e-3},
-    },  # fmt: skip
+        "diagnostics_every_n_steps": 250,
+    },
     plot_against="task.seq_len",
     budgets={
         "quick": {
             "task": {"val_size": 512, "test_size": 512},
             "trainer": {"max_steps": 500, "enable_progress_bar": False},
         },
-        "full": {"model": {"hidden_size": 128}, "trainer": {"max_steps": 20000}},
+        "full": {"model": {"hidden_size": 128}, "trainer": {"max_steps": 20000},
+                 "diagnostics_every_n_steps": 2000},
     },  # fmt: skip
 )

@@ -161,3 +161,16 @@ def test_per_step_gradient_statistics(tiny, tracking_uri, client):
     groups = ("input_weights", "recurrent_weights", "biases", "head", "layer_norm")
     total = math.sqrt(sum(metrics[f"grad_norm/{g}"] ** 2 for g in groups))
     assert total == pytest.approx(metrics["train/grad_norm"], rel=1e-5)  # the same step
+
+
+def test_gradient_diagnostics_through_the_fit(tiny, tracking_uri, client, tmp_path):
+    from grubench.cli import parse_fit_config
+
+    assert parse_fit_config(["--diagnostics_every_n_steps", "6"]).diagnostics_every_n_steps == 6
+    result = run_fit(tiny(tracking_uri, model={"name": "lstm"}, diagnostics_every_n_steps=6))
+    history = client.get_metric_history(result.run_id, "diag/grad_horizon/l0")
+    assert sorted(m.step for m in history) == [0, 6, 12]
+    names = [a.path for a in client.list_artifacts(result.run_id, "diagnostics")]
+    assert names == ["diagnostics/grad_norms.json", "diagnostics/grad_norms.png"]
+    with pytest.raises(ConfigError, match="diagnostics_every_n_steps must be 0"):
+        run_fit(tiny(tracking_uri, diagnostics_every_n_steps=-1))

@@ -270,3 +270,16 @@ def test_longest_length_solved_and_extra_columns(tracking_uri, client):
     assert len(row.extra["gap"]) == 2
     header = to_markdown(report).splitlines()[2]
     assert header.endswith("| diverged | gap (mean) |")
+
+
+def test_report_plots_gradient_flow_when_runs_probe_it(tracking_uri, tmp_path):
+    experiment = tiny_experiment(
+        base={**TINY_BASE, "diagnostics_every_n_steps": 3}, seeds={"quick": [0], "full": [0]}
+    )
+    run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
+    _, paths = write_report(experiment, "quick", tmp_path / "results", tracking_uri)
+    assert [p.name for p in paths] == [
+        "tiny-quick.md",
+        "tiny-quick-curves.png",
+        "tiny-quick-grad-flow.png",
+    ]

@@ -52,6 +52,13 @@ def fit_parser() -> ArgumentParser:
     )
     parser.add_argument("--tags", type=dict[str, str], default={})
     parser.add_argument("--test", type=bool, default=True, help="Evaluate on the test set.")
+    parser.add_argument(
+        "--diagnostics_every_n_steps",
+        type=int,
+        default=0,
+        help="Probe the gradient flow (dL/dh_t per time step and layer, gate statistics) "
+        "every N steps; 0 = off.",
+    )
     parser.add_method_arguments(L.Trainer, "__init__", "trainer", skip=set(RESERVED_TRAINER_KEYS))
     parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
     return parser
@@ -89,6 +96,7 @@ def parse_fit_config(argv: list[str]):
         tracking_uri=ns.tracking_uri,
         tags=dict(ns.tags or {}),
         test=ns.test,
+        diagnostics_every_n_steps=ns.diagnostics_every_n_steps,
     )
 
 

@@ -25,6 +25,7 @@ import yaml
 
 from grubench import __version__
 from grubench.data import SyntheticDataModule
+from grubench.diagnostics import GradientDiagnostics
 from grubench.models import ModelConfig, build_model, count_parameters, validate_model_config
 from grubench.system import OptimConfig, RecurrentSystem, StepTimer, validate_optim_config
 from grubench.tasks import TASKS, build_task, validate_task_options
@@ -82,6 +83,9 @@ class FitConfig:
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else ./mlruns
     tags: dict[str, str] = field(default_factory=dict)
     test: bool = True  # evaluate on the test set after fitting
+    # probe the gradient flow (dL/dh_t per step and layer, gate statistics) every N steps;
+    # 0 turns it off (the default: a probe costs T single-step calls per layer)
+    diagnostics_every_n_steps: int = 0
 
 
 class ConfigError(ValueError):
@@ -166,6 +170,11 @@ def validate_fit_config(cfg: FitConfig) -> list[str]:
     problems += validate_optim_config(cfg.optim)
     if not cfg.experiment_name:
         problems.append("experiment_name must not be empty")
+    if cfg.diagnostics_every_n_steps < 0:
+        problems.append(
+            f"diagnostics_every_n_steps must be 0 (off) or positive, "
+            f"got {cfg.diagnostics_every_n_steps}"
+        )
     if not problems:
         problems += validate_trainer_options(trainer_options(cfg))
     return problems
@@ -243,10 +252,13 @@ def run_fit(cfg: FitConfig) -> FitResult:
 
         timer = StepTimer()
         ckpt_dir = checkpoint_dir(uri, run_id)
+        callbacks = [timer, ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)]
+        if cfg.diagnostics_every_n_steps:
+            callbacks.append(GradientDiagnostics(cfg.diagnostics_every_n_steps))
         trainer = L.Trainer(
             **config["trainer"],
             logger=MLFlowLogger(tracking_uri=uri, run_id=run_id),
-            callbacks=[timer, ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)],
+            callbacks=callbacks,
             default_root_dir=ckpt_dir,
             use_distributed_sampler=False,  # the DataModule's samplers split data over ranks
         )

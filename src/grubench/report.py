@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,6 +273,51 @@ def plot_against(report: Report, path: Path) -> Path:
     return path
 
 
+def grad_flow_curves(client, report: Report, tmp: Path) -> dict[str, list[list[float]]]:
+    """Per configuration, the last layer's dL/dh_t curves (at the first and the last probe)
+    from each run's ``diagnostics/grad_norms.json``; configurations without it are left out."""
+    import json
+
+    curves: dict[str, list[list[float]]] = {}
+    for row in report.rows:
+        for run_id in row.run_ids:
+            names = [a.path for a in client.list_artifacts(run_id, "diagnostics")]
+            if "diagnostics/grad_norms.json" not in names:
+                continue
+            local = client.download_artifacts(run_id, "diagnostics/grad_norms.json", str(tmp))
+            norms = json.loads(Path(local).read_text())["norms"]  # [probe][layer][t]
+            curves.setdefault(row.label, []).append([norms[0][-1], norms[-1][-1]])
+    return curves
+
+
+def plot_grad_flow(curves: dict[str, list[list[float]]], report: Report, path: Path) -> Path:
+    """The norm of dL/dh_t against the lag from the last step, averaged (geometrically) over
+    seeds: at initialization and after training, one line per configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for label, runs in curves.items():
+        for panel, ax in enumerate(axes):
+            logs = np.log10(np.array([run[panel] for run in runs], dtype=float).clip(1e-30))
+            mean = 10 ** logs.mean(axis=0)[::-1]  # index = lag from the last step
+            ax.plot(np.arange(len(mean)), mean, label=label)
+    for ax, title in zip(axes, ("at initialization", "after training")):
+        ax.set_yscale("log")
+        ax.set_xlabel("time steps before the last (lag)")
+        ax.set_title(f"||dL/dh_t||, last layer, {title}", fontsize=10)
+    axes[0].set_ylabel("gradient norm (mean over the probe batch)")
+    axes[1].legend(fontsize=6)
+    fig.suptitle(report.experiment.question, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_report(
     experiment: Experiment, profile: str, out_dir: Path, tracking_uri: str | None = None
 ) -> tuple[Report, list[Path]]:
@@ -288,6 +334,10 @@ def write_report(
         if experiment.plot_against:
             axis = experiment.plot_against.rsplit(".", 1)[-1]
             paths.append(plot_against(report, out_dir / f"{stem}-vs-{axis}.png"))
+        with tempfile.TemporaryDirectory() as tmp:
+            curves = grad_flow_curves(client, report, Path(tmp))
+        if curves:
+            paths.append(plot_grad_flow(curves, report, out_dir / f"{stem}-grad-flow.png"))
     mlflow_experiment = client.get_experiment_by_name(experiment.name)
     if mlflow_experiment is not None:
         parents = sweep_runs(
