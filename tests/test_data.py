@@ -64,6 +64,12 @@ def test_training_stream_moves_on_each_epoch():
     assert not any(torch.equal(a[0], b[0]) for a in first for b in second)
 
 
+def test_finite_train_set_keeps_the_epoch_size():
+    dm = make(train_size=10, epoch_size=5)  # 2 batches a pass (8 + 2), 5 batches an epoch
+    sizes = [len(x) for x, _ in batches(dm.train_dataloader())]
+    assert sizes == [8, 2, 8, 2, 8]
+
+
 def test_finite_train_set_reshuffles_the_same_samples():
     dm = make(train_size=20)
     loader = dm.train_dataloader()
@@ -85,7 +91,8 @@ def test_ranks_split_data_without_overlap(monkeypatch, world):
         sampler = EpochSampler(4)
         sampler.set_epoch(2)
         seen_train += list(sampler)
-        seen_fixed += [i for batch in ShuffledBatches(10, 3, seed=0) for i in batch]
+        # 10 samples in batches of 3 = 4 batches a pass; 4 batches an epoch on each rank
+        seen_fixed += [i for batch in ShuffledBatches(10, 3, seed=0, epoch_size=4) for i in batch]
     assert sorted(seen_val) == list(range(7))  # validation covered exactly once
     assert sorted(seen_train) == list(range(8 * world, 12 * world))
-    assert sorted(seen_fixed) == list(range(10))
+    assert sorted(seen_fixed) == sorted(list(range(10)) * world)  # W whole passes, no overlap

@@ -4,8 +4,9 @@ Batch ``i`` of split ``s`` is ``task.generate(B, Generator(batch_seed(seed, s, i
 depends only on ``(seed, split, i)``: the same seed gives the same stream on any machine and
 with any number of workers, validation and test sets are fixed, and resuming at batch ``i``
 needs no replay. Training is an endless stream cut into epochs of ``epoch_size`` batches
-(validation runs after each epoch), or, with ``train_size``, a finite set reshuffled each epoch
-(what the regularization question needs: data a model can overfit).
+(validation runs after each epoch), or, with ``train_size``, a finite set (what the
+regularization question needs: data a model can overfit) reshuffled on every pass over it and
+also served ``epoch_size`` batches per epoch.
 
 Validation and test run at the training length and at each of ``eval_lengths`` (one loader
 per length, in that order), so length generalization is measured in the same run.
@@ -92,29 +93,39 @@ class StridedSampler(Sampler[int]):
 
 
 class ShuffledBatches(Sampler[list[int]]):
-    """Batches of a finite set, reshuffled each epoch from ``(seed, epoch)``, split over ranks."""
+    """Batches of a finite set of ``n`` samples, ``epoch_size`` per epoch (as for the endless
+    stream, so validation keeps its cadence whatever the set's size).
 
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
-        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+    The batches are an endless sequence of passes over the set, pass ``p`` in the order of a
+    permutation drawn from ``(seed, p)``; global batch ``g`` of that sequence goes to rank
+    ``g % W``, like the stream's, so ranks never share a batch.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch_size: int) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch_size, self.epoch = epoch_size, 0
+        self.per_pass = math.ceil(n / batch_size)
+        self._order: tuple[int, list[int]] | None = None  # (pass, permutation), cached
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _batches(self) -> list[list[int]]:
-        order = torch.randperm(
-            self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)
-        )
-        batches = [
-            order[i : i + self.batch_size].tolist() for i in range(0, self.n, self.batch_size)
-        ]
-        rank, world = _rank_world()
-        return batches[rank::world]
+    def _permutation(self, pass_index: int) -> list[int]:
+        if self._order is None or self._order[0] != pass_index:
+            generator = batch_generator(self.seed, "train", pass_index)
+            self._order = (pass_index, torch.randperm(self.n, generator=generator).tolist())
+        return self._order[1]
 
     def __len__(self) -> int:
-        return len(self._batches())
+        return self.epoch_size
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
+        rank, world = _rank_world()
+        for i in range(self.epoch_size):
+            batch = (self.epoch * self.epoch_size + i) * world + rank
+            order = self._permutation(batch // self.per_pass)
+            start = (batch % self.per_pass) * self.batch_size
+            yield order[start : start + self.batch_size]
 
 
 class TensorSamples(Dataset):
@@ -166,7 +177,7 @@ class SyntheticDataModule(L.LightningDataModule):
             fixed = StreamBatches(self.task, self.seed, "train", self.batch_size, self.train_size)
             parts = [fixed[i] for i in range(len(fixed))]
             self._train_set = TensorSamples(*(torch.cat(p) for p in zip(*parts)))
-        sampler = ShuffledBatches(self.train_size, self.batch_size, self.seed)
+        sampler = ShuffledBatches(self.train_size, self.batch_size, self.seed, self.epoch_size)
         return self._loader(self._train_set, batch_sampler=sampler)
 
     def _fixed_loaders(self, split: str, total: int) -> list[DataLoader]:
