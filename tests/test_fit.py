@@ -174,3 +174,11 @@ def test_gradient_diagnostics_through_the_fit(tiny, tracking_uri, client, tmp_pa
     assert names == ["diagnostics/grad_norms.json", "diagnostics/grad_norms.png"]
     with pytest.raises(ConfigError, match="diagnostics_every_n_steps must be 0"):
         run_fit(tiny(tracking_uri, diagnostics_every_n_steps=-1))
+
+
+def test_a_deleted_experiment_is_restored(tiny, tracking_uri, client):
+    first = run_fit(tiny(tracking_uri, trainer={"max_steps": 1}))
+    client.delete_experiment(first.experiment_id)
+    second = run_fit(tiny(tracking_uri, trainer={"max_steps": 1}))
+    assert second.experiment_id == first.experiment_id
+    assert client.get_experiment(first.experiment_id).lifecycle_stage == "active"

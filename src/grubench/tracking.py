@@ -55,9 +55,12 @@ def get_client(tracking_uri: str):
 
 
 def ensure_experiment(client, name: str, tracking_uri: str) -> str:
-    """The id of experiment ``name``, created (with the store's artifact root) if missing."""
+    """The id of experiment ``name``, created (with the store's artifact root) if missing, and
+    restored if it was deleted (MLflow keeps a deleted experiment's name reserved)."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
     return client.create_experiment(name, artifact_location=artifact_root(tracking_uri))
 
