@@ -223,41 +223,34 @@ def run_fit(cfg: FitConfig) -> FitResult:
         eval_lengths=eval_lengths,
     )
 
-    client = get_client(uri)
-    experiment_id = ensure_experiment(client, cfg.experiment_name, uri)
-    tags = {
-        "grubench.model": cfg.model.name,
-        "grubench.task": cfg.task.name,
-        "grubench.version": __version__,
-        "grubench.objective": task.objective.metric,
-        "grubench.objective_mode": task.objective.mode,
-        **cfg.tags,
-    }
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    run = client.create_run(experiment_id, run_name=cfg.run_name, tags=tags)
-    run_id = run.info.run_id
+    # Under DDP every process runs this function (Lightning re-executes the command for ranks
+    # 1..N-1; torchrun starts them all): only global rank 0 touches the store, so one fit is
+    # one MLflow run. The logger itself logs from rank 0 only.
+    rank_zero = is_global_rank_zero()
+    client, experiment_id, run_id = None, "", os.environ.get(RUN_ID_ENV, "")
+    if rank_zero:
+        client = get_client(uri)
+        experiment_id = ensure_experiment(client, cfg.experiment_name, uri)
+        run_id = client.create_run(
+            experiment_id, run_name=cfg.run_name, tags=run_tags(cfg, task)
+        ).info.run_id
 
-    status, saved_env = "FAILED", os.environ.get("MLFLOW_TRACKING_URI")
+    status, saved_env = "FAILED", dict(os.environ)
     try:
         from lightning.pytorch.callbacks import ModelCheckpoint
         from lightning.pytorch.loggers import MLFlowLogger
-        from mlflow.entities import Param
 
-        params = [Param(k, str(v)) for k, v in flatten(config).items()]
-        for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-            client.log_batch(run_id, params=params[start : start + 100])
-        client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
-
+        if rank_zero:
+            log_config(client, run_id, config)
+            os.environ[RUN_ID_ENV] = run_id  # ranks that Lightning launches inherit it
         timer = StepTimer()
-        ckpt_dir = checkpoint_dir(uri, run_id)
+        ckpt_dir = checkpoint_dir(uri, run_id or "rank-nonzero")
         callbacks = [timer, ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)]
         if cfg.diagnostics_every_n_steps:
             callbacks.append(GradientDiagnostics(cfg.diagnostics_every_n_steps))
         trainer = L.Trainer(
             **config["trainer"],
-            logger=MLFlowLogger(tracking_uri=uri, run_id=run_id),
+            logger=MLFlowLogger(tracking_uri=uri, run_id=run_id or None),
             callbacks=callbacks,
             default_root_dir=ckpt_dir,
             use_distributed_sampler=False,  # the DataModule's samplers split data over ranks
@@ -269,28 +262,70 @@ def run_fit(cfg: FitConfig) -> FitResult:
         if cfg.test and not diverged:
             trainer.test(system, datamodule=data, verbose=False)
 
-        samples_per_step = cfg.task.batch_size * trainer.world_size
+        samples_per_step = cfg.task.batch_size * trainer.world_size  # the global batch
         metrics = summary_metrics(system, timer, wall_time, trainer.global_step, samples_per_step)
-        outcome = (
-            "diverged"
-            if diverged
-            else ("solved" if system.steps_to_solve is not None else "unsolved")
-        )
-        client.set_tag(run_id, "grubench.outcome", outcome)
         if diverged:
-            client.set_tag(run_id, "grubench.diverged_step", str(system.diverged_step))
-        log_metrics(client, run_id, metrics, step=trainer.global_step)
+            outcome = "diverged"
+        else:
+            outcome = "solved" if system.steps_to_solve is not None else "unsolved"
+        if rank_zero:
+            client.set_tag(run_id, "grubench.outcome", outcome)
+            if diverged:
+                client.set_tag(run_id, "grubench.diverged_step", str(system.diverged_step))
+            log_metrics(client, run_id, metrics, step=trainer.global_step)
         status = "FINISHED"
         return FitResult(run_id, experiment_id, status, outcome, metrics)
     except (KeyboardInterrupt, SystemExit):
         status = "KILLED"
         raise
     finally:
-        client.set_terminated(run_id, status)
-        if saved_env is None:  # MLFlowLogger exports the URI; do not leak it to later fits
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved_env
+        if rank_zero:
+            client.set_terminated(run_id, status)
+        # MLFlowLogger exports MLFLOW_TRACKING_URI, rank 0 the run id: leak neither
+        for key in ("MLFLOW_TRACKING_URI", RUN_ID_ENV):
+            if key in saved_env:
+                os.environ[key] = saved_env[key]
+            else:
+                os.environ.pop(key, None)
+
+
+RUN_ID_ENV = "GRUBENCH_RUN_ID"
+
+
+def is_global_rank_zero() -> bool:
+    """Whether this process is global rank 0, as launchers announce ranks before any process
+    group exists (True without a launcher)."""
+    if "RANK" in os.environ:  # torchrun
+        return int(os.environ["RANK"]) == 0
+    if "SLURM_PROCID" in os.environ and "SLURM_NTASKS" in os.environ:  # srun
+        return int(os.environ["SLURM_PROCID"]) == 0
+    # Lightning's own launcher: LOCAL_RANK per device, NODE_RANK per machine
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+
+
+def run_tags(cfg: FitConfig, task) -> dict[str, str]:
+    tags = {
+        "grubench.model": cfg.model.name,
+        "grubench.task": cfg.task.name,
+        "grubench.version": __version__,
+        "grubench.objective": task.objective.metric,
+        "grubench.objective_mode": task.objective.mode,
+        **cfg.tags,
+    }
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def log_config(client, run_id: str, config: dict[str, Any]) -> None:
+    """The resolved config as params (flattened) and as the artifact ``config.yaml``."""
+    from mlflow.entities import Param
+
+    params = [Param(k, str(v)) for k, v in flatten(config).items()]
+    for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=params[start : start + 100])
+    client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
 
 
 def summary_metrics(
@@ -305,6 +340,7 @@ def summary_metrics(
         "time_per_step_ms": timer.median_ms(),
         "steps": float(steps),
         "solved": float(system.steps_to_solve is not None),
+        "global_batch_size": float(samples_per_step),  # batch_size x processes
     }
     if system.optim.grad_clip > 0 and system.optimizer_steps:
         metrics["clip_fraction"] = system.clipped_steps / system.optimizer_steps

@@ -1,0 +1,25 @@
+"""A two-process DDP fit on CPU (gloo), launched as a subprocess: never start an in-process
+strategy="ddp" Trainer inside pytest (Lightning re-executes the command line for rank 1)."""
+
+import subprocess
+import sys
+
+from tests.test_cli import TINY
+
+
+def test_two_process_ddp_fit_makes_one_run(tracking_uri, client):
+    command = [
+        sys.executable, "-m", "grubench.cli", "fit", *TINY,
+        "--tracking_uri", tracking_uri, "--experiment_name", "ddp",
+        "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+        "--trainer.strategy", "ddp", "--trainer.max_steps", "8",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    experiment = client.get_experiment_by_name("ddp")
+    (run,) = client.search_runs([experiment.experiment_id])  # exactly one run for two ranks
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    assert metrics["global_batch_size"] == 2 * 16  # two ranks of batch 16
+    assert metrics["steps"] == 8 and metrics["final/val/mse"] > 0
+    assert len(client.get_metric_history(run.info.run_id, "val/mse")) == 2  # epoch_size 4
