@@ -9,6 +9,7 @@ is used as given; its checkpoints then go under ``./mlruns/checkpoints``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from collections.abc import Mapping
@@ -47,22 +48,42 @@ def checkpoint_dir(tracking_uri: str, run_id: str) -> Path:
 
 
 def get_client(tracking_uri: str):
+    """An MlflowClient; an embedded SQLite store is created (or migrated) under a file lock.
+
+    Several processes opening a fresh SQLite store at once race in MLflow's schema migration
+    ("table already exists"), e.g. the shards of a sweep started together; the lock makes the
+    first one create the schema while the others wait, then find it.
+    """
     from mlflow.tracking import MlflowClient
 
-    if tracking_uri.startswith("sqlite:///"):
-        store_dir(tracking_uri).mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=tracking_uri)
+    if not tracking_uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=tracking_uri)
+    folder = store_dir(tracking_uri)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".grubench-init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        client = MlflowClient(tracking_uri=tracking_uri)
+        client.search_experiments(max_results=1)  # the store now exists, schema up to date
+    return client
 
 
 def ensure_experiment(client, name: str, tracking_uri: str) -> str:
     """The id of experiment ``name``, created (with the store's artifact root) if missing, and
-    restored if it was deleted (MLflow keeps a deleted experiment's name reserved)."""
+    restored if it was deleted (MLflow keeps a deleted experiment's name reserved). Safe when
+    several processes create the same experiment at once."""
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        if experiment.lifecycle_stage == "deleted":
-            client.restore_experiment(experiment.experiment_id)
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_root(tracking_uri))
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_root(tracking_uri))
+        except MlflowException:  # another process created it first
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
 
 
 def git_commit(cwd: Path | None = None) -> str | None:

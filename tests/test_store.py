@@ -1,0 +1,108 @@
+"""Several processes on one store: a fresh embedded SQLite store, and a real `mlflow server`."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from grubench.experiment import Experiment
+from grubench.report import build_report
+from grubench.runner import run_sweep
+from tests.test_cli import TINY
+
+
+def grubench(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "grubench.cli", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def test_three_concurrent_fits_on_a_fresh_embedded_store(tracking_uri):
+    from mlflow.tracking import MlflowClient
+
+    assert not Path(tracking_uri.removeprefix("sqlite:///")).exists()
+    workers = [
+        grubench("fit", *TINY, "--tracking_uri", tracking_uri, "--seed", str(seed))
+        for seed in range(3)
+    ]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], outputs
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("grubench")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rest(base: str, path: str, body: dict) -> dict:
+    request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_fit_and_two_shard_sweep_against_a_tracking_server(tmp_path, monkeypatch):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}",
+         "--artifacts-destination", str(tmp_path / "server" / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    (tmp_path / "server").mkdir()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, "mlflow server exited"
+                assert time.monotonic() < deadline, "mlflow server did not start in 90 s"
+                time.sleep(0.5)
+        # a fit in a subprocess, the URI from the environment
+        env = {**os.environ, "MLFLOW_TRACKING_URI": base}
+        fit = subprocess.run([sys.executable, "-m", "grubench.cli", "fit", *TINY],
+                             env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert fit.returncode == 0, fit.stdout[-2000:] + fit.stderr[-2000:]
+        # a sweep split over two shards, both against the server
+        experiment = Experiment(
+            name="served", question="two shards, one server",
+            configs={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
+            base={"model": {"hidden_size": 8},
+                  "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 3, "val_size": 32,
+                           "test_size": 32},
+                  "trainer": {"max_steps": 3, "enable_progress_bar": False}},
+            seeds={"quick": [0, 1, 2], "full": [0]},
+        )  # fmt: skip
+        for shard in (0, 1):
+            run_sweep(experiment, "quick", base, shard=(shard, 2), echo=lambda _: None)
+        # read back over the REST API
+        experiments = rest(base, "experiments/search", {"max_results": 100})["experiments"]
+        ids = {e["name"]: e["experiment_id"] for e in experiments}
+        fit_runs = rest(base, "runs/search", {"experiment_ids": [ids["grubench"]]})["runs"]
+        assert [r["info"]["status"] for r in fit_runs] == ["FINISHED"]
+        sweep = rest(base, "runs/search", {"experiment_ids": [ids["served"]],
+                                           "max_results": 100})["runs"]  # fmt: skip
+        children = [r for r in sweep if {"key": "grubench.role", "value": "child"}
+                    in r["data"]["tags"]]  # fmt: skip
+        assert len(children) == 6 and len(sweep) == 8  # 6 children, one parent per shard
+        assert build_report(experiment, "quick", base).missing == []
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
