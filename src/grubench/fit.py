@@ -54,6 +54,8 @@ RESERVED_TRAINER_KEYS = (
 )
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# Lightning counts the logging interval over all steps, not per epoch: short epochs still log
+warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
 warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
 
 
