@@ -1,18 +1,14 @@
 """Several processes on one store: a fresh embedded SQLite store, and a real `mlflow server`."""
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from grubench.experiment import Experiment
 from grubench.report import build_report
 from grubench.runner import run_sweep
+from tests.servers import free_port, rest, served
 from tests.test_cli import TINY
 
 
@@ -38,39 +34,16 @@ def test_three_concurrent_fits_on_a_fresh_embedded_store(tracking_uri):
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rest(base: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
-
-
-def test_fit_and_two_shard_sweep_against_a_tracking_server(tmp_path, monkeypatch):
+def test_fit_and_two_shard_sweep_against_a_tracking_server(tmp_path):
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}",
-         "--artifacts-destination", str(tmp_path / "server" / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
     (tmp_path / "server").mkdir()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, "mlflow server exited"
-                assert time.monotonic() < deadline, "mlflow server did not start in 90 s"
-                time.sleep(0.5)
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}",
+        "--artifacts-destination", str(tmp_path / "server" / "artifacts"),
+    ]  # fmt: skip
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with served(command, port, **quiet) as (_, base):
         # a fit in a subprocess, the URI from the environment
         env = {**os.environ, "MLFLOW_TRACKING_URI": base}
         fit = subprocess.run([sys.executable, "-m", "grubench.cli", "fit", *TINY],
@@ -99,10 +72,3 @@ def test_fit_and_two_shard_sweep_against_a_tracking_server(tmp_path, monkeypatch
                     in r["data"]["tags"]]  # fmt: skip
         assert len(children) == 6 and len(sweep) == 8  # 6 children, one parent per shard
         assert build_report(experiment, "quick", base).missing == []
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
