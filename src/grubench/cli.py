@@ -237,6 +237,9 @@ def cmd_run(argv: list[str]) -> int:
     if shard == (0, 1):
         print()
         print(to_markdown(build_report(experiment, args.profile, args.tracking_uri)))
+        where = f" --tracking_uri {args.tracking_uri}" if args.tracking_uri else ""
+        print(f"plots and the table as files: grubench report {args.experiment}{where}")
+        print(f"browse the runs: grubench ui{where}")
     if result.failed:
         print(f"{len(result.failed)} children failed: {', '.join(result.failed)}", file=sys.stderr)
         return 1
