@@ -182,3 +182,37 @@ def test_a_deleted_experiment_is_restored(tiny, tracking_uri, client):
     second = run_fit(tiny(tracking_uri, trainer={"max_steps": 1}))
     assert second.experiment_id == first.experiment_id
     assert client.get_experiment(first.experiment_id).lifecycle_stage == "active"
+
+
+def test_logged_gradient_norm_is_autograds_before_clipping():
+    """The logged train/grad_norm of step 0 is the norm autograd gives on the first batch with
+    the initial weights, although clipping then scales those gradients down."""
+    import copy
+
+    import lightning as L
+    import torch
+
+    from grubench.data import SyntheticDataModule
+    from grubench.models import ModelConfig, build_model
+    from grubench.system import OptimConfig, RecurrentSystem
+    from grubench.tasks import build_task
+
+    task = build_task("adding", 10)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_size=8), task.input_size, task.output_size, "last")
+    data = SyntheticDataModule(task, batch_size=16, epoch_size=1, val_size=16, test_size=16)
+    inputs, targets = next(iter(data.train_dataloader()))
+    reference = copy.deepcopy(model)
+    task.loss(reference(inputs), targets).backward()
+    expected = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(p.grad) for p in reference.parameters()])
+    )
+    system = RecurrentSystem(model, task, OptimConfig(grad_clip=1e-6))
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, num_sanity_val_steps=0,
+                        use_distributed_sampler=False, limit_val_batches=0)  # fmt: skip
+    trainer.fit(system, datamodule=data)
+    assert float(trainer.callback_metrics["train/grad_norm"]) == pytest.approx(
+        float(expected), rel=1e-6
+    )
+    assert expected > 1e-6 and system.clipped_steps == 1  # clipping fired on that step
