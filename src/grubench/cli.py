@@ -216,6 +216,10 @@ def cmd_run(argv: list[str]) -> int:
 
     prog = "grubench run"
     parser = _sweep_parser(prog, "Run an FAQ experiment's sweep (resumable), then print its table.")
+    parser.epilog = (
+        "Any --trainer.<option> <value> (e.g. --trainer.accelerator gpu --trainer.devices 2) "
+        "is passed to every child's lightning.Trainer."
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the grid and exit")
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th child from i")
     args, extra = parser.parse_known_args(argv)
