@@ -135,3 +135,18 @@ def test_console_script_is_installed():
         [sys.executable, "-m", "grubench.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "grubench {fit,run,report,ui}" in out
+
+
+def test_run_passes_trainer_options_and_rejects_other_flags(tracking_uri, capsys):
+    from grubench.cli import _trainer_pairs
+
+    assert _trainer_pairs(["--trainer.devices", "2", "--trainer.accelerator=cpu"], "x") == {
+        "devices": 2, "accelerator": "cpu"}  # fmt: skip
+    with pytest.raises(SystemExit):
+        _trainer_pairs(["--model.name", "lstm"], "grubench run")
+    assert "unrecognized argument '--model.name'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "experiments/none.py", "--tracking_uri", tracking_uri])
+    assert exit_info.value.code == 2 and "no experiment file" in capsys.readouterr().err
+    assert main(["run", "x.py", "--profile", "fast"]) == 2
+    assert "--profile 'fast': choose from: quick, full" in capsys.readouterr().err
