@@ -61,4 +61,5 @@ EXPERIMENT = Experiment(
         "full": {"trainer": {"max_steps": 20000}},
     },
     seeds={"quick": [0, 1, 2], "full": [0, 1, 2, 3, 4]},
+    compare_within=["task.name", "task.seq_len"],
 )

@@ -44,6 +44,7 @@ EXPERIMENT = Experiment(
         "diagnostics_every_n_steps": 250,
     },
     plot_against="task.seq_len",
+    compare_within=["task.seq_len"],
     budgets={
         "quick": {
             "task": {"val_size": 512, "test_size": 512},

@@ -283,3 +283,26 @@ def test_report_plots_gradient_flow_when_runs_probe_it(tracking_uri, tmp_path):
         "tiny-quick-curves.png",
         "tiny-quick-grad-flow.png",
     ]
+
+
+def test_verdicts_within_groups_and_mixed_metrics(tracking_uri):
+    from grubench.experiment import grid
+
+    experiment = tiny_experiment(
+        configs=grid(model={"gru": {"model": {"name": "torch_gru"}},
+                            "rnn": {"model": {"name": "rnn"}}},
+                     task={"adding": {"task": {"name": "adding"}},
+                           "parity": {"task": {"name": "parity"}}}),
+        compare_within=["task.name"],
+    )  # fmt: skip
+    run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
+    report = build_report(experiment, "quick", tracking_uri)
+    assert {row.group for row in report.rows} == {"task.name=adding", "task.name=parity"}
+    lines = report.verdict.splitlines()
+    assert lines[0] == "within each task.name:"
+    assert lines[1].startswith("- task.name=adding: ") and lines[2].startswith(
+        "- task.name=parity: "
+    )
+    table = to_markdown(report)
+    assert "| final validation metric (mean ± std, n) |" in table
+    assert "| gru, adding | mse " in table and "| gru, parity | acc " in table

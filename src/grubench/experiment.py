@@ -72,6 +72,9 @@ class Experiment:
     # extra report columns: title -> summary metric key, e.g. {"gap": "final/gap/mse"}
     columns: dict[str, str] = field(default_factory=dict)
     plot_against: str | None = None  # e.g. "task.seq_len": a metric-against-length plot
+    # run params whose values split the rows into groups judged apart (a verdict per task and
+    # length, say), e.g. ["task.name", "task.seq_len"]; empty: one verdict over all rows
+    compare_within: list[str] = field(default_factory=list)
     notes: str = ""
 
     def configs_for(self, profile: str) -> dict[str, dict[str, Any]]:

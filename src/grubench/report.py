@@ -38,6 +38,7 @@ class Row:
     run_ids: list[str] = field(default_factory=list)
     x: float | None = None  # value of experiment.plot_against
     extra: dict[str, list[float]] = field(default_factory=dict)  # experiment.columns values
+    group: str = ""  # the values of experiment.compare_within, e.g. "task.name=adding"
 
     @property
     def mean(self) -> float:
@@ -88,6 +89,9 @@ def collect(client, experiment: Experiment, profile: str) -> tuple[list[Row], li
         metrics, tags = run.data.metrics, run.data.tags
         row.runs += 1
         row.run_ids.append(run.info.run_id)
+        row.group = ", ".join(
+            f"{key}={run.data.params.get(key)}" for key in experiment.compare_within
+        )
         row.params = int(metrics.get("param_count", 0)) or row.params
         if experiment.plot_against:
             row.x = float(run.data.params.get(experiment.plot_against, "nan"))
@@ -153,8 +157,15 @@ def verdict(rows: list[Row]) -> tuple[str, float | None]:
 def build_report(experiment: Experiment, profile: str, tracking_uri: str | None = None) -> Report:
     client = get_client(resolve_tracking_uri(tracking_uri))
     rows, missing, _ = collect(client, experiment, profile)
-    text, p = verdict(rows)
-    return Report(experiment, profile, rows, missing, text, p)
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.group, []).append(row)
+    if len(groups) <= 1:
+        text, p = verdict(rows)
+        return Report(experiment, profile, rows, missing, text, p)
+    lines = [f"\n- {group}: {verdict(members)[0]}" for group, members in groups.items()]
+    within = ", ".join(experiment.compare_within)
+    return Report(experiment, profile, rows, missing, f"within each {within}:" + "".join(lines))
 
 
 def _fmt(value: float | None) -> str:
@@ -169,7 +180,8 @@ def _fmt(value: float | None) -> str:
 
 def to_markdown(report: Report) -> str:
     rows, extra = report.rows, list(report.experiment.columns)
-    metric = rows[0].metric if rows else "metric"
+    mixed = len({row.metric for row in rows}) > 1  # e.g. mse for adding, acc for copy_memory
+    metric = "validation metric" if mixed or not rows else rows[0].metric
     lines = [
         f"### {report.experiment.question}",
         "",
@@ -181,8 +193,9 @@ def to_markdown(report: Report) -> str:
         steps = statistics.median(row.steps_to_solve) if row.steps_to_solve else None
         ms = statistics.median(row.ms_per_step) if row.ms_per_step else None
         means = [statistics.fmean(row.extra[t]) if row.extra.get(t) else None for t in extra]
+        name = f"{row.metric.removeprefix('val/')} " if mixed else ""
         lines.append(
-            f"| {row.label} | {_fmt(row.mean)} ± {_fmt(row.std)} ({len(row.values)}) "
+            f"| {row.label} | {name}{_fmt(row.mean)} ± {_fmt(row.std)} ({len(row.values)}) "
             f"| {row.solved}/{row.runs} | {_fmt(steps)} | {_fmt(ms)} "
             f"| {row.params if row.params is not None else '–'} | {row.diverged} |"
             + "".join(f" {_fmt(m)} |" for m in means)
