@@ -21,6 +21,7 @@ EXPERIMENT = Experiment(
         "task": {"name": "parity", "batch_size": 64},
         "optim": {"name": "adam", "lr": 1e-3},
     },  # fmt: skip
+    columns={"val acc at length 20": "val/acc_L20"},  # quick: trained on lengths up to 10
     budgets={
         "quick": {
             # 400 steps at lengths up to 20 left every model at chance (0.50): shorter strings

@@ -50,7 +50,10 @@ EXPERIMENT = Experiment(
             "task": {"val_size": 512, "test_size": 512},
             "trainer": {"max_steps": 500, "enable_progress_bar": False},
         },
-        "full": {"model": {"hidden_size": 128}, "trainer": {"max_steps": 20000},
-                 "diagnostics_every_n_steps": 2000},
+        "full": {
+            "model": {"hidden_size": 128},
+            "trainer": {"max_steps": 20000},
+            "diagnostics_every_n_steps": 2000,
+        },
     },  # fmt: skip
 )

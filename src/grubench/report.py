@@ -290,7 +290,9 @@ def grad_flow_curves(client, report: Report, tmp: Path) -> dict[str, list[list[f
     """Per configuration, the last layer's dL/dh_t curves (at the first and the last probe)
     from each run's ``diagnostics/grad_norms.json``; configurations without it are left out."""
     import json
+    import os
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file
     curves: dict[str, list[list[float]]] = {}
     for row in report.rows:
         for run_id in row.run_ids:
@@ -313,6 +315,9 @@ def plot_grad_flow(curves: dict[str, list[list[float]]], report: Report, path: P
     import numpy as np
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    colors = plt.cm.tab20(np.linspace(0, 1, max(len(curves), 2)))  # distinct beyond 10 lines
+    for ax in axes:
+        ax.set_prop_cycle(color=colors)
     for label, runs in curves.items():
         for panel, ax in enumerate(axes):
             logs = np.log10(np.array([run[panel] for run in runs], dtype=float).clip(1e-30))
