@@ -66,8 +66,8 @@ def _scored(
     return (prediction == target) & scored, scored
 
 
-class TokenAccuracy(Metric):
-    """Fraction of scored positions whose predicted class equals the target."""
+class _CountingMetric(Metric):
+    """A ratio of two counts over scored positions; sum states, so DDP-correct."""
 
     is_differentiable = False
     higher_is_better = True
@@ -81,46 +81,32 @@ class TokenAccuracy(Metric):
     ) -> None:
         super().__init__(**kwargs)
         self.window, self.ignore_index = window, ignore_index
-        self.add_state("correct", default=torch.tensor(0), dist_reduce_fx="sum")
-        self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("hits", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def compute(self) -> torch.Tensor:
+        return self.hits.float() / self.count  # nan before anything was scored
+
+
+class TokenAccuracy(_CountingMetric):
+    """Fraction of scored positions whose predicted class equals the target."""
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         hit, scored = _scored(prediction, target, self.window, self.ignore_index)
-        self.correct += hit.sum()
-        self.total += scored.sum()
-
-    def compute(self) -> torch.Tensor:
-        return self.correct.float() / self.total  # nan before any scored position
+        self.hits += hit.sum()
+        self.count += scored.sum()
 
 
-class SequenceExactMatch(Metric):
+class SequenceExactMatch(_CountingMetric):
     """Fraction of sequences whose scored positions are all right.
 
     A sequence is one index of the first (batch) axis; one with no scored position is not
     counted. With ``(B,)`` targets (one prediction per sequence) it equals accuracy.
     """
 
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(
-        self,
-        window: tuple[int | None, int | None] | None = None,
-        ignore_index: int | None = IGNORE_INDEX,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.window, self.ignore_index = window, ignore_index
-        self.add_state("matched", default=torch.tensor(0), dist_reduce_fx="sum")
-        self.add_state("sequences", default=torch.tensor(0), dist_reduce_fx="sum")
-
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         hit, scored = _scored(prediction, target, self.window, self.ignore_index)
         hits = hit.reshape(len(hit), -1).sum(dim=1)  # (B,)
         counts = scored.reshape(len(scored), -1).sum(dim=1)  # (B,)
-        self.matched += ((hits == counts) & (counts > 0)).sum()
-        self.sequences += (counts > 0).sum()
-
-    def compute(self) -> torch.Tensor:
-        return self.matched.float() / self.sequences  # nan before any scored sequence
+        self.hits += ((hits == counts) & (counts > 0)).sum()
+        self.count += (counts > 0).sum()
