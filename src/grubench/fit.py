@@ -246,13 +246,15 @@ def run_fit(cfg: FitConfig) -> FitResult:
             log_config(client, run_id, config)
             os.environ[RUN_ID_ENV] = run_id  # ranks that Lightning launches inherit it
         timer = StepTimer()
-        ckpt_dir = checkpoint_dir(uri, run_id or "rank-nonzero")
+        ckpt_dir = checkpoint_dir(uri, run_id or "rank-nonzero")  # rank 0 writes checkpoints
         callbacks = [timer, ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)]
         if cfg.diagnostics_every_n_steps:
             callbacks.append(GradientDiagnostics(cfg.diagnostics_every_n_steps))
         trainer = L.Trainer(
             **config["trainer"],
-            logger=MLFlowLogger(tracking_uri=uri, run_id=run_id or None),
+            # MLFlowLogger opens the store as soon as it is built; the other ranks have none
+            # (under torchrun they start together and would race rank 0's schema creation)
+            logger=MLFlowLogger(tracking_uri=uri, run_id=run_id) if rank_zero else False,
             callbacks=callbacks,
             default_root_dir=ckpt_dir,
             use_distributed_sampler=False,  # the DataModule's samplers split data over ranks
