@@ -150,3 +150,26 @@ def test_run_passes_trainer_options_and_rejects_other_flags(tracking_uri, capsys
     assert exit_info.value.code == 2 and "no experiment file" in capsys.readouterr().err
     assert main(["run", "x.py", "--profile", "fast"]) == 2
     assert "--profile 'fast': choose from: quick, full" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model:\n  name: [lstm\n", "cfg.yaml:3:1: malformed YAML: expected ',' or ']'"),
+        (
+            "model:\n  name: lstm\n  hiden_size: 3\n",
+            "cfg.yaml:3: unknown option model.hiden_size; valid: ",
+        ),
+        ("seed: 1\nmodels:\n  name: lstm\n", "cfg.yaml:2: unknown key 'models'; valid: "),
+        ("trainer:\n  max_step: 3\n", "cfg.yaml:2: unknown option trainer.max_step; valid: "),
+        ("trainer:\n  logger: false\n", "cfg.yaml:2: unknown option trainer.logger; valid: "),
+        ("- model\n", "cfg.yaml:1: expected a mapping of options"),
+    ],
+)
+def test_config_file_errors_name_the_file_and_line(text, message, tmp_path, capsys):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    assert main(["fit", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("grubench fit: error: ")
+    assert not (tmp_path / "mlruns").exists()  # nothing written to the default store

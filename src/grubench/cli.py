@@ -12,6 +12,7 @@ import inspect
 import subprocess
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
@@ -100,10 +101,66 @@ def parse_fit_config(argv: list[str]):
     )
 
 
+def check_config_files(argv: list[str]) -> list[str]:
+    """Problems in the ``--config`` files, each as ``file:line: ...``: malformed YAML, and keys
+    that are no option (jsonargparse names neither the file nor the line)."""
+    import lightning as L
+    import yaml
+
+    from grubench.fit import RESERVED_TRAINER_KEYS, FitConfig, TaskConfig
+    from grubench.models import ModelConfig
+    from grubench.system import OptimConfig
+
+    paths = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
+    paths += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
+    trainer = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    groups = {
+        "model": {f.name for f in fields(ModelConfig)},
+        "task": {f.name for f in fields(TaskConfig)},
+        "optim": {f.name for f in fields(OptimConfig)},
+        "trainer": trainer - set(RESERVED_TRAINER_KEYS),
+    }
+    top = {f.name for f in fields(FitConfig)}
+    problems = []
+    for path in paths:
+        try:
+            node = yaml.compose(Path(path).read_text())
+        except OSError as err:
+            problems.append(f"{path}: cannot read: {err.strerror}")
+            continue
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+            problems.append(f"{where}: malformed YAML: {err.problem or err.context}")
+            continue
+        if node is None:
+            continue
+        if not isinstance(node, yaml.MappingNode):
+            problems.append(f"{path}:{node.start_mark.line + 1}: expected a mapping of options")
+            continue
+        for key_node, value_node in node.value:
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key not in top:
+                problems.append(
+                    f"{path}:{line}: unknown key {key!r}; valid: {', '.join(sorted(top))}"
+                )
+            elif key in groups and isinstance(value_node, yaml.MappingNode):
+                for option_node, _ in value_node.value:
+                    if option_node.value not in groups[key]:
+                        problems.append(
+                            f"{path}:{option_node.start_mark.line + 1}: unknown option "
+                            f"{key}.{option_node.value}; valid: {', '.join(sorted(groups[key]))}"
+                        )
+    return problems
+
+
 def cmd_fit(argv: list[str]) -> int:
     from grubench.fit import ConfigError, run_fit, validate_fit_config
     from grubench.tracking import resolve_tracking_uri
 
+    problems = check_config_files(argv)
+    if problems:
+        return _fail(problems, "grubench fit")
     cfg = parse_fit_config(argv)
     problems = validate_fit_config(cfg)
     if problems:
