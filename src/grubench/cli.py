@@ -8,6 +8,7 @@ grubench ui                          # the MLflow UI on 127.0.0.1 for the same s
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import subprocess
 import sys
@@ -187,17 +188,48 @@ def ui_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--host",
         default="127.0.0.1",
-        help="Interface to bind (default 127.0.0.1: this machine only). Serving beyond "
-        "localhost exposes every run to the network: put it behind authentication "
-        "(mlflow's --app-name basic-auth) and restrict --allowed-hosts.",
+        help="Interface to bind (default 127.0.0.1: this machine only). Another address "
+        "exposes every run to that network: add --basic-auth, and name the host names and "
+        "origins that may reach it with --allowed-hosts and --cors-allowed-origins (MLflow's "
+        "host-header and CORS checks).",
     )
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--basic-auth",
+        action="store_true",
+        help="require a login (MLflow's basic-auth app, --app-name basic-auth)",
+    )
+    parser.add_argument(
+        "--allowed-hosts", default=None, help="comma-separated Host headers the server accepts"
+    )
+    parser.add_argument(
+        "--cors-allowed-origins", default=None, help="comma-separated origins allowed by CORS"
+    )
     parser.add_argument(
         "--experiment_name",
         default=None,
         help="print the runs-table address of this experiment only (default: every experiment)",
     )
     return parser
+
+
+def ui_command(args: argparse.Namespace, uri: str, root: str | None) -> list[str]:
+    """The ``mlflow server`` command line for ``grubench ui``'s options."""
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", uri,
+        "--host", args.host,
+        "--port", str(args.port),
+    ]  # fmt: skip
+    if root:
+        command += ["--default-artifact-root", root]
+    if args.basic_auth:
+        command += ["--app-name", "basic-auth"]
+    if args.allowed_hosts:
+        command += ["--allowed-hosts", args.allowed_hosts]
+    if args.cors_allowed_origins:
+        command += ["--cors-allowed-origins", args.cors_allowed_origins]
+    return command
 
 
 def cmd_ui(argv: list[str]) -> int:
@@ -210,15 +242,17 @@ def cmd_ui(argv: list[str]) -> int:
         experiments = [e for e in experiments if e.name == args.experiment_name]
         if not experiments:
             return _fail([f"no experiment {args.experiment_name!r} in {uri}"], "grubench ui")
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", uri,
-        "--host", args.host,
-        "--port", str(args.port),
-    ]  # fmt: skip
-    root = artifact_root(uri)
-    if root:
-        command += ["--default-artifact-root", root]
+    if args.basic_auth and importlib.util.find_spec("flask_wtf") is None:
+        return _fail(
+            ["--basic-auth needs MLflow's auth extra: pip install 'mlflow[auth]'"], "grubench ui"
+        )
+    command = ui_command(args, uri, artifact_root(uri))
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.basic_auth:
+        print(
+            f"grubench ui: warning: serving {uri} on {args.host} without --basic-auth: "
+            "anyone who reaches this port can read and change every run",
+            file=sys.stderr,
+        )
     print(f"MLflow UI for {uri}; runs tables (Model training view):")
     for experiment in experiments:
         url = runs_table_url(args.host, args.port, experiment.experiment_id)
