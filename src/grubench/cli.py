@@ -156,19 +156,16 @@ def check_config_files(argv: list[str]) -> list[str]:
 
 
 def cmd_fit(argv: list[str]) -> int:
-    from grubench.fit import ConfigError, run_fit, validate_fit_config
+    from grubench.fit import ConfigError, run_fit
     from grubench.tracking import resolve_tracking_uri
 
     problems = check_config_files(argv)
     if problems:
         return _fail(problems, "grubench fit")
     cfg = parse_fit_config(argv)
-    problems = validate_fit_config(cfg)
-    if problems:
-        return _fail(problems, "grubench fit")
     try:
-        result = run_fit(cfg)
-    except ConfigError as err:  # pragma: no cover - validated above
+        result = run_fit(cfg)  # validates the whole config before it touches the store
+    except ConfigError as err:
         return _fail(err.problems, "grubench fit")
     uri = resolve_tracking_uri(cfg.tracking_uri)
     print(f"\nrun {result.run_id}: {result.status}, {result.outcome}")

@@ -66,7 +66,7 @@ def _objective(run) -> tuple[str, str]:
     )
 
 
-def collect(client, experiment: Experiment, profile: str) -> tuple[list[Row], list[str], dict]:
+def collect(client, experiment: Experiment, profile: str) -> tuple[list[Row], list[str]]:
     mlflow_experiment = client.get_experiment_by_name(experiment.name)
     children = expand(experiment, profile)
     done = {}
@@ -77,13 +77,12 @@ def collect(client, experiment: Experiment, profile: str) -> tuple[list[Row], li
         for (key, _), run in finished_by_key(runs).items():
             done.setdefault(key, run)
     rows: dict[str, Row] = {}
-    missing, found = [], {}
+    missing = []
     for child in children:
         run = done.get(child.key)
         if run is None:
             missing.append(child.key)
             continue
-        found[child.key] = run
         metric, mode = _objective(run)
         row = rows.setdefault(child.label, Row(child.label, metric, mode))
         metrics, tags = run.data.metrics, run.data.tags
@@ -110,7 +109,7 @@ def collect(client, experiment: Experiment, profile: str) -> tuple[list[Row], li
         if "steps_to_solve" in metrics:
             row.solved += 1
             row.steps_to_solve.append(metrics["steps_to_solve"])
-    return list(rows.values()), missing, found
+    return list(rows.values()), missing
 
 
 def welch_p(a: list[float], b: list[float]) -> float | None:
@@ -155,8 +154,11 @@ def verdict(rows: list[Row]) -> tuple[str, float | None]:
 
 
 def build_report(experiment: Experiment, profile: str, tracking_uri: str | None = None) -> Report:
-    client = get_client(resolve_tracking_uri(tracking_uri))
-    rows, missing, _ = collect(client, experiment, profile)
+    return _build_report(get_client(resolve_tracking_uri(tracking_uri)), experiment, profile)
+
+
+def _build_report(client, experiment: Experiment, profile: str) -> Report:
+    rows, missing = collect(client, experiment, profile)
     groups: dict[str, list[Row]] = {}
     for row in rows:
         groups.setdefault(row.group, []).append(row)
@@ -223,14 +225,30 @@ def longest_solved(report: Report) -> str:
     return f"**Longest {axis} solved by at least half the seeds:** " + "; ".join(parts) + "."
 
 
-def plot_curves(client, report: Report, path: Path) -> Path:
+def _pyplot():
+    """pyplot on the file-only Agg backend (reports run on machines without a screen)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, ax, report: Report, path: Path) -> Path:
+    ax.set_title(report.experiment.question, fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_curves(client, report: Report, path: Path) -> Path:
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
     for row in report.rows:
         curves = [
             {m.step: m.value for m in client.get_metric_history(run_id, row.metric)}
@@ -247,27 +265,16 @@ def plot_curves(client, report: Report, path: Path) -> Path:
     ax.set_ylabel(report.rows[0].metric if report.rows else "metric")
     if report.rows and report.rows[0].mode == "min":
         ax.set_yscale("log")
-    ax.set_title(report.experiment.question, fontsize=10)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, report, path)
 
 
 def plot_against(report: Report, path: Path) -> Path:
     """The final metric against ``plot_against``; series are the labels minus their last
     component (grid() puts the swept axis last)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     series: dict[str, list[Row]] = {}
     for row in report.rows:
         series.setdefault(row.label.rsplit(", ", 1)[0], []).append(row)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
     for name, rows in series.items():
         rows = sorted((r for r in rows if r.x is not None), key=lambda r: r.x)
         ax.errorbar(
@@ -277,13 +284,7 @@ def plot_against(report: Report, path: Path) -> Path:
         )  # fmt: skip
     ax.set_xlabel(report.experiment.plot_against)
     ax.set_ylabel(f"final {report.rows[0].metric}" if report.rows else "metric")
-    ax.set_title(report.experiment.question, fontsize=10)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, report, path)
 
 
 def grad_flow_curves(client, report: Report, tmp: Path) -> dict[str, list[list[float]]]:
@@ -308,12 +309,9 @@ def grad_flow_curves(client, report: Report, tmp: Path) -> dict[str, list[list[f
 def plot_grad_flow(curves: dict[str, list[list[float]]], report: Report, path: Path) -> Path:
     """The norm of dL/dh_t against the lag from the last step, averaged (geometrically) over
     seeds: at initialization and after training, one line per configuration."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     colors = plt.cm.tab20(np.linspace(0, 1, max(len(curves), 2)))  # distinct beyond 10 lines
     for ax in axes:
@@ -339,9 +337,8 @@ def plot_grad_flow(curves: dict[str, list[list[float]]], report: Report, path: P
 def write_report(
     experiment: Experiment, profile: str, out_dir: Path, tracking_uri: str | None = None
 ) -> tuple[Report, list[Path]]:
-    uri = resolve_tracking_uri(tracking_uri)
-    client = get_client(uri)
-    report = build_report(experiment, profile, uri)
+    client = get_client(resolve_tracking_uri(tracking_uri))
+    report = _build_report(client, experiment, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{experiment.name}-{profile}"
     table = out_dir / f"{stem}.md"
