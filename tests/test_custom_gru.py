@@ -3,14 +3,31 @@ deliberately naive step-by-step reference for the variants nn.GRU does not have.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grubench.models import gru_bptt
 from grubench.models.custom_gru import GATES, CustomGRU
 
 ATOL = 1e-5
+# Every implementation of the default form: compiled loops, the same backward in PyTorch ops,
+# and the step-by-step autograd graph. "cpp" is skipped only where nothing can compile it.
+NO_COMPILER = gru_bptt.extension_disabled() or shutil.which("c++") is None
+BACKENDS = [
+    pytest.param(
+        "cpp", marks=pytest.mark.skipif(NO_COMPILER, reason="no C++ compiler / GRUBENCH_GRU_EXT=0")
+    ),
+    "python",
+    "autograd",
+]
 NAMES = ("output", "h_n", "x.grad", "h0.grad")
 INPUT, HIDDEN, BATCH, STEPS = 3, 5, 4, 7
 
@@ -32,10 +49,13 @@ def _run(module, x, h0, out_weight, h_weight):
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("batch_first", [True, False])
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_matches_nn_gru(num_layers, batch_first, with_h0, bias):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_nn_gru(backend, num_layers, batch_first, with_h0, bias):
     torch.manual_seed(0)
     ref = nn.GRU(INPUT, HIDDEN, num_layers, bias=bias, batch_first=batch_first)
-    custom = CustomGRU(INPUT, HIDDEN, num_layers, bias=bias, batch_first=batch_first)
+    custom = CustomGRU(
+        INPUT, HIDDEN, num_layers, bias=bias, batch_first=batch_first, backend=backend
+    )
     custom.load_state_dict(ref.state_dict())
 
     shape = (BATCH, STEPS, INPUT) if batch_first else (STEPS, BATCH, INPUT)
@@ -206,9 +226,13 @@ VARIANTS = [
 
 
 @pytest.mark.parametrize(
-    "options", VARIANTS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items())
+    "options",
+    VARIANTS + [dict(activation="relu", backend=b) for b in ("cpp", "python", "autograd")],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
 )
 def test_variants_match_naive_reference(options):
+    if options.get("backend") == "cpp" and NO_COMPILER:
+        pytest.skip("no C++ compiler / GRUBENCH_GRU_EXT=0")
     torch.manual_seed(5)
     custom = CustomGRU(INPUT, HIDDEN, 2, batch_first=True, **options)
     _perturb_norms(custom)
@@ -319,3 +343,146 @@ def test_relu_is_used():
     out, _ = custom(torch.randn(STEPS, BATCH, INPUT) * 3)
     assert out.min() >= 0
     assert F.relu(out).equal(out)
+
+
+# --- the hand-written backward through time (grubench.models.gru_bptt) --------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:2])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_bptt_gradcheck(backend, relu, bias):
+    # float64 finite differences against the hand-written backward, every input at once.
+    torch.manual_seed(9)
+    steps, batch, hidden = 6, 3, 4
+    x_proj = torch.randn(steps, batch, 3 * hidden, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(batch, hidden, dtype=torch.float64, requires_grad=True)
+    w_hh = (torch.randn(3 * hidden, hidden, dtype=torch.float64) / 2).requires_grad_()
+    b_hh = torch.randn(3 * hidden, dtype=torch.float64, requires_grad=True) if bias else None
+    inputs = (x_proj, h0, w_hh) + ((b_hh,) if bias else ())
+
+    def layer(x_proj, h0, w_hh, b_hh=None):
+        return gru_bptt.gru_layer(x_proj, h0, w_hh, b_hh, relu, backend)
+
+    assert torch.autograd.gradcheck(layer, inputs)
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:2])
+def test_bptt_paths_agree_at_training_size(backend):
+    # A realistic shape (several vector widths, threads splitting the batch, odd H) against
+    # nn.GRU: sums over hundreds of steps, so the tolerance is normwise.
+    torch.manual_seed(10)
+    ref = nn.GRU(8, 67, batch_first=True)
+    custom = CustomGRU(8, 67, batch_first=True, backend=backend)
+    custom.load_state_dict(ref.state_dict())
+    x = torch.randn(32, 120, 8)
+    weight = torch.randn(32, 120, 67)
+    for module in (ref, custom):
+        out, _ = module(x)
+        (out * weight).sum().backward()
+    torch.testing.assert_close(custom(x)[0], ref(x)[0], atol=ATOL, rtol=0)
+    for (name, want), got in zip(ref.named_parameters(), custom.parameters()):
+        error = (got.grad - want.grad).abs().max().item()
+        assert error <= ATOL * max(1.0, want.grad.abs().max().item()), (name, error)
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:2])
+def test_bptt_buffers_never_alias_live_results(backend):
+    # The compiled path reuses its large buffers between calls: results still held must not
+    # change, whatever the order of lengths (a shorter call fits in a longer one's buffer).
+    torch.manual_seed(11)
+    ref = nn.GRU(INPUT, HIDDEN)
+    custom = CustomGRU(INPUT, HIDDEN, backend=backend)
+    custom.load_state_dict(ref.state_dict())
+    held = []
+    for steps in (9, 4, 9, 12, 3):
+        x = torch.randn(steps, BATCH, INPUT, requires_grad=True)
+        out, h_n = custom(x)
+        out.sum().backward()
+        held.append((x, out, h_n, x.grad))
+    with torch.no_grad():
+        for x, out, h_n, _ in held:
+            want_out, want_h = ref(x)
+            torch.testing.assert_close(out, want_out, atol=ATOL, rtol=0)
+            torch.testing.assert_close(h_n, want_h, atol=ATOL, rtol=0)
+    for x, _, _, grad in held:
+        x = x.detach().requires_grad_(True)
+        ref(x)[0].sum().backward()
+        torch.testing.assert_close(grad, x.grad, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:2])
+def test_bptt_inference_without_grad(backend):
+    torch.manual_seed(12)
+    ref = nn.GRU(INPUT, HIDDEN, 2)
+    custom = CustomGRU(INPUT, HIDDEN, 2, backend=backend)
+    custom.load_state_dict(ref.state_dict())
+    x = torch.randn(STEPS, BATCH, INPUT)
+    with torch.no_grad():
+        out, h_n = custom(x)
+        want_out, want_h = ref(x)
+    assert not out.requires_grad
+    torch.testing.assert_close(out, want_out, atol=ATOL, rtol=0)
+    torch.testing.assert_close(h_n, want_h, atol=ATOL, rtol=0)
+
+
+def test_bad_backend_names_value_and_choices():
+    with pytest.raises(ValueError, match=r"'fast'.*auto, cpp, python, autograd"):
+        CustomGRU(INPUT, HIDDEN, backend="fast")
+
+
+def test_cpp_backend_refuses_what_it_cannot_run():
+    custom = CustomGRU(INPUT, HIDDEN, backend="cpp").to(torch.bfloat16)
+    with pytest.raises(ValueError, match=r"float32/float64 CPU tensors only.*bfloat16"):
+        custom(torch.randn(STEPS, BATCH, INPUT, dtype=torch.bfloat16))
+    # auto takes the PyTorch loops instead
+    custom.backend = "auto"
+    assert custom(torch.randn(STEPS, BATCH, INPUT, dtype=torch.bfloat16))[0].isfinite().all()
+
+
+FALLBACK = textwrap.dedent(
+    """
+    import warnings, torch
+    from torch import nn
+    from grubench.models import gru_bptt
+    from grubench.models.custom_gru import CustomGRU
+    {setup}
+    torch.manual_seed(0)
+    ref, custom = nn.GRU(3, 5), CustomGRU(3, 5)
+    custom.load_state_dict(ref.state_dict())
+    x = torch.randn(7, 4, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = custom(x)[0]
+    torch.testing.assert_close(out, ref(x)[0], atol=1e-5, rtol=0)
+    assert gru_bptt.load_extension() is None
+    assert not hasattr(torch.ops.grubench_gru, "forward")
+    print("WARNINGS", [str(w.message) for w in caught])
+    """
+)
+
+
+def _run_fallback(setup: str, tmp_path, **env) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", FALLBACK.format(setup=setup)],
+        env={**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_no_extension_when_disabled_uses_pytorch_loops(tmp_path):
+    out = _run_fallback("", tmp_path, GRUBENCH_GRU_EXT="0")
+    assert "WARNINGS []" in out  # switched off on purpose: nothing to warn about
+
+
+def test_failed_build_warns_and_uses_pytorch_loops(tmp_path):
+    # A compiler error stands for any failure to build (no compiler, no ninja): the model still
+    # runs, on the PyTorch loops, and says so once.
+    broken = tmp_path / "broken.cpp"
+    broken.write_text("this is not C++\n")
+    out = _run_fallback(f"gru_bptt._SOURCE = {str(broken)!r}", tmp_path)
+    assert "could not build the compiled GRU loops" in out and "pure-PyTorch" in out

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from grubench.models.gru_bptt import BACKENDS, gru_layer
+
 GATES = 3  # r, z, n: the row blocks of weight_ih / weight_hh, in this order (as nn.GRU)
 ACTIVATIONS = ("tanh", "relu")
 
@@ -70,6 +72,14 @@ class CustomGRU(nn.Module):
     the outputs of every layer except the last, in training only. ``activation`` is the
     candidate nonlinearity, ``"tanh"`` or ``"relu"``.
 
+    **Speed.** The default form (reset-after, no layer norm, tanh or ReLU) runs each layer as one
+    ``autograd.Function`` with a hand-written backward through time
+    (:mod:`grubench.models.gru_bptt`): compiled C++ loops on CPU where a compiler is present
+    (``backend="auto"`` or ``"cpp"``), the same algorithm in PyTorch ops otherwise
+    (``"python"``). ``reset_after=False`` and ``layer_norm=True`` always run the step-by-step
+    autograd loop below, as does ``backend="autograd"``; ``benchmarks/bench_custom_gru.py``
+    measures each.
+
     Shapes (``forward(input, h0=None) -> (output, h_n)``): ``input`` is ``(T, B, I)``, or
     ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``; ``h0`` and ``h_n`` are
     ``(num_layers, B, H)`` (``(num_layers, H)`` unbatched); ``output`` is the last layer's
@@ -95,6 +105,7 @@ class CustomGRU(nn.Module):
         reset_after: bool = True,
         activation: str = "tanh",
         layer_norm: bool = False,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         _check_positive_int("input_size", input_size)
@@ -108,6 +119,8 @@ class CustomGRU(nn.Module):
             raise ValueError(
                 f"unknown activation {activation!r}; choose from: {', '.join(ACTIVATIONS)}"
             )
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from: {', '.join(BACKENDS)}")
         if dropout > 0 and num_layers == 1:
             # The same warning nn.GRU gives: dropout acts between layers only.
             warnings.warn(
@@ -126,6 +139,7 @@ class CustomGRU(nn.Module):
         self.reset_after = reset_after
         self.activation = activation
         self.layer_norm = layer_norm
+        self.backend = backend
         self.bidirectional = False  # read by code written for nn.GRU
         self._act = _ACTIVATION_FNS[activation]
 
@@ -175,6 +189,8 @@ class CustomGRU(nn.Module):
             s += f", activation={self.activation!r}"
         if self.layer_norm:
             s += ", layer_norm=True"
+        if self.backend != "auto":
+            s += f", backend={self.backend!r}"
         return s
 
     def forward(self, input: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -233,6 +249,11 @@ class CustomGRU(nn.Module):
             ln_hn = None if self.reset_after else getattr(self, f"ln_hn_l{k}")
         H = self.hidden_size
         act = self._act
+
+        if self.reset_after and not self.layer_norm and self.backend != "autograd":
+            x_proj = F.linear(x, w_ih, b_ih)  # (T, B, 3H)
+            hs = gru_layer(x_proj, h, w_hh, b_hh, self.activation == "relu", self.backend)
+            return hs[1:], hs[-1]  # hs: (T+1, B, H), h0 first
 
         # The input projection for all T steps in one matmul: (T, B, 3H).
         if self.layer_norm:

@@ -1,0 +1,221 @@
+// One reset-after GRU layer: forward loop and hand-written backward through time, with the
+// pointwise work of each step fused into one vectorized pass (at::vec::Vectorized, which
+// calls the same SLEEF kernels as ATen's own sigmoid and tanh). The math is written out in
+// grubench/models/gru_bptt.py, whose pure-PyTorch loops compute the same thing.
+//
+// Registered as torch.ops.grubench_gru.forward / torch.ops.grubench_gru.backward; built by
+// grubench.models.gru_bptt with torch.utils.cpp_extension at first use.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+// factors: per step (B, 5, H) blocks [F_r, F_z, F_n, A, z] (see gru_bptt.py):
+//   ∂L/∂p_t = g_t ⊙ [F_r, F_z, F_n],  ∂L/∂(x_n)_t = g_t ⊙ A,  ∂L/∂h_{t-1} ⊃ g_t ⊙ z.
+constexpr int64_t kFactors = 5;
+
+// Large per-call buffers (states, factors, gradients: T·B·H floats each) come from a pool that
+// outlives the call. A fresh tensor of that size is a fresh mmap from glibc, and on this kind of
+// VM touching it page by page costs as much as the arithmetic. A pooled buffer is handed out
+// again only when the pool holds its last reference (every view, saved tensor or output built
+// on it is gone), so reuse can never alias live data.
+at::Tensor pooled_empty(at::IntArrayRef shape, const at::TensorOptions& options) {
+  static std::mutex mutex;
+  static std::vector<at::Tensor> pool;
+  const int64_t numel = c10::multiply_integers(shape);
+  std::lock_guard<std::mutex> lock(mutex);
+  auto is_free = [](const at::Tensor& t) {
+    return t.use_count() == 1 && t.storage().use_count() == 1;
+  };
+  at::Tensor* best = nullptr;
+  for (auto& t : pool) {
+    if (t.scalar_type() == options.dtype().toScalarType() && t.numel() >= numel && is_free(t) &&
+        (best == nullptr || t.numel() < best->numel())) {
+      best = &t;
+    }
+  }
+  if (best != nullptr) {
+    return best->narrow(0, 0, numel).view(shape);
+  }
+  // Free buffers too small for this request would only be outgrown again: drop them, which
+  // bounds the pool by the number of buffers alive at once.
+  pool.erase(std::remove_if(pool.begin(), pool.end(),
+                            [&](const at::Tensor& t) {
+                              return is_free(t) && t.scalar_type() ==
+                                  options.dtype().toScalarType() && t.numel() < numel;
+                            }),
+             pool.end());
+  pool.push_back(at::empty({numel}, options));
+  return pool.back().view(shape);
+}
+
+// Rows of the batch per task of at::parallel_for: enough pointwise work to pay for a thread.
+int64_t grain_rows(int64_t H) { return std::max<int64_t>(1, 4096 / H); }
+
+template <typename scalar_t>
+void forward_step(const scalar_t* x, const scalar_t* p, const scalar_t* h_prev, scalar_t* h,
+                  scalar_t* f, int64_t b0, int64_t b1, int64_t H, bool relu, bool need_grad) {
+  using Vec = at::vec::Vectorized<scalar_t>;
+  const Vec one(1), zero(0);
+  const int64_t W = Vec::size();
+  for (int64_t b = b0; b < b1; ++b) {
+    const scalar_t* xb = x + b * 3 * H;
+    const scalar_t* pb = p + b * 3 * H;
+    const scalar_t* hpb = h_prev + b * H;
+    scalar_t* hb = h + b * H;
+    scalar_t* fb = f + b * kFactors * H;
+    for (int64_t j = 0; j < H; j += W) {
+      const int64_t c = std::min(W, H - j);
+      auto load = [c](const scalar_t* ptr) { return Vec::loadu(ptr, c); };
+      const Vec pn = load(pb + 2 * H + j);
+      const Vec r = (one + (load(xb + j) + load(pb + j)).neg().exp()).reciprocal();
+      const Vec z = (one + (load(xb + H + j) + load(pb + H + j)).neg().exp()).reciprocal();
+      const Vec pre = load(xb + 2 * H + j) + r * pn;
+      const Vec n = relu ? at::vec::maximum(pre, zero) : pre.tanh();
+      const Vec hp = load(hpb + j);
+      const Vec diff = hp - n;
+      (n + z * diff).store(hb + j, c);  // (h − n) z + n, nn.GRU's order of operations
+      if (need_grad) {
+        const Vec d_act = relu ? n.gt(zero) : one - n * n;
+        const Vec a = d_act * (one - z);
+        (a * pn * r * (one - r)).store(fb + j, c);
+        (diff * z * (one - z)).store(fb + H + j, c);
+        (a * r).store(fb + 2 * H + j, c);
+        a.store(fb + 3 * H + j, c);
+        z.store(fb + 4 * H + j, c);
+      }
+    }
+  }
+}
+
+template <typename scalar_t>
+void backward_step(const scalar_t* g, const scalar_t* f, const scalar_t* grad_prev,
+                   scalar_t* d, scalar_t* gx, scalar_t* g_prev, int64_t b0, int64_t b1,
+                   int64_t H) {
+  using Vec = at::vec::Vectorized<scalar_t>;
+  const int64_t W = Vec::size();
+  for (int64_t b = b0; b < b1; ++b) {
+    const scalar_t* gb = g + b * H;
+    const scalar_t* fb = f + b * kFactors * H;
+    scalar_t* db = d + b * 3 * H;
+    scalar_t* gxb = gx + b * 3 * H;
+    for (int64_t j = 0; j < H; j += W) {
+      const int64_t c = std::min(W, H - j);
+      auto load = [c](const scalar_t* ptr) { return Vec::loadu(ptr, c); };
+      const Vec gv = load(gb + j);
+      const Vec d_r = gv * load(fb + j);
+      const Vec d_z = gv * load(fb + H + j);
+      d_r.store(db + j, c);
+      d_z.store(db + H + j, c);
+      (gv * load(fb + 2 * H + j)).store(db + 2 * H + j, c);
+      d_r.store(gxb + j, c);
+      d_z.store(gxb + H + j, c);
+      (gv * load(fb + 3 * H + j)).store(gxb + 2 * H + j, c);
+      (load(grad_prev + b * H + j) + gv * load(fb + 4 * H + j)).store(g_prev + b * H + j, c);
+    }
+  }
+}
+
+void check_inputs(const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh) {
+  TORCH_CHECK(x_proj.device().is_cpu(), "grubench_gru: CPU tensors only");
+  TORCH_CHECK(x_proj.dim() == 3 && h0.dim() == 2 && w_hh.dim() == 2, "grubench_gru: bad ranks");
+  TORCH_CHECK(x_proj.size(2) == 3 * h0.size(1) && w_hh.size(0) == 3 * h0.size(1) &&
+                  w_hh.size(1) == h0.size(1) && x_proj.size(1) == h0.size(0),
+              "grubench_gru: inconsistent shapes");
+}
+
+// Returns hs (T+1, B, H) with hs[0] = h0, and the backward factors (T, B, 5, H) when
+// need_grad (else an empty tensor).
+std::tuple<Tensor, Tensor> gru_forward(const Tensor& x_proj_in, const Tensor& h0,
+                                       const Tensor& w_hh, const std::optional<Tensor>& b_hh,
+                                       bool relu, bool need_grad) {
+  check_inputs(x_proj_in, h0, w_hh);
+  const Tensor x_proj = x_proj_in.contiguous();
+  const int64_t T = x_proj.size(0), B = x_proj.size(1), H = h0.size(1);
+  Tensor hs = pooled_empty({T + 1, B, H}, x_proj.options());
+  hs[0].copy_(h0);
+  Tensor factors = need_grad ? pooled_empty({T, B, kFactors, H}, x_proj.options())
+                             : at::empty({0}, x_proj.options());
+  Tensor p = at::empty({B, 3 * H}, x_proj.options());  // workspace, reused every step
+  const Tensor w_t = w_hh.t();
+  const bool has_bias = b_hh.has_value() && b_hh->defined();
+  AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "grubench_gru_forward", [&] {
+    const scalar_t* x_ptr = x_proj.const_data_ptr<scalar_t>();
+    const scalar_t* p_ptr = p.const_data_ptr<scalar_t>();
+    scalar_t* hs_ptr = hs.data_ptr<scalar_t>();
+    scalar_t* f_ptr = need_grad ? factors.data_ptr<scalar_t>() : nullptr;
+    for (int64_t t = 0; t < T; ++t) {
+      const Tensor h_prev = hs[t];
+      if (has_bias) {
+        at::addmm_out(p, *b_hh, h_prev, w_t);
+      } else {
+        at::mm_out(p, h_prev, w_t);
+      }
+      at::parallel_for(0, B, grain_rows(H), [&](int64_t b0, int64_t b1) {
+        forward_step<scalar_t>(x_ptr + t * B * 3 * H, p_ptr, hs_ptr + t * B * H,
+                               hs_ptr + (t + 1) * B * H,
+                               need_grad ? f_ptr + t * B * kFactors * H : nullptr, b0, b1, H,
+                               relu, need_grad);
+      });
+    }
+  });
+  return {hs, factors};
+}
+
+// grad_hs (T+1, B, H): ∂L/∂hs from outside. Returns (∂L/∂x_proj, ∂L/∂h0, ∂L/∂W_hh, ∂L/∂b_hh).
+std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_hs_in,
+                                                        const Tensor& hs, const Tensor& factors,
+                                                        const Tensor& w_hh, bool has_bias) {
+  const Tensor grad_hs = grad_hs_in.contiguous();
+  const int64_t T = factors.size(0), B = factors.size(1), H = factors.size(3);
+  Tensor d = pooled_empty({T, B, 3 * H}, grad_hs.options());       // ∂L/∂p_t
+  Tensor grad_x = pooled_empty({T, B, 3 * H}, grad_hs.options());  // ∂L/∂x_t
+  Tensor g = grad_hs[T].clone();  // ∂L/∂h_t, walking back
+  Tensor g_prev = at::empty({B, H}, grad_hs.options());
+  const Tensor w = w_hh.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(grad_hs.scalar_type(), "grubench_gru_backward", [&] {
+    const scalar_t* f_ptr = factors.const_data_ptr<scalar_t>();
+    const scalar_t* grad_hs_ptr = grad_hs.const_data_ptr<scalar_t>();
+    scalar_t* d_ptr = d.data_ptr<scalar_t>();
+    scalar_t* gx_ptr = grad_x.data_ptr<scalar_t>();
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const scalar_t* g_ptr = g.const_data_ptr<scalar_t>();
+      scalar_t* g_prev_ptr = g_prev.data_ptr<scalar_t>();
+      at::parallel_for(0, B, grain_rows(H), [&](int64_t b0, int64_t b1) {
+        backward_step<scalar_t>(g_ptr, f_ptr + t * B * kFactors * H, grad_hs_ptr + t * B * H,
+                                d_ptr + t * B * 3 * H, gx_ptr + t * B * 3 * H, g_prev_ptr, b0, b1,
+                                H);
+      });
+      g_prev.addmm_(d[t], w);  // g_{t-1} += d_t W_h
+      std::swap(g, g_prev);
+    }
+  });
+  // Σ_t d_tᵀ h_{t-1}: one (3H, T·B) × (T·B, H) matmul.
+  Tensor grad_w = d.view({T * B, 3 * H}).t().mm(hs.narrow(0, 0, T).reshape({T * B, H}));
+  Tensor grad_b = has_bias ? d.sum({0, 1}) : Tensor();
+  return {grad_x, g, grad_w, grad_b};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(grubench_gru, m) {
+  m.def("forward(Tensor x_proj, Tensor h0, Tensor w_hh, Tensor? b_hh, bool relu, bool need_grad)"
+        " -> (Tensor, Tensor)");
+  m.def("backward(Tensor grad_hs, Tensor hs, Tensor factors, Tensor w_hh, bool has_bias)"
+        " -> (Tensor, Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(grubench_gru, CPU, m) {
+  m.impl("forward", &gru_forward);
+  m.impl("backward", &gru_backward);
+}

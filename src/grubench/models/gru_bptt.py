@@ -1,0 +1,259 @@
+"""One GRU layer (reset-after form) with a hand-written backward through time.
+
+``CustomGRU`` in its default form (``reset_after=True``, no layer norm, tanh or ReLU) runs each
+layer through :class:`GRULayerFunction` instead of building an autograd graph of ~10 nodes per
+time step. The forward is the same loop; the backward walks time in reverse by hand:
+
+.. code-block:: text
+
+    forward, per step t (x_t = W_i x_t + b_i precomputed for all t, shape (B, 3H)):
+        p_t   = W_h h_{t-1} + b_h                       (B, 3H) = [p_r, p_z, p_n]
+        r, z  = σ(x_r + p_r), σ(x_z + p_z)
+        n     = act(x_n + r ⊙ p_n)
+        h_t   = n + z ⊙ (h_{t-1} − n)
+
+    backward, with g_t = ∂L/∂h_t (the output's gradient plus what flows back from t+1):
+        a_n   = g_t ⊙ (1 − z) ⊙ act'(n)                 ∂L/∂(x_n + r ⊙ p_n)
+        a_z   = g_t ⊙ (h_{t-1} − n) ⊙ z(1 − z)
+        a_r   = a_n ⊙ p_n ⊙ r(1 − r)
+        ∂L/∂x_t = [a_r, a_z, a_n]                        → the input projection's gradient
+        ∂L/∂p_t = [a_r, a_z, a_n ⊙ r] =: d_t
+        g_{t-1} = ∂L/∂h_{t-1} (from outside) + g_t ⊙ z + d_t W_h
+
+Everything that does not depend on g is gathered before the loop into one factor tensor
+``F_t = [act'(n)(1−z) p_n r(1−r), (h_{t-1}−n) z(1−z), act'(n)(1−z) r]`` (vectorized over all
+T steps), so a backward step is three kernels: ``d_t = g_t ⊙ F_t`` (broadcast over the three
+gate blocks), ``g_{t-1} = ∂L/∂h_{t-1} + g_t ⊙ z`` and ``g_{t-1} += d_t W_h``. The weight
+gradients are then one large matmul over all steps, ``∂L/∂W_h = Σ_t d_tᵀ h_{t-1}``, and the
+input-projection gradient one broadcast product. All per-step results go into buffers
+allocated once per call (large ``empty`` tensors rather than T small ones: glibc's allocator
+page-faults on many fresh large blocks).
+
+Two implementations of the same loops: ``csrc/gru_bptt.cpp``, built with
+``torch.utils.cpp_extension`` at first use (a C++ compiler and ninja are needed), fuses the
+pointwise work of a step into one vectorized pass and keeps its large buffers between calls;
+the pure-PyTorch loops below run where it cannot (no compiler, a GPU, half precision, or
+``GRUBENCH_GRU_EXT=0``). Both give the numbers of ``nn.GRU`` to float rounding;
+tests/test_custom_gru.py checks each path against it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+BACKENDS = ("auto", "cpp", "python", "autograd")
+"""How ``CustomGRU`` runs a reset-after layer: ``cpp`` the compiled loops (CPU, float32/64),
+``python`` the same hand-written backward in PyTorch ops (any device), ``autograd`` the readable
+step-by-step graph (the only form for ``reset_after=False`` and ``layer_norm``), and ``auto``
+cpp where it applies and builds, else python."""
+
+_SOURCE = Path(__file__).with_name("csrc") / "gru_bptt.cpp"
+# Instruction sets for at::vec::Vectorized, by what ATen itself dispatches to on this CPU.
+_CAPABILITY_FLAGS = {
+    "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mf16c"],
+    "AVX2": ["-mavx2", "-mfma", "-mf16c"],
+}
+_lock = threading.Lock()
+_extension: dict[str, object] = {}  # "ops" -> the loaded op namespace, or None after a failure
+
+
+def extension_disabled() -> bool:
+    """``GRUBENCH_GRU_EXT=0`` turns the compiled path off (``auto`` then runs ``python``)."""
+    return os.environ.get("GRUBENCH_GRU_EXT", "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def load_extension() -> object | None:
+    """Builds (first use, ~20-40 s, cached by torch under ``TORCH_EXTENSIONS_DIR``) and loads
+    ``csrc/gru_bptt.cpp``; returns ``torch.ops.grubench_gru`` or None where it cannot be built
+    (no compiler, no ninja, an unsupported platform), with one warning saying why."""
+    with _lock:
+        if "ops" not in _extension:
+            _extension["ops"] = _build()
+        return _extension["ops"]
+
+
+def _build() -> object | None:
+    if extension_disabled():
+        return None
+    if hasattr(torch.ops, "grubench_gru") and hasattr(torch.ops.grubench_gru, "forward"):
+        return torch.ops.grubench_gru  # already registered in this process
+    capability = torch.backends.cpu.get_cpu_capability()
+    flags = _CAPABILITY_FLAGS.get(capability)
+    if flags is None:
+        capability, flags = "DEFAULT", []
+    try:
+        from torch.utils.cpp_extension import load
+
+        load(
+            name=f"grubench_gru_{capability.lower()}",
+            sources=[str(_SOURCE)],
+            extra_cflags=[
+                "-O3",
+                "-fopenmp",
+                f"-DCPU_CAPABILITY={capability}",
+                f"-DCPU_CAPABILITY_{capability}",
+                *flags,
+            ],
+            extra_ldflags=["-fopenmp"],
+            is_python_module=False,
+            verbose=False,
+        )
+    except Exception as error:  # noqa: BLE001 - any build failure means: use the Python path
+        warnings.warn(
+            f"grubench: could not build the compiled GRU loops ({type(error).__name__}: "
+            f"{str(error).strip().splitlines()[-1] if str(error).strip() else error!r}); "
+            "CustomGRU uses the pure-PyTorch backward instead (same numbers, slower). "
+            "Set GRUBENCH_GRU_EXT=0 to skip the attempt.",
+            stacklevel=3,
+        )
+        return None
+    return torch.ops.grubench_gru
+
+
+def _forward_loop(
+    x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, relu: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Returns ``hs`` (T+1, B, H) with h0 first, ``p`` (T, B, 3H), ``rz`` (T, B, 2H), ``n``."""
+    T, B, three_h = x_proj.shape
+    H = three_h // 3
+    hs = x_proj.new_empty(T + 1, B, H)
+    p = x_proj.new_empty(T, B, three_h)
+    rz = x_proj.new_empty(T, B, 2 * H)
+    n = x_proj.new_empty(T, B, H)
+    hs[0].copy_(h0)
+    w_t = w_hh.t()
+    x_rz, x_n = x_proj[..., : 2 * H].unbind(0), x_proj[..., 2 * H :].unbind(0)
+    p_rz, p_n = p[..., : 2 * H].unbind(0), p[..., 2 * H :].unbind(0)
+    rz_t, n_t, h_t = rz.unbind(0), n.unbind(0), hs.unbind(0)
+    for t in range(T):
+        if b_hh is None:
+            torch.mm(h_t[t], w_t, out=p[t])
+        else:
+            torch.addmm(b_hh, h_t[t], w_t, out=p[t])
+        torch.add(x_rz[t], p_rz[t], out=rz_t[t]).sigmoid_()
+        r, z = rz_t[t].chunk(2, 1)
+        torch.addcmul(x_n[t], r, p_n[t], out=n_t[t])
+        n_t[t].relu_() if relu else n_t[t].tanh_()
+        torch.lerp(n_t[t], h_t[t], z, out=h_t[t + 1])
+    return hs, p, rz, n
+
+
+def _backward_factors(hs: Tensor, p: Tensor, rz: Tensor, n: Tensor, relu: bool) -> Tensor:
+    """``F`` (T, B, 4, H): blocks ``[F_r, F_z, F_n, A]`` with ∂L/∂p_t = g_t ⊙ F_t[:3] and
+    ∂L/∂(x_n)_t = g_t ⊙ A_t (see the module docstring)."""
+    H = n.size(-1)
+    r, z = rz[..., :H], rz[..., H:]
+    factors = n.new_empty(*n.shape[:2], 4, H)
+    a = factors[:, :, 3]
+    if relu:
+        torch.mul((n > 0).to(n.dtype), 1 - z, out=a)
+    else:
+        torch.mul(1 - n * n, 1 - z, out=a)  # tanh' = 1 − n²
+    torch.mul(a * p[..., 2 * H :], r * (1 - r), out=factors[:, :, 0])
+    torch.mul(hs[:-1] - n, z * (1 - z), out=factors[:, :, 1])
+    torch.mul(a, r, out=factors[:, :, 2])
+    return factors
+
+
+def _backward_loop(
+    grad_out: Tensor, factors: Tensor, z: Tensor, w_hh: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Returns ``g`` (T+1, B, H) with g[t+1] = ∂L/∂h_t, g[0] = ∂L/∂h0 through the layer, and
+    ``d`` (T, B, 3H), d_t = ∂L/∂p_t. ``grad_out`` (T, B, H) is ∂L/∂h_t from outside."""
+    T, B, H = grad_out.shape
+    g = grad_out.new_empty(T + 1, B, H)
+    d = grad_out.new_empty(T, B, 3 * H)
+    g[T].copy_(grad_out[T - 1])
+    g_t, d_t, d_flat = g.unbind(0), d.view(T, B, 3, H).unbind(0), d.unbind(0)
+    f_t, z_t, out_t = factors[:, :, :3].unbind(0), z.unbind(0), grad_out.unbind(0)
+    for t in range(T - 1, -1, -1):
+        torch.mul(g_t[t + 1].unsqueeze(1), f_t[t], out=d_t[t])
+        if t > 0:
+            torch.addcmul(out_t[t - 1], g_t[t + 1], z_t[t], out=g_t[t])
+        else:
+            torch.mul(g_t[t + 1], z_t[t], out=g_t[t])
+        g_t[t].addmm_(d_flat[t], w_hh)
+    return g, d
+
+
+class GRULayerFunction(torch.autograd.Function):
+    """``(x_proj (T, B, 3H), h0 (B, H), w_hh (3H, H), b_hh (3H,) | None, relu, ops) -> hs``.
+
+    ``hs`` is (T+1, B, H): ``hs[1:]`` is the layer's output, ``hs[-1]`` its final state and
+    ``hs[0]`` a copy of ``h0``. ``ops`` is the compiled extension, or None for the PyTorch loops.
+    """
+
+    @staticmethod
+    def forward(ctx, x_proj, h0, w_hh, b_hh, relu, ops):  # noqa: ANN001, ANN205
+        ctx.relu, ctx.ops, ctx.has_bias = relu, ops, b_hh is not None
+        if ops is not None:
+            hs, factors = ops.forward(x_proj, h0, w_hh, b_hh, relu, True)
+            ctx.save_for_backward(hs, factors, w_hh)
+            return hs
+        hs, p, rz, n = _forward_loop(x_proj, h0, w_hh, b_hh, relu)
+        ctx.save_for_backward(hs, p, rz, n, w_hh)
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_hs):  # noqa: ANN001, ANN205
+        if ctx.ops is not None:
+            hs, factors, w_hh = ctx.saved_tensors
+            grad_x, grad_h0, grad_w, grad_b = ctx.ops.backward(
+                grad_hs, hs, factors, w_hh, ctx.has_bias
+            )
+            return grad_x, grad_h0, grad_w, grad_b if ctx.has_bias else None, None, None
+        hs, p, rz, n, w_hh = ctx.saved_tensors
+        T, B, H = n.shape
+        grad_hs = grad_hs.contiguous()
+        factors = _backward_factors(hs, p, rz, n, ctx.relu)
+        g, d = _backward_loop(grad_hs[1:], factors, rz[..., H:], w_hh)
+        grad_w = d.view(T * B, 3 * H).t().mm(hs[:-1].reshape(T * B, H))  # Σ_t d_tᵀ h_{t-1}
+        grad_b = d.sum((0, 1)) if ctx.has_bias else None
+        # ∂L/∂x_t equals d_t except in the n block, a_n = g_t ⊙ A_t (d's is a_n ⊙ r): reuse d.
+        torch.mul(g[1:], factors[:, :, 3], out=d.view(T, B, 3, H)[:, :, 2])
+        return d, g[0] + grad_hs[0], grad_w, grad_b, None, None
+
+
+def uses_extension(backend: str, x_proj: Tensor) -> bool:
+    """Whether ``backend`` runs the compiled loops for this tensor (CPU, float32/64)."""
+    if backend not in ("auto", "cpp"):
+        return False
+    suitable = x_proj.device.type == "cpu" and x_proj.dtype in (torch.float32, torch.float64)
+    if backend == "cpp" and not suitable:
+        raise ValueError(
+            f"CustomGRU backend 'cpp' runs float32/float64 CPU tensors only, got "
+            f"{x_proj.dtype} on {x_proj.device}; use backend 'auto' or 'python'"
+        )
+    if not suitable:
+        return False
+    if load_extension() is None:
+        if backend == "cpp":
+            raise RuntimeError(
+                "CustomGRU backend 'cpp': the compiled GRU loops are not available "
+                "(GRUBENCH_GRU_EXT=0, or the build failed: see the warning above)"
+            )
+        return False
+    return True
+
+
+def gru_layer(
+    x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, relu: bool, backend: str
+) -> Tensor:
+    """Runs one reset-after GRU layer; returns ``hs`` (T+1, B, H) (see GRULayerFunction).
+
+    ``backend`` is ``auto``, ``cpp`` or ``python`` (see ``BACKENDS``)."""
+    ops = load_extension() if uses_extension(backend, x_proj) else None
+    tensors = (x_proj, h0, w_hh) if b_hh is None else (x_proj, h0, w_hh, b_hh)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return GRULayerFunction.apply(x_proj, h0, w_hh, b_hh, relu, ops)
+    if ops is not None:  # inference: no factors to keep
+        return ops.forward(x_proj, h0, w_hh, b_hh, relu, False)[0]
+    return _forward_loop(x_proj, h0, w_hh, b_hh, relu)[0]
