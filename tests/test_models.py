@@ -40,6 +40,8 @@ def test_rnn_activation_and_custom_gru_options():
         ModelConfig(name="custom_gru", reset_after=False, activation="relu"), 2, 1, "last"
     ).backbone
     assert gru.reset_after is False and gru.activation == "relu"
+    gru = build_model(ModelConfig(name="custom_gru", backend="python"), 2, 1, "last").backbone
+    assert gru.backend == "python"
 
 
 def test_same_seed_same_weights():
@@ -72,6 +74,14 @@ def test_same_seed_same_weights():
         (
             ModelConfig(name="torch_gru", forget_bias=0.0),
             "model.forget_bias=0.0 does not apply to torch_gru; only lstm take it",
+        ),
+        (
+            ModelConfig(name="custom_gru", backend="fast"),
+            "model.backend: unknown backend 'fast'; choose from: auto, cpp, python, autograd",
+        ),
+        (
+            ModelConfig(name="lstm", backend="python"),
+            "model.backend='python' does not apply to lstm; only custom_gru take it",
         ),
         (
             ModelConfig(name="torch_gru", activation="relu"),

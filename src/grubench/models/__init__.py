@@ -14,6 +14,7 @@ from typing import Literal
 from torch import nn
 
 from grubench.models.custom_gru import CustomGRU
+from grubench.models.gru_bptt import BACKENDS
 from grubench.models.init import INITS, check_init, initialize, set_lstm_forget_bias
 from grubench.models.sequence import SequenceModel, StackedRNN
 from grubench.models.torch_rnns import build_lstm, build_rnn, build_torch_gru
@@ -35,6 +36,9 @@ class ModelConfig:
     reset_after: bool = True  # custom_gru: cuDNN/PyTorch form (True) or Cho et al. v3 (False)
     activation: str = "tanh"  # custom_gru and rnn: candidate-state / hidden nonlinearity
     layer_norm: bool = False  # custom_gru: LayerNorm on the gate pre-activations
+    # custom_gru: how the default form runs (auto, cpp, python, autograd; same numbers to
+    # float rounding, see grubench.models.gru_bptt)
+    backend: str = "auto"
     # Widths of stacked layers that may differ, e.g. [128, 64]; replaces hidden_size and
     # num_layers when set (dropout then acts between these layers).
     layer_sizes: list[int] | None = None
@@ -52,6 +56,7 @@ def _build_custom_gru(
     reset_after: bool = True,
     activation: str = "tanh",
     layer_norm: bool = False,
+    backend: str = "auto",
 ) -> CustomGRU:
     return CustomGRU(
         input_size,
@@ -62,6 +67,7 @@ def _build_custom_gru(
         reset_after=reset_after,
         activation=activation,
         layer_norm=layer_norm,
+        backend=backend,
     )
 
 
@@ -73,14 +79,16 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "custom_gru": ModelSpec(_build_custom_gru, "gru", ("reset_after", "activation", "layer_norm")),
+    "custom_gru": ModelSpec(
+        _build_custom_gru, "gru", ("reset_after", "activation", "layer_norm", "backend")
+    ),
     "torch_gru": ModelSpec(build_torch_gru, "gru"),
     "lstm": ModelSpec(build_lstm, "lstm", ("forget_bias",)),
     "rnn": ModelSpec(build_rnn, "rnn", ("activation",)),
 }
 
 # Options that belong to some models only; the shared ones are always allowed.
-_SPECIFIC = ("reset_after", "activation", "layer_norm", "forget_bias")
+_SPECIFIC = ("reset_after", "activation", "layer_norm", "backend", "forget_bias")
 
 
 def validate_model_config(cfg: ModelConfig, seq_len: int | None = None) -> list[str]:
@@ -102,6 +110,10 @@ def validate_model_config(cfg: ModelConfig, seq_len: int | None = None) -> list[
         problems.append(
             f"model.activation: unknown activation {cfg.activation!r}; "
             f"choose from: {', '.join(ACTIVATIONS)}"
+        )
+    if cfg.backend not in BACKENDS:
+        problems.append(
+            f"model.backend: unknown backend {cfg.backend!r}; choose from: {', '.join(BACKENDS)}"
         )
     spec = MODELS[cfg.name]
     defaults = ModelConfig()
