@@ -25,6 +25,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -83,7 +84,7 @@ def fit_steps(
         uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         for name, cfg in configs.items():
             fit = FitConfig(
-                model=ModelConfig(**{**vars(cfg), "hidden_size": args.hidden}),
+                model=cfg,
                 task=TaskConfig(
                     name="adding",
                     seq_len=args.seq_len,
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    configs = {name: ModelConfig(**{**vars(cfg), "hidden_size": args.hidden}) for name, cfg in MODELS.items()}  # fmt: skip
+    configs = {name: replace(cfg, hidden_size=args.hidden) for name, cfg in MODELS.items()}
     bare = bare_steps(configs, args)
     fits = fit_steps(configs, args)
     data = data_ms(args)
