@@ -85,11 +85,11 @@ def test_interrupted_sweep_resumes_without_duplicates(tracking_uri, client, monk
     experiment = tiny_experiment()
     real_fit, calls = runner_module.run_fit, []
 
-    def interrupt_third(config):
+    def interrupt_third(config, **kwargs):
         calls.append(config.seed)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_fit(config)
+        return real_fit(config, **kwargs)
 
     monkeypatch.setattr(runner_module, "run_fit", interrupt_third)
     with pytest.raises(KeyboardInterrupt):
@@ -107,17 +107,27 @@ def test_interrupted_sweep_resumes_without_duplicates(tracking_uri, client, monk
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
-def test_a_child_left_running_is_rerun_once(tracking_uri, client):
+def test_a_child_left_running_is_continued_or_rerun_once(tracking_uri, client):
+    """A run left RUNNING (its process killed -9) continues as the same run from its
+    checkpoint; without a checkpoint it is superseded by a new run. Either way: once."""
+    from grubench.tracking import checkpoint_dir
+
     experiment = tiny_experiment(configs={"gru": {"model": {"name": "torch_gru"}}})
     run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
-    (stale, _) = children_in_store(client)
-    client.set_terminated(stale.info.run_id, "RUNNING")  # as if its process was killed -9
+    stale, no_checkpoint = sorted(
+        children_in_store(client), key=lambda r: r.data.tags["grubench.seed"]
+    )
+    for run in (stale, no_checkpoint):
+        client.set_terminated(run.info.run_id, "RUNNING")  # as if its process was killed -9
+    (checkpoint_dir(tracking_uri, no_checkpoint.info.run_id) / "last.ckpt").unlink()
     result = run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
-    assert (result.ran, result.skipped) == (1, 1)
-    assert client.get_run(stale.info.run_id).info.status == "KILLED"
-    assert client.get_run(stale.info.run_id).data.tags["grubench.superseded"] == "true"
+    assert (result.ran, result.resumed, result.skipped) == (2, 1, 0)
+    assert client.get_run(stale.info.run_id).info.status == "FINISHED"  # the same run
+    assert client.get_run(no_checkpoint.info.run_id).info.status == "KILLED"
+    assert client.get_run(no_checkpoint.info.run_id).data.tags["grubench.superseded"] == "true"
     runs = children_in_store(client)
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    assert stale.info.run_id in {r.info.run_id for r in runs}
 
 
 def test_diverged_child_is_counted_and_the_sweep_goes_on(tracking_uri):

@@ -2,6 +2,7 @@
 
 grubench fit --config experiments/lstm_adding.yaml --model.name custom_gru
 grubench fit --print_config          # the resolved config, loadable with --config
+grubench fit --resume <run_id>       # continue a stopped run from its checkpoint
 grubench ui                          # the MLflow UI on 127.0.0.1 for the same store
 """
 
@@ -155,24 +156,91 @@ def check_config_files(argv: list[str]) -> list[str]:
     return problems
 
 
+RESUME_FORM = "grubench fit --resume RUN_ID [--tracking_uri URI]"
+
+
+def _pop_resume(argv: list[str]) -> tuple[str | None, list[str]]:
+    """``--resume RUN_ID`` (or ``--resume=RUN_ID``) taken out of ``argv``; "" when no id."""
+    for i, arg in enumerate(argv):
+        if arg == "--resume":
+            value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("-") else ""
+            return value, argv[:i] + argv[i + 1 + bool(value) :]
+        if arg.startswith("--resume="):
+            return arg.split("=", 1)[1], argv[:i] + argv[i + 1 :]
+    return None, argv
+
+
 def cmd_fit(argv: list[str]) -> int:
     from grubench.fit import ConfigError, run_fit
-    from grubench.tracking import resolve_tracking_uri
 
+    resume, argv = _pop_resume(argv)
     problems = check_config_files(argv)
     if problems:
         return _fail(problems, "grubench fit")
+    if resume is not None:
+        return _resume_fit(resume, argv)
     cfg = parse_fit_config(argv)
     try:
         result = run_fit(cfg)  # validates the whole config before it touches the store
     except ConfigError as err:
         return _fail(err.problems, "grubench fit")
-    uri = resolve_tracking_uri(cfg.tracking_uri)
+    return _fit_outcome(result, cfg.tracking_uri)
+
+
+def _resume_fit(run_id: str, argv: list[str]) -> int:
+    """``grubench fit --resume RUN_ID``: the run's own config.yaml, its last checkpoint, the
+    same MLflow run. Other options may only repeat values of that config."""
+    import tempfile
+
+    from grubench.fit import ConfigError, resolved_config, resume_point, run_fit
+    from grubench.tracking import flatten, get_client, resolve_tracking_uri, store_dir
+
+    prog = "grubench fit"
+    if not run_id:
+        return _fail([f"--resume needs a run id: {RESUME_FORM}"], prog)
+    given = parse_fit_config(argv)
+    uri = resolve_tracking_uri(given.tracking_uri)
+    if uri.startswith("sqlite:///") and not (store_dir(uri) / "mlflow.db").is_file():
+        return _fail([f"--resume {run_id}: no store at {uri} ({RESUME_FORM})"], prog)
+    client = get_client(uri)
+    try:
+        point = resume_point(client, run_id, uri)
+    except ConfigError as err:
+        return _fail([f"{p} ({RESUME_FORM})" for p in err.problems], prog)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            logged = client.download_artifacts(run_id, "config.yaml", tmp)
+        except Exception:  # MLflow raises several types for a missing artifact
+            return _fail([f"--resume {run_id}: the run has no config.yaml to resume with"], prog)
+        cfg = parse_fit_config(["--config", logged])
+        requested = parse_fit_config(["--config", logged, *argv])
+    cfg.tracking_uri = requested.tracking_uri = uri  # where the run is now
+    before, after = flatten(resolved_config(cfg)), flatten(resolved_config(requested))
+    conflicts = [
+        f"--resume {run_id}: {key} is {before.get(key)!r} in the run's config, not "
+        f"{after.get(key)!r}; a resumed run keeps its config (start a new run to change it)"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
+    if conflicts:
+        return _fail(conflicts, prog)
+    print(f"resuming run {run_id} ({point.run.info.status}) from step {point.step}")
+    try:
+        result = run_fit(cfg, resume=run_id)
+    except ConfigError as err:
+        return _fail(err.problems, prog)
+    return _fit_outcome(result, given.tracking_uri)
+
+
+def _fit_outcome(result, tracking_uri: str | None) -> int:
+    from grubench.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
     print(f"\nrun {result.run_id}: {result.status}, {result.outcome}")
     width = max(len(k) for k in result.metrics)
     for key, value in sorted(result.metrics.items()):
         print(f"  {key:<{width}}  {value:.6g}")
-    ui = "grubench ui" + (f" --tracking_uri {uri}" if cfg.tracking_uri else "")
+    ui = "grubench ui" + (f" --tracking_uri {uri}" if tracking_uri else "")
     print(f"\nbrowse the run: {ui}  (store: {uri})")
     return 0 if result.status == "FINISHED" else 1
 
@@ -372,7 +440,32 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(usage, file=sys.stderr)
         return 2
-    return commands[argv[0]](argv[1:])
+    from grubench.resume import Interrupted
+
+    try:
+        return commands[argv[0]](argv[1:])
+    except Interrupted as stop:
+        where = _tracking_uri_option(argv)
+        if argv[0] == "run":
+            hint = f"run the same command again to continue: {' '.join(['grubench', *argv])}"
+        else:
+            hint = f"continue it with: grubench fit --resume {stop.run_id}{where}"
+        saved = f"checkpoint at step {stop.step}" if stop.step is not None else "stopped at once"
+        print(
+            f"grubench {argv[0]}: stopped by {stop.signal_name} ({saved}); run {stop.run_id} "
+            f"is KILLED; {hint}",
+            file=sys.stderr,
+        )
+        return stop.code
+
+
+def _tracking_uri_option(argv: list[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg in ("--tracking_uri", "--tracking-uri") and i + 1 < len(argv):
+            return f" --tracking_uri {argv[i + 1]}"
+        if arg.startswith(("--tracking_uri=", "--tracking-uri=")):
+            return f" --tracking_uri {arg.split('=', 1)[1]}"
+    return ""
 
 
 if __name__ == "__main__":

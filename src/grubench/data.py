@@ -15,6 +15,12 @@ Multi-process: the samplers read the rank and world size from ``torch.distribute
 are iterated. Rank ``r`` of ``W`` trains on global batches ``r, r + W, ...`` and validates on
 batches ``r, r + W, ...`` of the fixed set, so every validation sample is seen exactly once.
 Use ``Trainer(use_distributed_sampler=False)`` so Lightning does not wrap them again.
+
+Resuming: the DataModule's ``state_dict`` (saved in every checkpoint) holds the training
+position, ``(epoch, batches already trained in it)``; after ``load_state_dict`` the next training
+loader starts there, so an interrupted fit reads exactly the batches an uninterrupted one would.
+The loaders carry their own ``torch.Generator``: creating their iterators draws nothing from
+the global RNG, which stays the model's alone (dropout), and a checkpoint's RNG state holds.
 """
 
 from __future__ import annotations
@@ -58,23 +64,47 @@ class StreamBatches(Dataset):
         return self.task.generate(size, generator, train=self.split == "train")
 
 
-class EpochSampler(Sampler[int]):
+class _ResumableEpochs:
+    """``epoch`` (Lightning calls ``set_epoch``) and a one-time start offset within an epoch.
+
+    ``resume_at(epoch, offset)``: the first pass over ``epoch`` skips its first ``offset``
+    batches (trained before the checkpoint); every later pass is whole. Lightning creates the
+    first training iterator before it calls ``set_epoch``, hence the epoch is set here too.
+    """
+
+    epoch_size: int
+
+    def __init__(self) -> None:
+        self.epoch, self._offset = 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self._offset = 0
+        self.epoch = epoch
+
+    def resume_at(self, epoch: int, offset: int) -> None:
+        self.epoch, self._offset = epoch, offset
+
+    def _positions(self) -> range:
+        offset, self._offset = self._offset, 0
+        return range(offset, self.epoch_size)
+
+    def __len__(self) -> int:  # Lightning's epoch length: the offset is a resume detail
+        return self.epoch_size
+
+
+class EpochSampler(_ResumableEpochs, Sampler[int]):
     """Endless training stream: epoch ``e`` on rank ``r`` of ``W`` reads global batches
     ``(e * epoch_size + i) * W + r`` for ``i < epoch_size``."""
 
     def __init__(self, epoch_size: int) -> None:
-        self.epoch_size, self.epoch = epoch_size, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.epoch_size
+        super().__init__()
+        self.epoch_size = epoch_size
 
     def __iter__(self) -> Iterator[int]:
         rank, world = _rank_world()
         start = self.epoch * self.epoch_size
-        return iter((start + i) * world + rank for i in range(self.epoch_size))
+        return iter((start + i) * world + rank for i in self._positions())
 
 
 class StridedSampler(Sampler[int]):
@@ -92,7 +122,7 @@ class StridedSampler(Sampler[int]):
         return iter(range(rank, self.n, world))
 
 
-class ShuffledBatches(Sampler[list[int]]):
+class ShuffledBatches(_ResumableEpochs, Sampler[list[int]]):
     """Batches of a finite set of ``n`` samples, ``epoch_size`` per epoch (as for the endless
     stream, so validation keeps its cadence whatever the set's size).
 
@@ -102,13 +132,11 @@ class ShuffledBatches(Sampler[list[int]]):
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, epoch_size: int) -> None:
+        super().__init__()
         self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.epoch_size, self.epoch = epoch_size, 0
+        self.epoch_size = epoch_size
         self.per_pass = math.ceil(n / batch_size)
         self._order: tuple[int, list[int]] | None = None  # (pass, permutation), cached
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def _permutation(self, pass_index: int) -> list[int]:
         if self._order is None or self._order[0] != pass_index:
@@ -116,12 +144,9 @@ class ShuffledBatches(Sampler[list[int]]):
             self._order = (pass_index, torch.randperm(self.n, generator=generator).tolist())
         return self._order[1]
 
-    def __len__(self) -> int:
-        return self.epoch_size
-
     def __iter__(self) -> Iterator[list[int]]:
         rank, world = _rank_world()
-        for i in range(self.epoch_size):
+        for i in self._positions():
             batch = (self.epoch * self.epoch_size + i) * world + rank
             order = self._permutation(batch // self.per_pass)
             start = (batch % self.per_pass) * self.batch_size
@@ -160,25 +185,59 @@ class SyntheticDataModule(L.LightningDataModule):
         self.val_size, self.test_size, self.train_size = val_size, test_size, train_size
         self.seed, self.num_workers = seed, num_workers
         self._train_set: TensorSamples | None = None
+        self._train_sampler: EpochSampler | ShuffledBatches | None = None
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches done), from a checkpoint
 
     def _loader(self, dataset: Dataset, **kwargs) -> DataLoader:
         return DataLoader(
             dataset,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # an iterator draws its base seed from this generator, not from the global RNG;
+            # the batches themselves come from batch_generator, whatever the workers' seeds
+            generator=torch.Generator().manual_seed(self.seed),
             **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
         if self.train_size is None:
             stream = StreamBatches(self.task, self.seed, "train", self.batch_size)
-            return self._loader(stream, batch_size=None, sampler=EpochSampler(self.epoch_size))
-        if self._train_set is None:
-            fixed = StreamBatches(self.task, self.seed, "train", self.batch_size, self.train_size)
-            parts = [fixed[i] for i in range(len(fixed))]
-            self._train_set = TensorSamples(*(torch.cat(p) for p in zip(*parts)))
-        sampler = ShuffledBatches(self.train_size, self.batch_size, self.seed, self.epoch_size)
-        return self._loader(self._train_set, batch_sampler=sampler)
+            self._train_sampler = EpochSampler(self.epoch_size)
+            loader = self._loader(stream, batch_size=None, sampler=self._train_sampler)
+        else:
+            if self._train_set is None:
+                fixed = StreamBatches(
+                    self.task, self.seed, "train", self.batch_size, self.train_size
+                )
+                parts = [fixed[i] for i in range(len(fixed))]
+                self._train_set = TensorSamples(*(torch.cat(p) for p in zip(*parts)))
+            self._train_sampler = ShuffledBatches(
+                self.train_size, self.batch_size, self.seed, self.epoch_size
+            )
+            loader = self._loader(self._train_set, batch_sampler=self._train_sampler)
+        if self._resume_at is not None:
+            self._train_sampler.resume_at(*self._resume_at)
+            self._resume_at = None
+        return loader
+
+    def state_dict(self) -> dict[str, int]:
+        """The training position: the epoch and the batches of it already trained.
+
+        Read from the Trainer's loop when a checkpoint is saved; grubench saves them only
+        between two training steps (see :class:`grubench.resume.RunCheckpoint`). A finished
+        epoch is position ``(epoch + 1, 0)``.
+        """
+        if self._train_sampler is None or self.trainer is None:
+            return {}
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        epoch = self._train_sampler.epoch
+        if done >= self.epoch_size:
+            epoch, done = epoch + 1, 0
+        return {"epoch": epoch, "batches_done": done}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        if state_dict:
+            self._resume_at = (state_dict["epoch"], state_dict["batches_done"])
 
     def _fixed_loaders(self, split: str, total: int) -> list[DataLoader]:
         loaders = []

@@ -482,6 +482,22 @@ class GradientDiagnostics(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
 
+    # --- checkpointing: a resumed fit keeps the curves recorded before the stop ---
+
+    def state_dict(self) -> dict:
+        return {
+            "steps": list(self.steps),
+            "norms": [torch.from_numpy(n) for n in self.norms],
+            "gates": [{k: torch.from_numpy(v) for k, v in g.items()} for g in self.gates],
+            "summaries": self.summaries,
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.steps = list(state_dict["steps"])
+        self.norms = [n.numpy() for n in state_dict["norms"]]
+        self.gates = [{k: v.numpy() for k, v in g.items()} for g in state_dict["gates"]]
+        self.summaries = state_dict["summaries"]
+
     # --- artifacts ---
 
     def payload(self) -> dict:

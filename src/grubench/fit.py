@@ -7,6 +7,10 @@ logs summary metrics (final and best validation values, ``steps_to_solve``, time
 parameter count) and marks the run FINISHED, FAILED or KILLED. A run whose loss or gradients
 went non-finite stops early and is recorded as diverged (tag ``grubench.outcome=diverged``
 and ``grubench.diverged_step``), not crashed through.
+
+A SIGTERM or SIGINT stops the fit at the next step boundary with a checkpoint (status KILLED);
+``run_fit(cfg, resume=run_id)`` continues that same run from its ``last.ckpt`` and ends with
+the metrics an uninterrupted fit would have (see :mod:`grubench.resume`).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import socket
 import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -27,9 +33,19 @@ from grubench import __version__
 from grubench.data import SyntheticDataModule
 from grubench.diagnostics import GradientDiagnostics
 from grubench.models import ModelConfig, build_model, count_parameters, validate_model_config
+from grubench.resume import (
+    CHECKPOINT_NAME,
+    Interrupted,
+    ResumableMLFlowLogger,
+    RunCheckpoint,
+    StopSignals,
+    logged_through,
+    unlogged,
+)
 from grubench.system import OptimConfig, RecurrentSystem, StepTimer, validate_optim_config
 from grubench.tasks import TASKS, build_task, validate_task_options
 from grubench.tracking import (
+    SUPERSEDED,
     checkpoint_dir,
     ensure_experiment,
     flatten,
@@ -57,6 +73,9 @@ warnings.filterwarnings("ignore", ".*does not have many workers.*")
 # Lightning counts the logging interval over all steps, not per epoch: short epochs still log
 warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
 warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+# The DataModule's state_dict restores the position in the epoch (Lightning looks for it on
+# the DataLoader only)
+warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
 
 
 @dataclass
@@ -199,7 +218,9 @@ class FitResult:
     metrics: dict[str, float]
 
 
-def run_fit(cfg: FitConfig) -> FitResult:
+def run_fit(cfg: FitConfig, resume: str | None = None) -> FitResult:
+    """Fit ``cfg`` as one MLflow run; ``resume``: continue that run (of this config) from its
+    checkpoint instead (check it first with :func:`resume_point`)."""
     problems = validate_fit_config(cfg)
     if problems:
         raise ConfigError(problems)
@@ -225,43 +246,69 @@ def run_fit(cfg: FitConfig) -> FitResult:
         eval_lengths=eval_lengths,
     )
 
-    # Under DDP every process runs this function (Lightning re-executes the command for ranks
-    # 1..N-1; torchrun starts them all): only global rank 0 touches the store, so one fit is
-    # one MLflow run. The logger itself logs from rank 0 only.
-    rank_zero = is_global_rank_zero()
-    client, experiment_id, run_id = None, "", os.environ.get(RUN_ID_ENV, "")
-    if rank_zero:
-        client = get_client(uri)
-        experiment_id = ensure_experiment(client, cfg.experiment_name, uri)
-        run_id = client.create_run(
-            experiment_id, run_name=cfg.run_name, tags=run_tags(cfg, task)
-        ).info.run_id
+    with StopSignals() as signals:  # from here a signal marks the run KILLED
+        # Under DDP every process runs this function (Lightning re-executes the command for
+        # ranks 1..N-1; torchrun starts them all): only global rank 0 touches the store, so
+        # one fit is one MLflow run. The logger itself logs from rank 0 only.
+        rank_zero = is_global_rank_zero()
+        client, experiment_id, run_id = None, "", os.environ.get(RUN_ID_ENV, "")
+        already_logged: dict[str, int] = {}
+        if rank_zero:
+            client = get_client(uri)
+            if resume:
+                run_id, experiment_id = resume, client.get_run(resume).info.experiment_id
+                already_logged = logged_through(client, run_id)
+                client.update_run(run_id, status="RUNNING")
+            else:
+                experiment_id = ensure_experiment(client, cfg.experiment_name, uri)
+                run_id = client.create_run(
+                    experiment_id, run_name=cfg.run_name, tags=run_tags(cfg, task)
+                ).info.run_id
+        return _fit(cfg, config, system, data, client, experiment_id, run_id, resume,
+                    already_logged, signals)  # fmt: skip
 
+
+def _fit(cfg, config, system, data, client, experiment_id, run_id, resume, already_logged,
+         signals) -> FitResult:  # fmt: skip
+    uri, rank_zero = config["tracking_uri"], client is not None
     status, saved_env = "FAILED", dict(os.environ)
     try:
-        from lightning.pytorch.callbacks import ModelCheckpoint
-        from lightning.pytorch.loggers import MLFlowLogger
-
         if rank_zero:
-            log_config(client, run_id, config)
+            if not resume:
+                log_config(client, run_id, config)
+            # which process runs the run: grubench fit --resume refuses a live one
+            client.set_tag(run_id, "grubench.pid", str(os.getpid()))
+            client.set_tag(run_id, "grubench.host", socket.gethostname())
             os.environ[RUN_ID_ENV] = run_id  # ranks that Lightning launches inherit it
         timer = StepTimer()
         ckpt_dir = checkpoint_dir(uri, run_id or "rank-nonzero")  # rank 0 writes checkpoints
-        callbacks = [timer, ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)]
+        checkpoint = RunCheckpoint(ckpt_dir, signals)
+        callbacks = [checkpoint, timer]
         if cfg.diagnostics_every_n_steps:
             callbacks.append(GradientDiagnostics(cfg.diagnostics_every_n_steps))
-        trainer = L.Trainer(
-            **config["trainer"],
+        logger = False
+        if rank_zero:
             # MLFlowLogger opens the store as soon as it is built; the other ranks have none
             # (under torchrun they start together and would race rank 0's schema creation)
-            logger=MLFlowLogger(tracking_uri=uri, run_id=run_id) if rank_zero else False,
+            logger = ResumableMLFlowLogger(
+                tracking_uri=uri, run_id=run_id, logged_through=already_logged
+            )
+        trainer = L.Trainer(
+            **config["trainer"],
+            logger=logger,
             callbacks=callbacks,
             default_root_dir=ckpt_dir,
             use_distributed_sampler=False,  # the DataModule's samplers split data over ranks
         )
-        start = time.perf_counter()
-        trainer.fit(system, datamodule=data)
-        wall_time = time.perf_counter() - start
+        trainer.fit(
+            system,
+            datamodule=data,
+            ckpt_path=checkpoint.path if resume else None,
+            weights_only=True,  # tensors and plain types only: nothing is unpickled as code
+        )
+        if signals.signum is not None:  # it came during the last step: training is complete
+            raise Interrupted(signals.signum, step=trainer.global_step)
+        wall_time = system.training_seconds()
         diverged = system.diverged_step is not None
         if cfg.test and not diverged:
             trainer.test(system, datamodule=data, verbose=False)
@@ -276,11 +323,14 @@ def run_fit(cfg: FitConfig) -> FitResult:
             client.set_tag(run_id, "grubench.outcome", outcome)
             if diverged:
                 client.set_tag(run_id, "grubench.diverged_step", str(system.diverged_step))
-            log_metrics(client, run_id, metrics, step=trainer.global_step)
+            metrics_to_log = unlogged(metrics, trainer.global_step, already_logged)
+            log_metrics(client, run_id, metrics_to_log, step=trainer.global_step)
         status = "FINISHED"
         return FitResult(run_id, experiment_id, status, outcome, metrics)
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit) as stop:
         status = "KILLED"
+        if isinstance(stop, Interrupted):
+            stop.run_id = run_id
         raise
     finally:
         if rank_zero:
@@ -291,6 +341,62 @@ def run_fit(cfg: FitConfig) -> FitResult:
                 os.environ[key] = saved_env[key]
             else:
                 os.environ.pop(key, None)
+
+
+@dataclass
+class ResumePoint:
+    run: Any  # the MLflow run
+    checkpoint: Path
+    step: int  # the global step the checkpoint holds
+
+
+def resume_point(client, run_id: str, tracking_uri: str) -> ResumePoint:
+    """The checkpoint to continue run ``run_id`` from; ConfigError says why there is none."""
+    from mlflow.exceptions import MlflowException
+
+    where = f"--resume {run_id}"
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError([f"{where}: no such run in {tracking_uri}"]) from None
+    status, tags = run.info.status, run.data.tags
+    if status == "FINISHED":
+        raise ConfigError([f"{where}: the run is FINISHED already; there is nothing to resume"])
+    if tags.get(SUPERSEDED) == "true":
+        raise ConfigError(
+            [f"{where}: the run was superseded by a newer run of its sweep child; resume that"]
+        )
+    if status == "RUNNING" and _alive_elsewhere(tags):
+        raise ConfigError(
+            [f"{where}: the run is RUNNING in process {tags['grubench.pid']} on this host; "
+             "stop it first (a SIGTERM stops it with a checkpoint)"]
+        )  # fmt: skip
+    path = checkpoint_dir(tracking_uri, run_id) / CHECKPOINT_NAME
+    if not path.is_file():
+        config = f"{run.info.artifact_uri}/config.yaml".removeprefix("file://")
+        raise ConfigError(
+            [f"{where}: the run ({status}) has no checkpoint ({path} does not exist: it stopped "
+             f"before its first training step); start it again with: grubench fit --config "
+             f"{config}"]
+        )  # fmt: skip
+    import torch
+
+    step = torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+    return ResumePoint(run, path, int(step))
+
+
+def _alive_elsewhere(tags: dict[str, str]) -> bool:
+    """Whether the process that started the run still lives on this host (not this one)."""
+    pid, host = tags.get("grubench.pid"), tags.get("grubench.host")
+    if not pid or host != socket.gethostname() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 RUN_ID_ENV = "GRUBENCH_RUN_ID"

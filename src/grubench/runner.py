@@ -3,10 +3,12 @@
 
 Children are found again by their tags (``grubench.sweep``, ``grubench.child_key``,
 ``grubench.config_hash``): re-running the same command skips every child that already has a
-FINISHED run with the same settings, and runs again those that failed, were interrupted or
-were left RUNNING by a killed process (those old runs are marked KILLED and tagged
-``grubench.superseded``). ``shard=(i, n)`` runs every n-th child starting at i, so n processes
-can share one sweep against one store.
+FINISHED run with the same settings. A child whose newest run was interrupted (KILLED by a
+signal) or left RUNNING by a killed process continues that same run from its last checkpoint;
+one without a checkpoint, or that FAILED, runs again as a new run, and the old runs are marked
+KILLED and tagged ``grubench.superseded``. Either way each child counts once. ``shard=(i, n)``
+runs every n-th child starting at i, so n processes can share one sweep against one store
+(a RUNNING run is taken for a dead process's: run each shard once at a time).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grubench.experiment import Child, Experiment, expand, sweep_id
-from grubench.fit import ConfigError, quiet_lightning, run_fit, validate_fit_config
-from grubench.tracking import ensure_experiment, get_client, resolve_tracking_uri
+from grubench.fit import ConfigError, quiet_lightning, resume_point, run_fit, validate_fit_config
+from grubench.tracking import SUPERSEDED, ensure_experiment, get_client, resolve_tracking_uri
 
 ROLE, SWEEP, KEY, HASH = (
     "grubench.role",
@@ -27,7 +29,6 @@ ROLE, SWEEP, KEY, HASH = (
     "grubench.child_key",
     "grubench.config_hash",
 )
-SUPERSEDED = "grubench.superseded"
 
 
 def sweep_runs(client, experiment_id: str, sweep: str, role: str = "child") -> list:
@@ -59,7 +60,8 @@ def finished_by_key(runs) -> dict[tuple[str, str], Any]:
 class SweepResult:
     total: int
     skipped: int = 0
-    ran: int = 0
+    ran: int = 0  # fitted by this invocation, resumed ones included
+    resumed: int = 0  # continued from a checkpoint of an interrupted run
     failed: list[str] = field(default_factory=list)
     parent_run_id: str | None = None
 
@@ -121,10 +123,14 @@ def run_sweep(
     try:
         with quiet_lightning():  # Lightning's per-fit banner would bury the progress lines
             for position, child in enumerate(todo, 1):
-                echo(f"[{position}/{len(todo)}] {child.key} ...")
+                resume = _resumable(client, existing, child, uri)
+                from_step = f" (resuming run {resume[0]} from step {resume[1]})" if resume else ""
+                echo(f"[{position}/{len(todo)}] {child.key}{from_step} ...")
                 child_start = time.perf_counter()
-                _supersede(client, existing, child)
-                summary = _run_child(child, uri, parent_id, sweep, result)
+                _supersede(client, existing, child, keep=resume[0] if resume else None)
+                summary = _run_child(
+                    child, uri, parent_id, sweep, result, resume[0] if resume else None, client
+                )
                 elapsed = time.perf_counter() - started
                 left = elapsed / position * (len(todo) - position)
                 echo(
@@ -141,8 +147,17 @@ def run_sweep(
         client.set_terminated(parent_id, status)
 
 
-def _run_child(child: Child, uri: str, parent_id: str, sweep: str, result: SweepResult) -> str:
-    """Fit one child as a tagged child run of ``parent_id``; returns a one-word summary."""
+def _run_child(
+    child: Child,
+    uri: str,
+    parent_id: str,
+    sweep: str,
+    result: SweepResult,
+    resume: str | None = None,
+    client=None,
+) -> str:
+    """Fit one child as a tagged child run of ``parent_id`` (or continue its interrupted run
+    ``resume``, which moves under ``parent_id``); returns a one-word summary."""
     child.config.tracking_uri = uri
     child.config.run_name = f"{child.label} | s{child.seed}"
     child.config.tags = {
@@ -152,19 +167,38 @@ def _run_child(child: Child, uri: str, parent_id: str, sweep: str, result: Sweep
         "grubench.config": child.label, "grubench.seed": str(child.seed),
     }  # fmt: skip
     result.ran += 1
+    if resume:
+        result.resumed += 1
+        client.set_tag(resume, "mlflow.parentRunId", parent_id)
     try:
-        return run_fit(child.config).outcome
+        return run_fit(child.config, resume=resume).outcome
     except Exception as err:  # the sweep goes on; the child's run is marked FAILED
         result.failed.append(child.key)
         return f"FAILED: {type(err).__name__}: {err}"
 
 
-def _supersede(client, existing, child: Child) -> None:
+def _resumable(client, existing, child: Child, uri: str) -> tuple[str, int] | None:
+    """(run id, checkpoint step) of the child's newest run if it was interrupted (KILLED, or
+    left RUNNING by a dead process) with the same settings and has a checkpoint."""
+    for run in existing:  # newest first
+        tags = run.data.tags
+        if tags.get(KEY) != child.key:
+            continue
+        if tags.get(HASH) != child.config_hash() or run.info.status not in ("KILLED", "RUNNING"):
+            return None
+        try:
+            return run.info.run_id, resume_point(client, run.info.run_id, uri).step
+        except ConfigError:  # no checkpoint: it starts again as a new run
+            return None
+    return None
+
+
+def _supersede(client, existing, child: Child, keep: str | None = None) -> None:
     """Older unfinished runs of this child (failed, killed, or left RUNNING by a dead
-    process) are marked so that the child appears once, as the run about to start."""
+    process), except ``keep`` (resumed), are marked so that the child appears once."""
     for run in existing:
         tags = run.data.tags
-        if tags.get(KEY) == child.key and run.info.status != "FINISHED":
+        if tags.get(KEY) == child.key and run.info.status != "FINISHED" and run.info.run_id != keep:
             client.set_tag(run.info.run_id, SUPERSEDED, "true")
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, "KILLED")

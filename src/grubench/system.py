@@ -5,15 +5,22 @@ Metric keys follow ``<stage>/<name>``: ``train/loss``, ``val/mse``, ``test/acc``
 also keeps what the summary of a run needs: the validation history of the task's objective,
 ``steps_to_solve`` (the global step of the first validation that met the solved threshold)
 and the step at which the loss or gradients went non-finite, if they did.
+
+All of that is saved in every checkpoint (``checkpoint["grubench"]``), with the training
+metrics' running state and the RNG states, so a fit resumed from a checkpoint between two
+steps continues exactly as the uninterrupted fit would have (on CPU: same metrics, bit for bit).
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
@@ -71,6 +78,30 @@ def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.name!r}; choose from: {', '.join(OPTIMIZERS)}")
 
 
+def rng_states() -> dict[str, Any]:
+    """The global RNG states (torch CPU and CUDA, NumPy, Python) as plain types and tensors,
+    which ``torch.load(weights_only=True)`` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
 def parameter_group(name: str) -> str:
     """``backbone.weight_hh_l0`` -> ``recurrent_weights``; ``head.bias`` -> ``head``."""
     if name.startswith("head."):
@@ -104,6 +135,8 @@ class RecurrentSystem(L.LightningModule):
         self.eval_suffixes = [""] + [f"_L{n}" for n in eval_lengths]
         # one metric collection per stage (and evaluation length): their states never mix
         self.train_metrics = task.metrics().clone(prefix="train/")
+        for metric in self.train_metrics.values():  # they run over an epoch: checkpoint them
+            metric.persistent(True)
         self.val_metrics = nn.ModuleList(
             task.metrics().clone(prefix="val/", postfix=s) for s in self.eval_suffixes
         )
@@ -115,6 +148,8 @@ class RecurrentSystem(L.LightningModule):
         self.seconds_to_solve: float | None = None  # wall clock from the start of fit
         self.train_history: list[float] = []  # objective on the training batches, per epoch
         self._fit_start = time.perf_counter()
+        self._seconds_before = 0.0  # training time of earlier attempts (a resumed fit)
+        self._rng_to_restore: dict[str, Any] | None = None
         self.clipped_steps = 0  # optimizer steps whose gradients the clipping changed
         self.optimizer_steps = 0
         self.diverged_step: int | None = None
@@ -205,6 +240,38 @@ class RecurrentSystem(L.LightningModule):
     def on_fit_start(self) -> None:
         self._fit_start = time.perf_counter()
 
+    def training_seconds(self) -> float:
+        """Wall time since fit start, plus that of the attempts before a resume."""
+        return self._seconds_before + time.perf_counter() - self._fit_start
+
+    # Everything a resumed fit needs to continue as if never stopped; weights, optimizer,
+    # loop progress and the train metrics' states are in the checkpoint already.
+    _RESUMED = (
+        "val_history", "steps_to_solve", "seconds_to_solve", "train_history",
+        "clipped_steps", "optimizer_steps", "diverged_step",
+    )  # fmt: skip
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = {name: getattr(self, name) for name in self._RESUMED}
+        state["training_seconds"] = self.training_seconds()
+        state["rng"] = rng_states()
+        checkpoint["grubench"] = state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = dict(checkpoint["grubench"])
+        self._seconds_before = state.pop("training_seconds")
+        self._rng_to_restore = state.pop("rng")
+        for name in self._RESUMED:
+            setattr(self, name, state[name])
+        self.val_history = [tuple(entry) for entry in self.val_history]
+
+    def on_train_start(self) -> None:
+        # The RNG is restored here, after Lightning's own start-up, just before the first
+        # resumed step: the state saved between two steps is the one that step needs.
+        if self._rng_to_restore is not None:
+            set_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
+
     def on_train_epoch_end(self) -> None:
         values = self.train_metrics.compute()
         self.train_metrics.reset()
@@ -230,7 +297,7 @@ class RecurrentSystem(L.LightningModule):
         self.val_history.append((self.global_step, value))
         if self.steps_to_solve is None and self.objective.is_solved(value):
             self.steps_to_solve = self.global_step
-            self.seconds_to_solve = time.perf_counter() - self._fit_start
+            self.seconds_to_solve = self.training_seconds()
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._common_step(batch, "test", dataloader_idx)
@@ -264,6 +331,13 @@ class StepTimer(L.Callback):
         epoch = self.times[self._epoch_first :]
         if epoch:
             pl_module.log("train/step_time_ms", 1000 * sum(epoch) / len(epoch))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"times": list(self.times), "epoch_first": self._epoch_first}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.times = list(state_dict["times"])
+        self._epoch_first = state_dict["epoch_first"]
 
     def median_ms(self) -> float:
         times = sorted(self.times[self.warmup :] or self.times)
