@@ -59,8 +59,11 @@ at::Tensor pooled_empty(at::IntArrayRef shape, const at::TensorOptions& options)
   return pool.back().view(shape);
 }
 
-// Rows of the batch per task of at::parallel_for: enough pointwise work to pay for a thread.
-int64_t grain_rows(int64_t H) { return std::max<int64_t>(1, 4096 / H); }
+// The rows of a batch are independent sequences, so each thread runs the whole time loop on
+// its own block of rows (single-threaded matmuls, no synchronization per step: a barrier per
+// step costs more than the step's pointwise work, and much more when another process holds a
+// core). A block has at least this many rows, so that its matmuls stay efficient.
+constexpr int64_t kGrainRows = 16;
 
 template <typename scalar_t>
 void forward_step(const scalar_t* x, const scalar_t* p, const scalar_t* h_prev, scalar_t* h,
@@ -147,27 +150,33 @@ std::tuple<Tensor, Tensor> gru_forward(const Tensor& x_proj_in, const Tensor& h0
   Tensor factors = need_grad ? pooled_empty({T, B, kFactors, H}, x_proj.options())
                              : at::empty({0}, x_proj.options());
   Tensor p = at::empty({B, 3 * H}, x_proj.options());  // workspace, reused every step
-  const Tensor w_t = w_hh.t();
+  // Detached: the loops run in at::parallel_for's worker threads, where grad mode is the
+  // thread's own (on), so ops on the parameters themselves would try to record a graph.
+  const Tensor w_t = w_hh.detach().t();
   const bool has_bias = b_hh.has_value() && b_hh->defined();
+  const Tensor bias = has_bias ? b_hh->detach() : Tensor();
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "grubench_gru_forward", [&] {
     const scalar_t* x_ptr = x_proj.const_data_ptr<scalar_t>();
     const scalar_t* p_ptr = p.const_data_ptr<scalar_t>();
     scalar_t* hs_ptr = hs.data_ptr<scalar_t>();
     scalar_t* f_ptr = need_grad ? factors.data_ptr<scalar_t>() : nullptr;
-    for (int64_t t = 0; t < T; ++t) {
-      const Tensor h_prev = hs[t];
-      if (has_bias) {
-        at::addmm_out(p, *b_hh, h_prev, w_t);
-      } else {
-        at::mm_out(p, h_prev, w_t);
-      }
-      at::parallel_for(0, B, grain_rows(H), [&](int64_t b0, int64_t b1) {
+    at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
+      const at::NoGradGuard no_grad;
+      const int64_t rows = b1 - b0;
+      Tensor p_rows = p.narrow(0, b0, rows);
+      for (int64_t t = 0; t < T; ++t) {
+        const Tensor h_prev = hs[t].narrow(0, b0, rows);
+        if (has_bias) {
+          at::addmm_out(p_rows, bias, h_prev, w_t);
+        } else {
+          at::mm_out(p_rows, h_prev, w_t);
+        }
         forward_step<scalar_t>(x_ptr + t * B * 3 * H, p_ptr, hs_ptr + t * B * H,
                                hs_ptr + (t + 1) * B * H,
                                need_grad ? f_ptr + t * B * kFactors * H : nullptr, b0, b1, H,
                                relu, need_grad);
-      });
-    }
+      }
+    });
   });
   return {hs, factors};
 }
@@ -180,26 +189,32 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_hs_in
   const int64_t T = factors.size(0), B = factors.size(1), H = factors.size(3);
   Tensor d = pooled_empty({T, B, 3 * H}, grad_hs.options());       // ∂L/∂p_t
   Tensor grad_x = pooled_empty({T, B, 3 * H}, grad_hs.options());  // ∂L/∂x_t
-  Tensor g = grad_hs[T].clone();  // ∂L/∂h_t, walking back
-  Tensor g_prev = at::empty({B, H}, grad_hs.options());
-  const Tensor w = w_hh.contiguous();
+  // ∂L/∂h_t walking back, in two buffers used in turn: step k = T−1−t reads one, writes the
+  // other, so after T steps the result (∂L/∂h0) is in g_even when T is even.
+  Tensor g_even = grad_hs[T].clone();
+  Tensor g_odd = at::empty({B, H}, grad_hs.options());
+  const Tensor w = w_hh.detach().contiguous();
   AT_DISPATCH_FLOATING_TYPES(grad_hs.scalar_type(), "grubench_gru_backward", [&] {
     const scalar_t* f_ptr = factors.const_data_ptr<scalar_t>();
     const scalar_t* grad_hs_ptr = grad_hs.const_data_ptr<scalar_t>();
     scalar_t* d_ptr = d.data_ptr<scalar_t>();
     scalar_t* gx_ptr = grad_x.data_ptr<scalar_t>();
-    for (int64_t t = T - 1; t >= 0; --t) {
-      const scalar_t* g_ptr = g.const_data_ptr<scalar_t>();
-      scalar_t* g_prev_ptr = g_prev.data_ptr<scalar_t>();
-      at::parallel_for(0, B, grain_rows(H), [&](int64_t b0, int64_t b1) {
-        backward_step<scalar_t>(g_ptr, f_ptr + t * B * kFactors * H, grad_hs_ptr + t * B * H,
-                                d_ptr + t * B * 3 * H, gx_ptr + t * B * 3 * H, g_prev_ptr, b0, b1,
-                                H);
-      });
-      g_prev.addmm_(d[t], w);  // g_{t-1} += d_t W_h
-      std::swap(g, g_prev);
-    }
+    scalar_t* even_ptr = g_even.data_ptr<scalar_t>();
+    scalar_t* odd_ptr = g_odd.data_ptr<scalar_t>();
+    at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
+      const at::NoGradGuard no_grad;
+      const int64_t rows = b1 - b0;
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const bool even = (T - 1 - t) % 2 == 0;
+        backward_step<scalar_t>(even ? even_ptr : odd_ptr, f_ptr + t * B * kFactors * H,
+                                grad_hs_ptr + t * B * H, d_ptr + t * B * 3 * H,
+                                gx_ptr + t * B * 3 * H, even ? odd_ptr : even_ptr, b0, b1, H);
+        Tensor g_prev = (even ? g_odd : g_even).narrow(0, b0, rows);
+        g_prev.addmm_(d[t].narrow(0, b0, rows), w);  // g_{t-1} += d_t W_h
+      }
+    });
   });
+  Tensor g = T % 2 == 0 ? g_even : g_odd;
   // Σ_t d_tᵀ h_{t-1}: one (3H, T·B) × (T·B, H) matmul.
   Tensor grad_w = d.view({T * B, 3 * H}).t().mm(hs.narrow(0, 0, T).reshape({T * B, H}));
   Tensor grad_b = has_bias ? d.sum({0, 1}) : Tensor();
