@@ -338,10 +338,17 @@ def test_gate_statistics_of_lstm_match_a_hand_computation():
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_gate_statistics_of_custom_gru_match_its_own_sigmoids(monkeypatch, reset_after, layer_norm):
     """Record every ``torch.sigmoid`` CustomGRU's forward computes: per layer and step one
-    (B, 2H) tensor [r, z]; the statistics must be computed from exactly those values."""
+    (B, 2H) tensor [r, z]; the statistics must be computed from exactly those values. (The
+    autograd backend calls torch.sigmoid from Python; the others compute the same gates.)"""
     torch.manual_seed(0)
     gru = CustomGRU(
-        2, 3, num_layers=2, batch_first=True, reset_after=reset_after, layer_norm=layer_norm
+        2,
+        3,
+        num_layers=2,
+        batch_first=True,
+        reset_after=reset_after,
+        layer_norm=layer_norm,
+        backend="autograd",
     )
     if layer_norm:  # non-unit gains, so a forgotten LayerNorm would show
         with torch.no_grad():

@@ -208,7 +208,7 @@ def test_logged_gradient_norm_is_autograds_before_clipping():
         torch.stack([torch.linalg.vector_norm(p.grad) for p in reference.parameters()])
     )
     system = RecurrentSystem(model, task, OptimConfig(grad_clip=1e-6))
-    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, log_every_n_steps=1,
                         enable_progress_bar=False, num_sanity_val_steps=0,
                         use_distributed_sampler=False, limit_val_batches=0)  # fmt: skip
     trainer.fit(system, datamodule=data)
