@@ -283,9 +283,10 @@ def _fit(cfg, config, system, data, client, experiment_id, run_id, resume, alrea
         timer = StepTimer()
         ckpt_dir = checkpoint_dir(uri, run_id or "rank-nonzero")  # rank 0 writes checkpoints
         checkpoint = RunCheckpoint(ckpt_dir, signals)
-        callbacks = [checkpoint, timer]
+        callbacks = [timer]
         if cfg.diagnostics_every_n_steps:
             callbacks.append(GradientDiagnostics(cfg.diagnostics_every_n_steps))
+        callbacks.append(checkpoint)  # last: it saves what the others did in the same hook
         logger = False
         if rank_zero:
             # MLFlowLogger opens the store as soon as it is built; the other ranks have none
