@@ -60,6 +60,15 @@ def test_same_seed_identical_metrics(tiny, tracking_uri, client):
     assert a.metrics["final/val/mse"] != c.metrics["final/val/mse"]
     loss = [[m.value for m in client.get_metric_history(r.run_id, "train/loss")] for r in (a, b)]
     assert loss[0] == loss[1]
+    # every metric's whole history, timing aside (README: Resuming and determinism)
+    timing = {"train/step_time_ms", "wall_time_s", "time_per_step_ms", "seconds_to_solve"}
+    keys = set(client.get_run(a.run_id).data.metrics) - timing
+    assert keys == set(client.get_run(b.run_id).data.metrics) - timing
+    for key in keys:
+        history = [
+            [(m.step, m.value) for m in client.get_metric_history(r.run_id, key)] for r in (a, b)
+        ]
+        assert sorted(history[0]) == sorted(history[1]), key
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "rmsprop", "sgd"])

@@ -130,7 +130,7 @@ def test_a_child_left_running_is_continued_or_rerun_once(tracking_uri, client):
     assert stale.info.run_id in {r.info.run_id for r in runs}
 
 
-def test_diverged_child_is_counted_and_the_sweep_goes_on(tracking_uri):
+def test_diverged_child_is_counted_and_the_sweep_goes_on(tracking_uri, client):
     experiment = tiny_experiment(
         configs={
             "exploding": {
@@ -142,6 +142,13 @@ def test_diverged_child_is_counted_and_the_sweep_goes_on(tracking_uri):
     )
     result = run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
     assert result.ran == 4 and not result.failed
+    runs = {r.data.tags["grubench.child_key"]: r for r in children_in_store(client)}
+    for seed in (0, 1):  # recorded as diverged, at the step it happened, and not crashed
+        run = runs[f"exploding | seed={seed}"]
+        assert run.info.status == "FINISHED" and run.data.tags["grubench.outcome"] == "diverged"
+        assert 0 <= int(run.data.tags["grubench.diverged_step"]) < 6
+        run = runs[f"fine | seed={seed}"]  # the children after it finish normally
+        assert run.info.status == "FINISHED" and run.data.tags["grubench.outcome"] != "diverged"
     report = build_report(experiment, "quick", tracking_uri)
     rows = {r.label: r for r in report.rows}
     assert rows["exploding"].diverged == 2 and rows["exploding"].values == []
