@@ -19,8 +19,6 @@ Use ``Trainer(use_distributed_sampler=False)`` so Lightning does not wrap them a
 Resuming: the DataModule's ``state_dict`` (saved in every checkpoint) holds the training
 position, ``(epoch, batches already trained in it)``; after ``load_state_dict`` the next training
 loader starts there, so an interrupted fit reads exactly the batches an uninterrupted one would.
-The loaders carry their own ``torch.Generator``: creating their iterators draws nothing from
-the global RNG, which stays the model's alone (dropout), and a checkpoint's RNG state holds.
 """
 
 from __future__ import annotations
@@ -193,9 +191,6 @@ class SyntheticDataModule(L.LightningDataModule):
             dataset,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            # an iterator draws its base seed from this generator, not from the global RNG;
-            # the batches themselves come from batch_generator, whatever the workers' seeds
-            generator=torch.Generator().manual_seed(self.seed),
             **kwargs,
         )
 

@@ -280,9 +280,10 @@ class RecurrentSystem(L.LightningModule):
             setattr(self, name, state[name])
         self.val_history = [tuple(entry) for entry in self.val_history]
 
-    def on_train_start(self) -> None:
-        # The RNG is restored here, after Lightning's own start-up, just before the first
-        # resumed step: the state saved between two steps is the one that step needs.
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        # The RNG is restored at the point where it was saved (grubench checkpoints in
+        # on_train_batch_start), so whatever Lightning draws while it resumes (the loaders'
+        # iterators take a seed from the global RNG) leaves the resumed steps' draws alone.
         if self._rng_to_restore is not None:
             set_rng_states(self._rng_to_restore)
             self._rng_to_restore = None
