@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,21 +77,28 @@ def count_runs(client) -> int:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A store holding a FINISHED run, a KILLED run without checkpoint and a KILLED run with
-    one (its config: TINY), and the files the bad inputs point at."""
+    """A store holding runs that cannot be resumed (FINISHED; KILLED without a checkpoint;
+    RUNNING in a live process; superseded) and one that can (its config: ``tiny_config``),
+    and the files the bad inputs point at."""
     root = tmp_path_factory.mktemp("bad-inputs")
     uri = f"sqlite:///{root / 'store' / 'mlflow.db'}"
     client = get_client(uri)
     experiment_id = client.create_experiment("grubench")
     ids = {}
-    for name, status in (("finished", "FINISHED"), ("killed", "KILLED"), ("stopped", "KILLED")):
+    for name, status in (("finished", "FINISHED"), ("killed", "KILLED"), ("stopped", "KILLED"),
+                         ("running", "RUNNING"), ("superseded", "KILLED")):  # fmt: skip
         run_id = client.create_run(experiment_id).info.run_id
         log_config(client, run_id, resolved_config(tiny_config(uri)))  # hidden_size 8
         client.set_terminated(run_id, status)
         ids[name] = run_id
-    checkpoint = checkpoint_dir(uri, ids["stopped"]) / "last.ckpt"
-    checkpoint.parent.mkdir(parents=True)
-    torch.save({"global_step": 4}, checkpoint)
+    # "running": its process (this one's parent) is alive on this host
+    client.set_tag(ids["running"], "grubench.pid", str(os.getppid()))
+    client.set_tag(ids["running"], "grubench.host", socket.gethostname())
+    client.set_tag(ids["superseded"], "grubench.superseded", "true")
+    for name in ("stopped", "running", "superseded"):
+        checkpoint = checkpoint_dir(uri, ids[name]) / "last.ckpt"
+        checkpoint.parent.mkdir(parents=True)
+        torch.save({"global_step": 4}, checkpoint)
     (root / "broken.yaml").write_text("model:\n  name: [lstm\n")
     (root / "keys.yaml").write_text("seed: 1\nmodels:\n  name: lstm\n")
     (root / "options.yaml").write_text("model:\n  name: lstm\n  hiden_size: 3\n")
@@ -134,6 +142,8 @@ BAD_INPUTS = [
     ("resume-unknown", "fit --resume 0123abc", ["--resume 0123abc: no such run", RESUME_FORM]),
     ("resume-finished", "fit --resume {finished}", ["the run is FINISHED already; there is nothing to resume", RESUME_FORM]),
     ("resume-no-checkpoint", "fit --resume {killed}", ["the run (KILLED) has no checkpoint", "start it again with: grubench fit --config ", "config.yaml"]),
+    ("resume-running", "fit --resume {running}", ["the run is RUNNING in process", "stop it first", RESUME_FORM]),
+    ("resume-superseded", "fit --resume {superseded}", ["superseded by a newer run of its sweep child", RESUME_FORM]),
     ("resume-conflict", "fit --resume {stopped} --model.hidden_size 16", ["model.hidden_size is 8 in the run's config, not 16", "a resumed run keeps its config"]),
     ("resume-no-store", "fit --resume {stopped} --tracking_uri sqlite:///{dir}/none/mlflow.db", ["no store at sqlite:///", RESUME_FORM]),
     ("shard-range", "run {dir}/tiny.py --shard 2/2", ["shard 2/2: need 0 <= i < n"]),
