@@ -264,84 +264,79 @@ def run_fit(cfg: FitConfig, resume: str | None = None) -> FitResult:
                 run_id = client.create_run(
                     experiment_id, run_name=cfg.run_name, tags=run_tags(cfg, task)
                 ).info.run_id
-        return _fit(cfg, config, system, data, client, experiment_id, run_id, resume,
-                    already_logged, signals)  # fmt: skip
-
-
-def _fit(cfg, config, system, data, client, experiment_id, run_id, resume, already_logged,
-         signals) -> FitResult:  # fmt: skip
-    uri, rank_zero = config["tracking_uri"], client is not None
-    status, saved_env = "FAILED", dict(os.environ)
-    try:
-        if rank_zero:
-            if not resume:
-                log_config(client, run_id, config)
-            # which process runs the run: grubench fit --resume refuses a live one
-            client.set_tag(run_id, "grubench.pid", str(os.getpid()))
-            client.set_tag(run_id, "grubench.host", socket.gethostname())
-            os.environ[RUN_ID_ENV] = run_id  # ranks that Lightning launches inherit it
-        timer = StepTimer()
-        ckpt_dir = checkpoint_dir(uri, run_id or "rank-nonzero")  # rank 0 writes checkpoints
-        checkpoint = RunCheckpoint(ckpt_dir, signals)
-        callbacks = [timer]
-        if cfg.diagnostics_every_n_steps:
-            callbacks.append(GradientDiagnostics(cfg.diagnostics_every_n_steps))
-        callbacks.append(checkpoint)  # last: it saves what the others did in the same hook
-        logger = False
-        if rank_zero:
-            # MLFlowLogger opens the store as soon as it is built; the other ranks have none
-            # (under torchrun they start together and would race rank 0's schema creation)
-            logger = ResumableMLFlowLogger(
-                tracking_uri=uri, run_id=run_id, logged_through=already_logged
+        status, saved_env = "FAILED", dict(os.environ)
+        try:
+            if rank_zero:
+                if not resume:
+                    log_config(client, run_id, config)
+                # which process runs the run: grubench fit --resume refuses a live one
+                client.set_tag(run_id, "grubench.pid", str(os.getpid()))
+                client.set_tag(run_id, "grubench.host", socket.gethostname())
+                os.environ[RUN_ID_ENV] = run_id  # ranks that Lightning launches inherit it
+            timer = StepTimer()
+            ckpt_dir = checkpoint_dir(uri, run_id or "rank-nonzero")  # rank 0 writes checkpoints
+            checkpoint = RunCheckpoint(ckpt_dir, signals)
+            callbacks = [timer]
+            if cfg.diagnostics_every_n_steps:
+                callbacks.append(GradientDiagnostics(cfg.diagnostics_every_n_steps))
+            callbacks.append(checkpoint)  # last: it saves what the others did in the same hook
+            logger = False
+            if rank_zero:
+                # MLFlowLogger opens the store as soon as it is built; the other ranks have none
+                # (under torchrun they start together and would race rank 0's schema creation)
+                logger = ResumableMLFlowLogger(
+                    tracking_uri=uri, run_id=run_id, logged_through=already_logged
+                )
+            trainer = L.Trainer(
+                **config["trainer"],
+                logger=logger,
+                callbacks=callbacks,
+                default_root_dir=ckpt_dir,
+                use_distributed_sampler=False,  # the DataModule's samplers split data over ranks
             )
-        trainer = L.Trainer(
-            **config["trainer"],
-            logger=logger,
-            callbacks=callbacks,
-            default_root_dir=ckpt_dir,
-            use_distributed_sampler=False,  # the DataModule's samplers split data over ranks
-        )
-        trainer.fit(
-            system,
-            datamodule=data,
-            ckpt_path=checkpoint.path if resume else None,
-            weights_only=True,  # tensors and plain types only: nothing is unpickled as code
-        )
-        if signals.signum is not None:  # it came during the last step: training is complete
-            raise Interrupted(signals.signum, step=trainer.global_step)
-        wall_time = system.training_seconds()
-        diverged = system.diverged_step is not None
-        if cfg.test and not diverged:
-            trainer.test(system, datamodule=data, verbose=False)
+            trainer.fit(
+                system,
+                datamodule=data,
+                ckpt_path=checkpoint.path if resume else None,
+                weights_only=True,  # tensors and plain types only: nothing is unpickled as code
+            )
+            if signals.signum is not None:  # it came during the last step: training is complete
+                raise Interrupted(signals.signum, step=trainer.global_step)
+            wall_time = system.training_seconds()
+            diverged = system.diverged_step is not None
+            if cfg.test and not diverged:
+                trainer.test(system, datamodule=data, verbose=False)
 
-        samples_per_step = cfg.task.batch_size * trainer.world_size  # the global batch
-        metrics = summary_metrics(system, timer, wall_time, trainer.global_step, samples_per_step)
-        if diverged:
-            outcome = "diverged"
-        else:
-            outcome = "solved" if system.steps_to_solve is not None else "unsolved"
-        if rank_zero:
-            client.set_tag(run_id, "grubench.outcome", outcome)
+            samples_per_step = cfg.task.batch_size * trainer.world_size  # the global batch
+            metrics = summary_metrics(
+                system, timer, wall_time, trainer.global_step, samples_per_step
+            )
             if diverged:
-                client.set_tag(run_id, "grubench.diverged_step", str(system.diverged_step))
-            metrics_to_log = unlogged(metrics, trainer.global_step, already_logged)
-            log_metrics(client, run_id, metrics_to_log, step=trainer.global_step)
-        status = "FINISHED"
-        return FitResult(run_id, experiment_id, status, outcome, metrics)
-    except (KeyboardInterrupt, SystemExit) as stop:
-        status = "KILLED"
-        if isinstance(stop, Interrupted):
-            stop.run_id = run_id
-        raise
-    finally:
-        if rank_zero:
-            client.set_terminated(run_id, status)
-        # MLFlowLogger exports MLFLOW_TRACKING_URI, rank 0 the run id: leak neither
-        for key in ("MLFLOW_TRACKING_URI", RUN_ID_ENV):
-            if key in saved_env:
-                os.environ[key] = saved_env[key]
+                outcome = "diverged"
             else:
-                os.environ.pop(key, None)
+                outcome = "solved" if system.steps_to_solve is not None else "unsolved"
+            if rank_zero:
+                client.set_tag(run_id, "grubench.outcome", outcome)
+                if diverged:
+                    client.set_tag(run_id, "grubench.diverged_step", str(system.diverged_step))
+                metrics_to_log = unlogged(metrics, trainer.global_step, already_logged)
+                log_metrics(client, run_id, metrics_to_log, step=trainer.global_step)
+            status = "FINISHED"
+            return FitResult(run_id, experiment_id, status, outcome, metrics)
+        except (KeyboardInterrupt, SystemExit) as stop:
+            status = "KILLED"
+            if isinstance(stop, Interrupted):
+                stop.run_id = run_id
+            raise
+        finally:
+            if rank_zero:
+                client.set_terminated(run_id, status)
+            # MLFlowLogger exports MLFLOW_TRACKING_URI, rank 0 the run id: leak neither
+            for key in ("MLFLOW_TRACKING_URI", RUN_ID_ENV):
+                if key in saved_env:
+                    os.environ[key] = saved_env[key]
+                else:
+                    os.environ.pop(key, None)
 
 
 @dataclass
@@ -376,13 +371,12 @@ def resume_point(client, run_id: str, tracking_uri: str) -> ResumePoint:
     if not path.is_file():
         config = f"{run.info.artifact_uri}/config.yaml".removeprefix("file://")
         raise ConfigError(
-            [f"{where}: the run ({status}) has no checkpoint ({path} does not exist: it stopped "
-             f"before its first training step); start it again with: grubench fit --config "
-             f"{config}"]
+            [f"{where}: the run ({status}) has no checkpoint ({path} does not exist: it "
+             f"stopped before writing one); start it again with: grubench fit --config {config}"]
         )  # fmt: skip
     import torch
 
-    step = torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+    step = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
     return ResumePoint(run, path, int(step))
 
 
