@@ -303,6 +303,53 @@ def test_sigterm_to_grubench_fit_then_resume_continues_the_same_run(tracking_uri
     assert len(client.search_runs([twin.info.experiment_id])) == 2
 
 
+def test_sigint_in_a_sweep_then_rerun_continues_the_same_child_run(
+    tracking_uri, client, monkeypatch
+):
+    from grubench.experiment import Experiment
+    from grubench.runner import run_sweep
+
+    experiment = Experiment(
+        name="stop", question="?", configs={"gru": {}}, seeds={"quick": [0, 1], "full": [0]},
+        base={"model": {"hidden_size": 8}, "trainer": {**RESUME_TRAINER, "enable_progress_bar": False},
+              "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 4, "val_size": 32, "test_size": 32}},
+    )  # fmt: skip
+    real_step = RecurrentSystem.training_step
+
+    def sigint_in_step_9(self, *args, **kwargs):
+        if self.trainer.global_step == 9:
+            monkeypatch.setattr(RecurrentSystem, "training_step", real_step)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(RecurrentSystem, "training_step", sigint_in_step_9)
+    with pytest.raises(Interrupted) as stopped:
+        run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
+    experiment_id = client.get_experiment_by_name("stop").experiment_id
+    (parent,) = sweep_runs(client, experiment_id, "stop:quick", "parent")
+    assert parent.info.status == "KILLED"
+    (child,) = sweep_runs(client, experiment_id, "stop:quick")  # the first child, stopped
+    assert child.info.run_id == stopped.value.run_id and child.info.status == "KILLED"
+
+    lines = []
+    result = run_sweep(experiment, "quick", tracking_uri, echo=lines.append)
+    assert (result.ran, result.resumed) == (2, 1)
+    assert f"[1/2] gru | seed=0 (resuming run {child.info.run_id} from step 10) ..." in lines
+    runs = sweep_runs(client, experiment_id, "stop:quick")
+    assert sorted(r.data.tags["grubench.child_key"] for r in runs) == [
+        "gru | seed=0",
+        "gru | seed=1",
+    ]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert child.info.run_id in {r.info.run_id for r in runs}
+    new_parent = client.get_run(child.info.run_id).data.tags["mlflow.parentRunId"]
+    assert new_parent == result.parent_run_id != parent.info.run_id
+    twin_config = expand(experiment, "quick")[0].config  # the same child, never stopped
+    twin_config.tracking_uri = tracking_uri
+    twin = run_fit(twin_config)
+    assert_same_metrics(client, child.info.run_id, twin.run_id)
+
+
 # --- 4. kill -9: the sweep re-run completes each child once -------------------------------
 
 

@@ -451,9 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             hint = f"continue it with: grubench fit --resume {stop.run_id}{where}"
         saved = f"checkpoint at step {stop.step}" if stop.step is not None else "stopped at once"
+        killed = f"run {stop.run_id} is KILLED; " if stop.run_id else ""
         print(
-            f"grubench {argv[0]}: stopped by {stop.signal_name} ({saved}); run {stop.run_id} "
-            f"is KILLED; {hint}",
+            f"grubench {argv[0]}: stopped by {stop.signal_name} ({saved}); {killed}{hint}",
             file=sys.stderr,
         )
         return stop.code

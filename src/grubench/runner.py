@@ -21,6 +21,7 @@ from typing import Any
 
 from grubench.experiment import Child, Experiment, expand, sweep_id
 from grubench.fit import ConfigError, quiet_lightning, resume_point, run_fit, validate_fit_config
+from grubench.resume import StopSignals
 from grubench.tracking import SUPERSEDED, ensure_experiment, get_client, resolve_tracking_uri
 
 ROLE, SWEEP, KEY, HASH = (
@@ -121,7 +122,9 @@ def run_sweep(
     result.parent_run_id = parent_id = parent.info.run_id
     status, started = "FAILED", time.perf_counter()
     try:
-        with quiet_lightning():  # Lightning's per-fit banner would bury the progress lines
+        # Lightning's per-fit banner would bury the progress lines; a signal between two
+        # children stops the sweep at once (within one, the fit stops with a checkpoint)
+        with quiet_lightning(), StopSignals():
             for position, child in enumerate(todo, 1):
                 resume = _resumable(client, existing, child, uri)
                 from_step = f" (resuming run {resume[0]} from step {resume[1]})" if resume else ""
