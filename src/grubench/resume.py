@@ -9,9 +9,10 @@
   Outside training (setup, test, summary), a signal stops at once. Under DDP Lightning's own
   SIGTERM handling applies: the fit stops at once and resumes from the last periodic
   checkpoint.
-- **Periodic checkpoints.** ``last.ckpt`` is also written after each validation (just before
-  the next training step, so it holds that validation's results) and at the end of training:
-  a ``kill -9`` loses at most one epoch (``task.epoch_size`` steps).
+- **Periodic checkpoints.** ``last.ckpt`` is also written at the start of each training epoch
+  but the first, that is after each validation (grubench validates once per epoch of
+  ``task.epoch_size`` steps), and at the end of training: a ``kill -9`` loses at most one
+  epoch. Saving takes milliseconds for these models.
 - **Continue.** A resumed fit continues the same MLflow run from ``last.ckpt``. MLflow cannot
   delete metric entries, so :class:`ResumableMLFlowLogger` logs an entry only at a step beyond
   the last one its key already holds: the steps between a crash's checkpoint and the crash are
@@ -135,8 +136,8 @@ class RunCheckpoint(Checkpoint):
             trainer.fit_loop.epoch_loop._batches_that_stepped = self._logging_step
             self._logging_step = None
         stop = self.signals.signum is not None
-        after_validation = batch_idx == 0 and trainer.global_step > 0
-        if (stop or after_validation) and self._saved_step != trainer.global_step:
+        new_epoch = batch_idx == 0 and trainer.global_step > 0  # the validation is done
+        if (stop or new_epoch) and self._saved_step != trainer.global_step:
             self._save(trainer)
         if stop:
             raise Interrupted(self.signals.signum, step=trainer.global_step)
