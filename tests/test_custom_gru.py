@@ -486,3 +486,21 @@ def test_failed_build_warns_and_uses_pytorch_loops(tmp_path):
     broken.write_text("this is not C++\n")
     out = _run_fallback(f"gru_bptt._SOURCE = {str(broken)!r}", tmp_path)
     assert "could not build the compiled GRU loops" in out and "pure-PyTorch" in out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_output_may_be_modified_in_place_as_nn_grus(backend):
+    # nn.GRU's output is a tensor of its own: `out.mul_(2)` before backward is allowed and
+    # gives the gradients of 2·out. The fast paths save their states apart from it.
+    torch.manual_seed(13)
+    ref = nn.GRU(INPUT, HIDDEN)
+    custom = CustomGRU(INPUT, HIDDEN, backend=backend)
+    custom.load_state_dict(ref.state_dict())
+    x = torch.randn(STEPS, BATCH, INPUT)
+    for module in (ref, custom):
+        out, h_n = module(x)
+        assert out._base is None
+        out.mul_(2)
+        (out.sum() + h_n.sum()).backward()
+    for want, got in zip(ref.parameters(), custom.parameters()):
+        torch.testing.assert_close(got.grad, want.grad, atol=ATOL, rtol=0)

@@ -252,8 +252,7 @@ class CustomGRU(nn.Module):
 
         if self.reset_after and not self.layer_norm and self.backend != "autograd":
             x_proj = F.linear(x, w_ih, b_ih)  # (T, B, 3H)
-            hs = gru_layer(x_proj, h, w_hh, b_hh, self.activation == "relu", self.backend)
-            return hs[1:], hs[-1]  # hs: (T+1, B, H), h0 first
+            return gru_layer(x_proj, h, w_hh, b_hh, self.activation == "relu", self.backend)
 
         # The input projection for all T steps in one matmul: (T, B, 3H).
         if self.layer_norm:

@@ -120,32 +120,33 @@ def _build() -> object | None:
 def _forward_loop(
     x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, relu: bool
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Returns ``hs`` (T+1, B, H) with h0 first, ``p`` (T, B, 3H), ``rz`` (T, B, 2H), ``n``."""
+    """Returns the states ``out`` (T, B, H), ``p`` (T, B, 3H), ``rz`` (T, B, 2H) and ``n``."""
     T, B, three_h = x_proj.shape
     H = three_h // 3
-    hs = x_proj.new_empty(T + 1, B, H)
+    out = x_proj.new_empty(T, B, H)
     p = x_proj.new_empty(T, B, three_h)
     rz = x_proj.new_empty(T, B, 2 * H)
     n = x_proj.new_empty(T, B, H)
-    hs[0].copy_(h0)
     w_t = w_hh.t()
     x_rz, x_n = x_proj[..., : 2 * H].unbind(0), x_proj[..., 2 * H :].unbind(0)
     p_rz, p_n = p[..., : 2 * H].unbind(0), p[..., 2 * H :].unbind(0)
-    rz_t, n_t, h_t = rz.unbind(0), n.unbind(0), hs.unbind(0)
+    rz_t, n_t, h_t = rz.unbind(0), n.unbind(0), out.unbind(0)
+    h_prev = h0
     for t in range(T):
         if b_hh is None:
-            torch.mm(h_t[t], w_t, out=p[t])
+            torch.mm(h_prev, w_t, out=p[t])
         else:
-            torch.addmm(b_hh, h_t[t], w_t, out=p[t])
+            torch.addmm(b_hh, h_prev, w_t, out=p[t])
         torch.add(x_rz[t], p_rz[t], out=rz_t[t]).sigmoid_()
         r, z = rz_t[t].chunk(2, 1)
         torch.addcmul(x_n[t], r, p_n[t], out=n_t[t])
         n_t[t].relu_() if relu else n_t[t].tanh_()
-        torch.lerp(n_t[t], h_t[t], z, out=h_t[t + 1])
-    return hs, p, rz, n
+        torch.lerp(n_t[t], h_prev, z, out=h_t[t])
+        h_prev = h_t[t]
+    return out, p, rz, n
 
 
-def _backward_factors(hs: Tensor, p: Tensor, rz: Tensor, n: Tensor, relu: bool) -> Tensor:
+def _backward_factors(h_prev: Tensor, p: Tensor, rz: Tensor, n: Tensor, relu: bool) -> Tensor:
     """``F`` (T, B, 4, H): blocks ``[F_r, F_z, F_n, A]`` with ∂L/∂p_t = g_t ⊙ F_t[:3] and
     ∂L/∂(x_n)_t = g_t ⊙ A_t (see the module docstring)."""
     H = n.size(-1)
@@ -157,20 +158,20 @@ def _backward_factors(hs: Tensor, p: Tensor, rz: Tensor, n: Tensor, relu: bool) 
     else:
         torch.mul(1 - n * n, 1 - z, out=a)  # tanh' = 1 − n²
     torch.mul(a * p[..., 2 * H :], r * (1 - r), out=factors[:, :, 0])
-    torch.mul(hs[:-1] - n, z * (1 - z), out=factors[:, :, 1])
+    torch.mul(h_prev - n, z * (1 - z), out=factors[:, :, 1])
     torch.mul(a, r, out=factors[:, :, 2])
     return factors
 
 
 def _backward_loop(
-    grad_out: Tensor, factors: Tensor, z: Tensor, w_hh: Tensor
+    grad_out: Tensor, grad_hn: Tensor, factors: Tensor, z: Tensor, w_hh: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Returns ``g`` (T+1, B, H) with g[t+1] = ∂L/∂h_t, g[0] = ∂L/∂h0 through the layer, and
-    ``d`` (T, B, 3H), d_t = ∂L/∂p_t. ``grad_out`` (T, B, H) is ∂L/∂h_t from outside."""
+    """Returns ``g`` (T+1, B, H) with g[t+1] = ∂L/∂h_t and g[0] = ∂L/∂h0, and ``d`` (T, B, 3H),
+    d_t = ∂L/∂p_t. ``grad_out`` (T, B, H) and ``grad_hn`` (B, H) come from outside."""
     T, B, H = grad_out.shape
     g = grad_out.new_empty(T + 1, B, H)
     d = grad_out.new_empty(T, B, 3 * H)
-    g[T].copy_(grad_out[T - 1])
+    torch.add(grad_out[T - 1], grad_hn, out=g[T])
     g_t, d_t, d_flat = g.unbind(0), d.view(T, B, 3, H).unbind(0), d.unbind(0)
     f_t, z_t, out_t = factors[:, :, :3].unbind(0), z.unbind(0), grad_out.unbind(0)
     for t in range(T - 1, -1, -1):
@@ -184,42 +185,43 @@ def _backward_loop(
 
 
 class GRULayerFunction(torch.autograd.Function):
-    """``(x_proj (T, B, 3H), h0 (B, H), w_hh (3H, H), b_hh (3H,) | None, relu, ops) -> hs``.
-
-    ``hs`` is (T+1, B, H): ``hs[1:]`` is the layer's output, ``hs[-1]`` its final state and
-    ``hs[0]`` a copy of ``h0``. ``ops`` is the compiled extension, or None for the PyTorch loops.
-    """
+    """``(x_proj (T, B, 3H), h0 (B, H), w_hh (3H, H), b_hh (3H,) | None, relu, ops)
+    -> (output (T, B, H), h_n (B, H))``; ``ops`` is the compiled extension or None for the
+    PyTorch loops."""
 
     @staticmethod
     def forward(ctx, x_proj, h0, w_hh, b_hh, relu, ops):  # noqa: ANN001, ANN205
         ctx.relu, ctx.ops, ctx.has_bias = relu, ops, b_hh is not None
+        # The states are saved in a buffer of their own, apart from the returned output, which
+        # the caller may then modify in place (as nn.GRU's).
         if ops is not None:
-            hs, factors = ops.forward(x_proj, h0, w_hh, b_hh, relu, True)
-            ctx.save_for_backward(hs, factors, w_hh)
-            return hs
-        hs, p, rz, n = _forward_loop(x_proj, h0, w_hh, b_hh, relu)
-        ctx.save_for_backward(hs, p, rz, n, w_hh)
-        return hs
+            out, states, factors = ops.forward(x_proj, h0, w_hh, b_hh, relu, True)
+            ctx.save_for_backward(h0, states, factors, w_hh)
+        else:
+            states, p, rz, n = _forward_loop(x_proj, h0, w_hh, b_hh, relu)
+            ctx.save_for_backward(h0, states, p, rz, n, w_hh)
+            out = states.clone()
+        return out, states[-1].clone()
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_hs):  # noqa: ANN001, ANN205
+    def backward(ctx, grad_out, grad_hn):  # noqa: ANN001, ANN205
         if ctx.ops is not None:
-            hs, factors, w_hh = ctx.saved_tensors
+            h0, states, factors, w_hh = ctx.saved_tensors
             grad_x, grad_h0, grad_w, grad_b = ctx.ops.backward(
-                grad_hs, hs, factors, w_hh, ctx.has_bias
+                grad_out, grad_hn, h0, states, factors, w_hh, ctx.has_bias
             )
             return grad_x, grad_h0, grad_w, grad_b if ctx.has_bias else None, None, None
-        hs, p, rz, n, w_hh = ctx.saved_tensors
+        h0, states, p, rz, n, w_hh = ctx.saved_tensors
         T, B, H = n.shape
-        grad_hs = grad_hs.contiguous()
-        factors = _backward_factors(hs, p, rz, n, ctx.relu)
-        g, d = _backward_loop(grad_hs[1:], factors, rz[..., H:], w_hh)
-        grad_w = d.view(T * B, 3 * H).t().mm(hs[:-1].reshape(T * B, H))  # Σ_t d_tᵀ h_{t-1}
+        h_prev = torch.cat([h0.unsqueeze(0), states[:-1]])  # (T, B, H): h_{t-1}
+        factors = _backward_factors(h_prev, p, rz, n, ctx.relu)
+        g, d = _backward_loop(grad_out.contiguous(), grad_hn, factors, rz[..., H:], w_hh)
+        grad_w = d.view(T * B, 3 * H).t().mm(h_prev.view(T * B, H))  # Σ_t d_tᵀ h_{t-1}
         grad_b = d.sum((0, 1)) if ctx.has_bias else None
         # ∂L/∂x_t equals d_t except in the n block, a_n = g_t ⊙ A_t (d's is a_n ⊙ r): reuse d.
         torch.mul(g[1:], factors[:, :, 3], out=d.view(T, B, 3, H)[:, :, 2])
-        return d, g[0] + grad_hs[0], grad_w, grad_b, None, None
+        return d, g[0], grad_w, grad_b, None, None
 
 
 def uses_extension(backend: str, x_proj: Tensor) -> bool:
@@ -246,8 +248,8 @@ def uses_extension(backend: str, x_proj: Tensor) -> bool:
 
 def gru_layer(
     x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, relu: bool, backend: str
-) -> Tensor:
-    """Runs one reset-after GRU layer; returns ``hs`` (T+1, B, H) (see GRULayerFunction).
+) -> tuple[Tensor, Tensor]:
+    """Runs one reset-after GRU layer; returns ``output`` (T, B, H) and ``h_n`` (B, H).
 
     ``backend`` is ``auto``, ``cpp`` or ``python`` (see ``BACKENDS``)."""
     ops = load_extension() if uses_extension(backend, x_proj) else None
@@ -255,5 +257,7 @@ def gru_layer(
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return GRULayerFunction.apply(x_proj, h0, w_hh, b_hh, relu, ops)
     if ops is not None:  # inference: no factors to keep
-        return ops.forward(x_proj, h0, w_hh, b_hh, relu, False)[0]
-    return _forward_loop(x_proj, h0, w_hh, b_hh, relu)[0]
+        out = ops.forward(x_proj, h0, w_hh, b_hh, relu, False)[0]
+    else:
+        out = _forward_loop(x_proj, h0, w_hh, b_hh, relu)[0]
+    return out, out[-1]

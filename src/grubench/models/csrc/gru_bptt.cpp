@@ -44,8 +44,13 @@ at::Tensor pooled_empty(at::IntArrayRef shape, const at::TensorOptions& options)
       best = &t;
     }
   }
+  // A tensor of its own on the pooled storage rather than a view of the pooled tensor, so that
+  // autograd treats results built on it as ordinary tensors (in-place ops allowed).
+  auto on_storage = [&](const at::Tensor& buffer) {
+    return at::empty({0}, options).set_(buffer.storage(), 0, shape, c10::contiguous_strides(shape));
+  };
   if (best != nullptr) {
-    return best->narrow(0, 0, numel).view(shape);
+    return on_storage(*best);
   }
   // Free buffers too small for this request would only be outgrown again: drop them, which
   // bounds the pool by the number of buffers alive at once.
@@ -56,7 +61,7 @@ at::Tensor pooled_empty(at::IntArrayRef shape, const at::TensorOptions& options)
                             }),
              pool.end());
   pool.push_back(at::empty({numel}, options));
-  return pool.back().view(shape);
+  return on_storage(pool.back());
 }
 
 // The rows of a batch are independent sequences, so each thread runs the whole time loop on
@@ -67,7 +72,7 @@ constexpr int64_t kGrainRows = 16;
 
 template <typename scalar_t>
 void forward_step(const scalar_t* x, const scalar_t* p, const scalar_t* h_prev, scalar_t* h,
-                  scalar_t* f, int64_t b0, int64_t b1, int64_t H, bool relu, bool need_grad) {
+                  scalar_t* h_copy, scalar_t* f, int64_t b0, int64_t b1, int64_t H, bool relu, bool need_grad) {
   using Vec = at::vec::Vectorized<scalar_t>;
   const Vec one(1), zero(0);
   const int64_t W = Vec::size();
@@ -87,8 +92,10 @@ void forward_step(const scalar_t* x, const scalar_t* p, const scalar_t* h_prev, 
       const Vec n = relu ? at::vec::maximum(pre, zero) : pre.tanh();
       const Vec hp = load(hpb + j);
       const Vec diff = hp - n;
-      (n + z * diff).store(hb + j, c);  // (h − n) z + n, nn.GRU's order of operations
+      const Vec h_new = n + z * diff;  // (h − n) z + n, nn.GRU's order of operations
+      h_new.store(hb + j, c);
       if (need_grad) {
+        h_new.store(h_copy + b * H + j, c);
         const Vec d_act = relu ? n.gt(zero) : one - n * n;
         const Vec a = d_act * (one - z);
         (a * pn * r * (one - r)).store(fb + j, c);
@@ -101,12 +108,16 @@ void forward_step(const scalar_t* x, const scalar_t* p, const scalar_t* h_prev, 
   }
 }
 
+// One backward step for rows [b0, b1). grad_prev: ∂L/∂h_{t-1} from outside (the output's
+// gradient at t−1), or nullptr at t = 0. step_sum (3H) receives Σ_b d_t[b], the step's share
+// of the bias gradient, summed while d is in registers.
 template <typename scalar_t>
 void backward_step(const scalar_t* g, const scalar_t* f, const scalar_t* grad_prev,
-                   scalar_t* d, scalar_t* gx, scalar_t* g_prev, int64_t b0, int64_t b1,
-                   int64_t H) {
+                   scalar_t* d, scalar_t* gx, scalar_t* g_prev, scalar_t* step_sum,
+                   int64_t b0, int64_t b1, int64_t H) {
   using Vec = at::vec::Vectorized<scalar_t>;
   const int64_t W = Vec::size();
+  std::fill(step_sum, step_sum + 3 * H, scalar_t(0));
   for (int64_t b = b0; b < b1; ++b) {
     const scalar_t* gb = g + b * H;
     const scalar_t* fb = f + b * kFactors * H;
@@ -115,16 +126,24 @@ void backward_step(const scalar_t* g, const scalar_t* f, const scalar_t* grad_pr
     for (int64_t j = 0; j < H; j += W) {
       const int64_t c = std::min(W, H - j);
       auto load = [c](const scalar_t* ptr) { return Vec::loadu(ptr, c); };
+      auto accumulate = [c](scalar_t* ptr, const Vec& v) {
+        (Vec::loadu(ptr, c) + v).store(ptr, c);
+      };
       const Vec gv = load(gb + j);
       const Vec d_r = gv * load(fb + j);
       const Vec d_z = gv * load(fb + H + j);
+      const Vec d_n = gv * load(fb + 2 * H + j);
       d_r.store(db + j, c);
       d_z.store(db + H + j, c);
-      (gv * load(fb + 2 * H + j)).store(db + 2 * H + j, c);
+      d_n.store(db + 2 * H + j, c);
+      accumulate(step_sum + j, d_r);
+      accumulate(step_sum + H + j, d_z);
+      accumulate(step_sum + 2 * H + j, d_n);
       d_r.store(gxb + j, c);
       d_z.store(gxb + H + j, c);
       (gv * load(fb + 3 * H + j)).store(gxb + 2 * H + j, c);
-      (load(grad_prev + b * H + j) + gv * load(fb + 4 * H + j)).store(g_prev + b * H + j, c);
+      const Vec carried = gv * load(fb + 4 * H + j);
+      (grad_prev ? load(grad_prev + b * H + j) + carried : carried).store(g_prev + b * H + j, c);
     }
   }
 }
@@ -137,16 +156,19 @@ void check_inputs(const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh) {
               "grubench_gru: inconsistent shapes");
 }
 
-// Returns hs (T+1, B, H) with hs[0] = h0, and the backward factors (T, B, 5, H) when
-// need_grad (else an empty tensor).
-std::tuple<Tensor, Tensor> gru_forward(const Tensor& x_proj_in, const Tensor& h0,
+// Returns the output (T, B, H), out[t] = h_t; when need_grad also the same states in a second
+// buffer kept for the backward (so that the caller may modify the output in place, as
+// nn.GRU's allows) and the backward factors (T, B, 5, H); else the output twice and an
+// empty tensor.
+std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& x_proj_in, const Tensor& h0,
                                        const Tensor& w_hh, const std::optional<Tensor>& b_hh,
                                        bool relu, bool need_grad) {
   check_inputs(x_proj_in, h0, w_hh);
   const Tensor x_proj = x_proj_in.contiguous();
   const int64_t T = x_proj.size(0), B = x_proj.size(1), H = h0.size(1);
-  Tensor hs = pooled_empty({T + 1, B, H}, x_proj.options());
-  hs[0].copy_(h0);
+  const Tensor h0c = h0.contiguous();
+  Tensor states = pooled_empty({T, B, H}, x_proj.options());
+  Tensor out = need_grad ? pooled_empty({T, B, H}, x_proj.options()) : states;
   Tensor factors = need_grad ? pooled_empty({T, B, kFactors, H}, x_proj.options())
                              : at::empty({0}, x_proj.options());
   Tensor p = at::empty({B, 3 * H}, x_proj.options());  // workspace, reused every step
@@ -158,45 +180,55 @@ std::tuple<Tensor, Tensor> gru_forward(const Tensor& x_proj_in, const Tensor& h0
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "grubench_gru_forward", [&] {
     const scalar_t* x_ptr = x_proj.const_data_ptr<scalar_t>();
     const scalar_t* p_ptr = p.const_data_ptr<scalar_t>();
-    scalar_t* hs_ptr = hs.data_ptr<scalar_t>();
+    const scalar_t* h0_ptr = h0c.const_data_ptr<scalar_t>();
+    scalar_t* states_ptr = states.data_ptr<scalar_t>();
+    scalar_t* out_ptr = out.data_ptr<scalar_t>();
     scalar_t* f_ptr = need_grad ? factors.data_ptr<scalar_t>() : nullptr;
     at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
       const at::NoGradGuard no_grad;
       const int64_t rows = b1 - b0;
       Tensor p_rows = p.narrow(0, b0, rows);
       for (int64_t t = 0; t < T; ++t) {
-        const Tensor h_prev = hs[t].narrow(0, b0, rows);
+        const Tensor h_prev = (t == 0 ? h0c : states[t - 1]).narrow(0, b0, rows);
         if (has_bias) {
           at::addmm_out(p_rows, bias, h_prev, w_t);
         } else {
           at::mm_out(p_rows, h_prev, w_t);
         }
-        forward_step<scalar_t>(x_ptr + t * B * 3 * H, p_ptr, hs_ptr + t * B * H,
-                               hs_ptr + (t + 1) * B * H,
+        forward_step<scalar_t>(x_ptr + t * B * 3 * H, p_ptr,
+                               t == 0 ? h0_ptr : states_ptr + (t - 1) * B * H,
+                               states_ptr + t * B * H, out_ptr + t * B * H,
                                need_grad ? f_ptr + t * B * kFactors * H : nullptr, b0, b1, H,
                                relu, need_grad);
       }
     });
   });
-  return {hs, factors};
+  return {out, states, factors};
 }
 
-// grad_hs (T+1, B, H): ∂L/∂hs from outside. Returns (∂L/∂x_proj, ∂L/∂h0, ∂L/∂W_hh, ∂L/∂b_hh).
-std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_hs_in,
-                                                        const Tensor& hs, const Tensor& factors,
+// grad_out (T, B, H) and grad_hn (B, H): ∂L/∂output and ∂L/∂h_n from outside.
+// Returns (∂L/∂x_proj, ∂L/∂h0, ∂L/∂W_hh, ∂L/∂b_hh).
+std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_out_in,
+                                                        const Tensor& grad_hn,
+                                                        const Tensor& h0, const Tensor& states,
+                                                        const Tensor& factors,
                                                         const Tensor& w_hh, bool has_bias) {
-  const Tensor grad_hs = grad_hs_in.contiguous();
+  const Tensor grad_out = grad_out_in.contiguous();
   const int64_t T = factors.size(0), B = factors.size(1), H = factors.size(3);
-  Tensor d = pooled_empty({T, B, 3 * H}, grad_hs.options());       // ∂L/∂p_t
-  Tensor grad_x = pooled_empty({T, B, 3 * H}, grad_hs.options());  // ∂L/∂x_t
+  Tensor d = pooled_empty({T, B, 3 * H}, grad_out.options());       // ∂L/∂p_t
+  Tensor grad_x = pooled_empty({T, B, 3 * H}, grad_out.options());  // ∂L/∂x_t
   // ∂L/∂h_t walking back, in two buffers used in turn: step k = T−1−t reads one, writes the
   // other, so after T steps the result (∂L/∂h0) is in g_even when T is even.
-  Tensor g_even = grad_hs[T].clone();
-  Tensor g_odd = at::empty({B, H}, grad_hs.options());
+  Tensor g_even = grad_out[T - 1] + grad_hn;
+  Tensor g_odd = at::empty({B, H}, grad_out.options());
   const Tensor w = w_hh.detach().contiguous();
-  AT_DISPATCH_FLOATING_TYPES(grad_hs.scalar_type(), "grubench_gru_backward", [&] {
+  // The bias gradient Σ_t Σ_b d_t[b]: per step in the working precision (B terms), across
+  // steps in double, then summed over the threads' row blocks.
+  Tensor grad_b_acc = at::zeros({3 * H}, grad_out.options().dtype(at::kDouble));
+  std::mutex grad_b_mutex;
+  AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "grubench_gru_backward", [&] {
     const scalar_t* f_ptr = factors.const_data_ptr<scalar_t>();
-    const scalar_t* grad_hs_ptr = grad_hs.const_data_ptr<scalar_t>();
+    const scalar_t* grad_out_ptr = grad_out.const_data_ptr<scalar_t>();
     scalar_t* d_ptr = d.data_ptr<scalar_t>();
     scalar_t* gx_ptr = grad_x.data_ptr<scalar_t>();
     scalar_t* even_ptr = g_even.data_ptr<scalar_t>();
@@ -204,20 +236,36 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_hs_in
     at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
       const at::NoGradGuard no_grad;
       const int64_t rows = b1 - b0;
+      std::vector<scalar_t> step_sum(3 * H);
+      std::vector<double> bias_sum(3 * H, 0.0);
       for (int64_t t = T - 1; t >= 0; --t) {
         const bool even = (T - 1 - t) % 2 == 0;
         backward_step<scalar_t>(even ? even_ptr : odd_ptr, f_ptr + t * B * kFactors * H,
-                                grad_hs_ptr + t * B * H, d_ptr + t * B * 3 * H,
-                                gx_ptr + t * B * 3 * H, even ? odd_ptr : even_ptr, b0, b1, H);
+                                t > 0 ? grad_out_ptr + (t - 1) * B * H : nullptr,
+                                d_ptr + t * B * 3 * H, gx_ptr + t * B * 3 * H,
+                                even ? odd_ptr : even_ptr, step_sum.data(), b0, b1, H);
+        for (int64_t k = 0; k < 3 * H; ++k) {
+          bias_sum[k] += step_sum[k];
+        }
         Tensor g_prev = (even ? g_odd : g_even).narrow(0, b0, rows);
         g_prev.addmm_(d[t].narrow(0, b0, rows), w);  // g_{t-1} += d_t W_h
+      }
+      const std::lock_guard<std::mutex> lock(grad_b_mutex);
+      double* acc = grad_b_acc.data_ptr<double>();
+      for (int64_t k = 0; k < 3 * H; ++k) {
+        acc[k] += bias_sum[k];
       }
     });
   });
   Tensor g = T % 2 == 0 ? g_even : g_odd;
   // Σ_t d_tᵀ h_{t-1}: one (3H, T·B) × (T·B, H) matmul.
-  Tensor grad_w = d.view({T * B, 3 * H}).t().mm(hs.narrow(0, 0, T).reshape({T * B, H}));
-  Tensor grad_b = has_bias ? d.sum({0, 1}) : Tensor();
+  // (h_{t-1} is h0 at t = 0, out[t-1] after.)
+  Tensor grad_w = d[0].t().mm(h0.detach());
+  if (T > 1) {
+    grad_w.addmm_(d.narrow(0, 1, T - 1).view({(T - 1) * B, 3 * H}).t(),
+                  states.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
+  }
+  Tensor grad_b = has_bias ? grad_b_acc.to(grad_out.scalar_type()) : Tensor();
   return {grad_x, g, grad_w, grad_b};
 }
 
@@ -225,8 +273,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_hs_in
 
 TORCH_LIBRARY(grubench_gru, m) {
   m.def("forward(Tensor x_proj, Tensor h0, Tensor w_hh, Tensor? b_hh, bool relu, bool need_grad)"
-        " -> (Tensor, Tensor)");
-  m.def("backward(Tensor grad_hs, Tensor hs, Tensor factors, Tensor w_hh, bool has_bias)"
+        " -> (Tensor, Tensor, Tensor)");
+  m.def("backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Tensor states, Tensor factors, "
+        "Tensor w_hh, bool has_bias)"
         " -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
