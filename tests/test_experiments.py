@@ -57,3 +57,17 @@ def test_experiment_smoke(path, tracking_uri, tmp_path):
 def test_experiment_every_config(path, tracking_uri, tmp_path):
     """One seed of every configuration of each file, on the tiny budget."""
     _smoke(path, tracking_uri, tmp_path, stride=len(load_experiment(path).seeds["quick"]))
+
+
+def test_settings_hash_sees_the_backend_of_custom_gru_only():
+    from grubench.experiment import Child
+    from grubench.fit import FitConfig
+    from grubench.models import ModelConfig
+
+    def digest(**model):
+        return Child("x", 0, FitConfig(model=ModelConfig(**model))).config_hash()
+
+    # custom_gru: the backend changes the float rounding, so a run on another one is another run
+    assert digest(name="custom_gru") != digest(name="custom_gru", backend="autograd")
+    # the field means nothing to other models (and their runs from before it still count)
+    assert digest(name="lstm") == digest(name="lstm", backend="python")

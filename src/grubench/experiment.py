@@ -96,9 +96,9 @@ class Child:
         settings = asdict(self.config)
         for volatile in ("tracking_uri", "tags", "run_name", "experiment_name"):
             settings.pop(volatile)
-        if settings["model"].get("backend") == "auto":
-            # How the custom GRU runs, not what it computes; dropped at its default so that
-            # runs made before the option existed still count as done.
+        if settings["model"]["name"] != "custom_gru":
+            # Only custom_gru has backends: for other models the field means nothing, and
+            # dropping it keeps their runs made before it existed counted as done.
             settings["model"].pop("backend")
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
