@@ -504,3 +504,25 @@ def test_output_may_be_modified_in_place_as_nn_grus(backend):
         (out.sum() + h_n.sum()).backward()
     for want, got in zip(ref.parameters(), custom.parameters()):
         torch.testing.assert_close(got.grad, want.grad, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:2])
+def test_bptt_across_inference_no_grad_and_training(backend):
+    # Lightning validates under torch.inference_mode and trains outside it. A batch of 64
+    # splits across threads in the compiled loops, whose workers must run in the caller's mode,
+    # and buffers made in one mode must not be reused (written) in the other.
+    torch.manual_seed(14)
+    ref = nn.GRU(INPUT, HIDDEN, batch_first=True)
+    custom = CustomGRU(INPUT, HIDDEN, batch_first=True, backend=backend)
+    custom.load_state_dict(ref.state_dict())
+    x = torch.randn(64, STEPS, INPUT)
+    for mode in (torch.inference_mode, torch.enable_grad, torch.no_grad, torch.inference_mode):
+        with mode():
+            for want, got in zip(ref(x), custom(x)):
+                torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
+        if mode is torch.enable_grad:
+            custom(x)[0].sum().backward()
+            ref(x)[0].sum().backward()
+            for want, got in zip(ref.parameters(), custom.parameters()):
+                error = (got.grad - want.grad).abs().max().item()
+                assert error <= ATOL * max(1.0, want.grad.abs().max().item()), error

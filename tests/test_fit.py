@@ -114,6 +114,31 @@ def test_bad_config_creates_no_run(tiny, tracking_uri, tmp_path):
     assert not (tmp_path / "store").exists()
 
 
+def test_custom_gru_backends_fit_alike(tiny, tracking_uri, client):
+    # A real fit (sanity validation and test under inference mode, training outside it) with a
+    # batch large enough for the compiled loops to split it across threads.
+    results = {
+        backend: run_fit(
+            tiny(
+                tracking_uri,
+                model={"name": "custom_gru", "backend": backend},
+                task={"batch_size": 64, "val_size": 128, "test_size": 128},
+                trainer={"max_steps": 6},
+            )
+        )
+        for backend in ("cpp", "python", "autograd")
+    }
+    for backend, result in results.items():
+        assert result.status == "FINISHED", backend
+        assert client.get_run(result.run_id).data.params["model.backend"] == backend
+    metrics = {b: client.get_run(r.run_id).data.metrics for b, r in results.items()}
+    want = metrics["autograd"]
+    for backend in ("cpp", "python"):
+        got = metrics[backend]
+        for key in ("final/val/mse", "final/train/mse", "test/mse"):
+            assert got[key] == pytest.approx(want[key], rel=1e-4), (backend, key)
+
+
 @pytest.mark.parametrize(
     "model",
     [

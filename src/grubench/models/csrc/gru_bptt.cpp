@@ -8,7 +8,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/cpu/vec/vec.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -34,8 +36,11 @@ at::Tensor pooled_empty(at::IntArrayRef shape, const at::TensorOptions& options)
   static std::vector<at::Tensor> pool;
   const int64_t numel = c10::multiply_integers(shape);
   std::lock_guard<std::mutex> lock(mutex);
-  auto is_free = [](const at::Tensor& t) {
-    return t.use_count() == 1 && t.storage().use_count() == 1;
+  // Under torch.inference_mode (Lightning's validation) buffers are inference tensors, which
+  // may not be written outside it, and the other way round: each mode reuses its own.
+  const bool inference = c10::InferenceMode::is_enabled();
+  auto is_free = [inference](const at::Tensor& t) {
+    return t.use_count() == 1 && t.storage().use_count() == 1 && t.is_inference() == inference;
   };
   at::Tensor* best = nullptr;
   for (auto& t : pool) {
@@ -184,7 +189,11 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& x_proj_in, const Te
     scalar_t* states_ptr = states.data_ptr<scalar_t>();
     scalar_t* out_ptr = out.data_ptr<scalar_t>();
     scalar_t* f_ptr = need_grad ? factors.data_ptr<scalar_t>() : nullptr;
+    const at::ThreadLocalState caller;
     at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
+      // Worker threads start with their own thread-local state: take the caller's
+      // (inference mode under Lightning's validation), then switch gradients off.
+      const at::ThreadLocalStateGuard caller_state(caller);
       const at::NoGradGuard no_grad;
       const int64_t rows = b1 - b0;
       Tensor p_rows = p.narrow(0, b0, rows);
@@ -233,7 +242,11 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_out_i
     scalar_t* gx_ptr = grad_x.data_ptr<scalar_t>();
     scalar_t* even_ptr = g_even.data_ptr<scalar_t>();
     scalar_t* odd_ptr = g_odd.data_ptr<scalar_t>();
+    const at::ThreadLocalState caller;
     at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
+      // Worker threads start with their own thread-local state: take the caller's
+      // (inference mode under Lightning's validation), then switch gradients off.
+      const at::ThreadLocalStateGuard caller_state(caller);
       const at::NoGradGuard no_grad;
       const int64_t rows = b1 - b0;
       std::vector<scalar_t> step_sum(3 * H);
