@@ -149,17 +149,23 @@ def _forward_loop(
 def _backward_factors(h_prev: Tensor, p: Tensor, rz: Tensor, n: Tensor, relu: bool) -> Tensor:
     """``F`` (T, B, 4, H): blocks ``[F_r, F_z, F_n, A]`` with ∂L/∂p_t = g_t ⊙ F_t[:3] and
     ∂L/∂(x_n)_t = g_t ⊙ A_t (see the module docstring)."""
-    H = n.size(-1)
-    r, z = rz[..., :H], rz[..., H:]
-    factors = n.new_empty(*n.shape[:2], 4, H)
-    a = factors[:, :, 3]
-    if relu:
-        torch.mul((n > 0).to(n.dtype), 1 - z, out=a)
-    else:
-        torch.mul(1 - n * n, 1 - z, out=a)  # tanh' = 1 − n²
-    torch.mul(a * p[..., 2 * H :], r * (1 - r), out=factors[:, :, 0])
-    torch.mul(h_prev - n, z * (1 - z), out=factors[:, :, 1])
-    torch.mul(a, r, out=factors[:, :, 2])
+    T, B, H = n.shape
+    factors = n.new_empty(T, B, 4, H)
+    # Vectorized over blocks of steps: temporaries of a few MB, reused from the allocator's
+    # cache, where whole-sequence temporaries would be fresh page-faulting mappings each call.
+    chunk = max(1, (1 << 19) // max(1, B * H))
+    for s in range(0, T, chunk):
+        e = min(T, s + chunk)
+        r, z, n_ = rz[s:e, :, :H], rz[s:e, :, H:], n[s:e]
+        f = factors[s:e]
+        a = f[:, :, 3]
+        if relu:
+            torch.mul((n_ > 0).to(n.dtype), 1 - z, out=a)
+        else:
+            torch.mul(1 - n_ * n_, 1 - z, out=a)  # tanh' = 1 − n²
+        torch.mul(a * p[s:e, :, 2 * H :], r * (1 - r), out=f[:, :, 0])
+        torch.mul(h_prev[s:e] - n_, z * (1 - z), out=f[:, :, 1])
+        torch.mul(a, r, out=f[:, :, 2])
     return factors
 
 
