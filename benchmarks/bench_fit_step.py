@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_fit_step.py                      # adding T=256, B=64, H=128
+    python benchmarks/bench_fit_step.py                      # copy_memory T=256, B=64, H=128
+    python benchmarks/bench_fit_step.py --task adding --flush-denormal
     python benchmarks/bench_fit_step.py --seq-len 1024 --steps 20
 
 For each GRU (nn.GRU, and custom_gru on each backend) it measures, in one process:
@@ -17,6 +18,11 @@ For each GRU (nn.GRU, and custom_gru on each backend) it measures, in one proces
 
 Fit step − bare step is what Lightning and the logging add per step; the ratios to nn.GRU show
 how much of the layer's speed-up survives. It only reports.
+
+On the adding problem only the last step has a loss, so ∂L/∂h_t shrinks going back in time
+until it is subnormal (below 1.2e-38 in float32), and CPU arithmetic on subnormal floats is
+many times slower: ``--flush-denormal`` calls ``torch.set_flush_denormal(True)`` before any
+thread starts (subnormals become 0) to measure the difference.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ MODELS = {
 
 def bare_steps(configs: dict[str, ModelConfig], args: argparse.Namespace) -> dict[str, float]:
     """Median ms of forward + loss + backward + Adam step, outside Lightning."""
-    task = build_task("adding", args.seq_len)
+    task = build_task(args.task, args.seq_len)
     inputs, targets = task.generate(args.batch, batch_generator(0, "train", 0), train=True)
     setups = {}
     for name, cfg in configs.items():
@@ -66,7 +72,7 @@ def bare_steps(configs: dict[str, ModelConfig], args: argparse.Namespace) -> dic
 
 
 def data_ms(args: argparse.Namespace) -> float:
-    task = build_task("adding", args.seq_len)
+    task = build_task(args.task, args.seq_len)
     times = []
     for index in range(20):
         start = time.perf_counter()
@@ -86,7 +92,7 @@ def fit_steps(
             fit = FitConfig(
                 model=cfg,
                 task=TaskConfig(
-                    name="adding",
+                    name=args.task,
                     seq_len=args.seq_len,
                     batch_size=args.batch,
                     val_size=args.batch,
@@ -112,6 +118,8 @@ def fit_steps(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="copy_memory", choices=["copy_memory", "adding"])
+    parser.add_argument("--flush-denormal", action="store_true")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--seq-len", type=int, default=256)
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        parser.error("--flush-denormal: this CPU cannot flush subnormal floats")
     torch.set_num_threads(args.threads)
 
     configs = {name: replace(cfg, hidden_size=args.hidden) for name, cfg in MODELS.items()}
@@ -126,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     fits = fit_steps(configs, args)
     data = data_ms(args)
     print(
-        f"adding T={args.seq_len}, batch {args.batch}, hidden {args.hidden}, Adam, "
+        f"{args.task} T={args.seq_len}, batch {args.batch}, hidden {args.hidden}, Adam, "
+        f"subnormals {'flushed' if args.flush_denormal else 'kept'}, "
         f"{args.threads} threads; bare: median of {5 * args.rounds} steps; fit: "
         f"{args.steps} steps; data: {data:.2f} ms per batch\n"
     )
