@@ -526,3 +526,20 @@ def test_bptt_across_inference_no_grad_and_training(backend):
             for want, got in zip(ref.parameters(), custom.parameters()):
                 error = (got.grad - want.grad).abs().max().item()
                 assert error <= ATOL * max(1.0, want.grad.abs().max().item()), error
+
+
+def test_subnormals_flushed_in_every_pool_thread_then_restored():
+    # A large elementwise product runs on every thread of the intra-op pool: inside the
+    # context each one reads the subnormal input as zero, outside none does.
+    tiny = torch.full((1 << 20,), 1e-39)  # subnormal in float32
+    torch.randn(512, 512) @ torch.randn(512, 512)  # the pool exists before the switch
+
+    def survivors() -> int:
+        return int(((tiny * 1.0) != 0).sum())
+
+    assert survivors() == tiny.numel()
+    with gru_bptt.subnormals_flushed(True):
+        assert survivors() == 0
+    assert survivors() == tiny.numel()
+    with gru_bptt.subnormals_flushed(False):
+        assert survivors() == tiny.numel()

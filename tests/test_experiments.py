@@ -71,3 +71,13 @@ def test_settings_hash_sees_the_backend_of_custom_gru_only():
     assert digest(name="custom_gru") != digest(name="custom_gru", backend="autograd")
     # the field means nothing to other models (and their runs from before it still count)
     assert digest(name="lstm") == digest(name="lstm", backend="python")
+
+
+def test_settings_hash_sees_flush_denormal_only_when_on():
+    from grubench.experiment import Child
+    from grubench.fit import FitConfig
+
+    def digest(**fit):
+        return Child("x", 0, FitConfig(**fit)).config_hash()
+
+    assert digest() == digest(flush_denormal=False) != digest(flush_denormal=True)

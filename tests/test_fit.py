@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from grubench.fit import ConfigError, run_fit
@@ -208,6 +209,15 @@ def test_gradient_diagnostics_through_the_fit(tiny, tracking_uri, client, tmp_pa
     assert names == ["diagnostics/grad_norms.json", "diagnostics/grad_norms.png"]
     with pytest.raises(ConfigError, match="diagnostics_every_n_steps must be 0"):
         run_fit(tiny(tracking_uri, diagnostics_every_n_steps=-1))
+
+
+def test_flush_denormal_fit_and_validation(tiny, tracking_uri, client):
+    result = run_fit(tiny(tracking_uri, flush_denormal=True, trainer={"max_steps": 4}))
+    assert result.status == "FINISHED"
+    assert client.get_run(result.run_id).data.params["flush_denormal"] == "True"
+    assert (torch.full((1 << 20,), 1e-39) * 1.0).ne(0).all()  # restored after the fit
+    with pytest.raises(ConfigError, match="flush_denormal must be true or false, got 'yes'"):
+        run_fit(tiny(tracking_uri, flush_denormal="yes"))
 
 
 def test_a_deleted_experiment_is_restored(tiny, tracking_uri, client):

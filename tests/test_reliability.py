@@ -136,7 +136,7 @@ BAD_INPUTS = [
     ("accelerator", "fit --trainer.accelerator tpu9", ["accelerator='tpu9'", "Available names are: ", "cpu"]),
     ("type", "fit --model.hidden_size big", []),  # jsonargparse's own message
     ("malformed-yaml", "fit --config {dir}/broken.yaml", ["broken.yaml:3:1: malformed YAML"]),
-    ("unknown-key", "fit --config {dir}/keys.yaml", ["keys.yaml:2: unknown key 'models'", "valid: diagnostics_every_n_steps, experiment_name, model, optim"]),
+    ("unknown-key", "fit --config {dir}/keys.yaml", ["keys.yaml:2: unknown key 'models'", "valid: diagnostics_every_n_steps, experiment_name, flush_denormal, model, optim"]),
     ("unknown-option", "fit --config {dir}/options.yaml", ["options.yaml:3: unknown option model.hiden_size; valid: activation, ", " hidden_size, "]),
     ("resume-no-id", "fit --resume", ["--resume needs a run id", RESUME_FORM]),
     ("resume-unknown", "fit --resume 0123abc", ["--resume 0123abc: no such run", RESUME_FORM]),

@@ -96,6 +96,8 @@ class Child:
         settings = asdict(self.config)
         for volatile in ("tracking_uri", "tags", "run_name", "experiment_name"):
             settings.pop(volatile)
+        if not settings["flush_denormal"]:
+            settings.pop("flush_denormal")  # at its default: runs from before it still count
         if settings["model"]["name"] != "custom_gru":
             # Only custom_gru has backends: for other models the field means nothing, and
             # dropping it keeps their runs made before it existed counted as done.

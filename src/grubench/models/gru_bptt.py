@@ -42,6 +42,8 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -267,3 +269,28 @@ def gru_layer(
     else:
         out = _forward_loop(x_proj, h0, w_hh, b_hh, relu)[0]
     return out, out[-1]
+
+
+@contextmanager
+def subnormals_flushed(on: bool = True) -> Iterator[None]:
+    """Flush subnormal floats to zero (below 1.2e-38 in float32) in every CPU thread, then
+    restore the default. CPU arithmetic on subnormals is many times slower; they arise where
+    gradients shrink through time, as on the adding problem, where the loss reads the last
+    step only. ``torch.set_flush_denormal`` sets the calling thread; the compiled loops, where
+    built, give the mode to every thread of the intra-op pool (which MKL's matmuls share)."""
+    if not on:
+        yield
+        return
+    if not torch.set_flush_denormal(True):
+        warnings.warn("this CPU cannot flush subnormal floats; running without", stacklevel=3)
+        yield
+        return
+    ops = load_extension()
+    if ops is not None:
+        ops.sync_denormal_mode()
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+        if ops is not None:
+            ops.sync_denormal_mode()

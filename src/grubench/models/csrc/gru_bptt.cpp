@@ -13,6 +13,10 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/library.h>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
+
 #include <algorithm>
 #include <mutex>
 #include <tuple>
@@ -67,6 +71,25 @@ at::Tensor pooled_empty(at::IntArrayRef shape, const at::TensorOptions& options)
              pool.end());
   pool.push_back(at::empty({numel}, options));
   return on_storage(pool.back());
+}
+
+// Subnormal floats (flush-to-zero and denormals-are-zero bits of MXCSR): a per-thread setting,
+// so the loops' worker threads take the caller's, and sync_denormal_mode gives it to every
+// thread of the pool (torch.set_flush_denormal sets the calling thread only).
+#if defined(__x86_64__) || defined(_M_X64)
+constexpr unsigned kSubnormalBits = 0x8040;  // FTZ | DAZ
+unsigned denormal_mode() { return _mm_getcsr() & kSubnormalBits; }
+void set_denormal_mode(unsigned bits) { _mm_setcsr((_mm_getcsr() & ~kSubnormalBits) | bits); }
+#else
+unsigned denormal_mode() { return 0; }
+void set_denormal_mode(unsigned) {}
+#endif
+
+void sync_denormal_mode() {
+  const unsigned mode = denormal_mode();
+  const int64_t threads = at::get_num_threads();
+  // One index per thread: at::parallel_for gives each thread of the team one chunk.
+  at::parallel_for(0, threads, 1, [mode](int64_t, int64_t) { set_denormal_mode(mode); });
 }
 
 // The rows of a batch are independent sequences, so each thread runs the whole time loop on
@@ -190,10 +213,12 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& x_proj_in, const Te
     scalar_t* out_ptr = out.data_ptr<scalar_t>();
     scalar_t* f_ptr = need_grad ? factors.data_ptr<scalar_t>() : nullptr;
     const at::ThreadLocalState caller;
+    const unsigned caller_fp = denormal_mode();
     at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
       // Worker threads start with their own thread-local state: take the caller's
       // (inference mode under Lightning's validation), then switch gradients off.
       const at::ThreadLocalStateGuard caller_state(caller);
+      set_denormal_mode(caller_fp);
       const at::NoGradGuard no_grad;
       const int64_t rows = b1 - b0;
       Tensor p_rows = p.narrow(0, b0, rows);
@@ -243,10 +268,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_out_i
     scalar_t* even_ptr = g_even.data_ptr<scalar_t>();
     scalar_t* odd_ptr = g_odd.data_ptr<scalar_t>();
     const at::ThreadLocalState caller;
+    const unsigned caller_fp = denormal_mode();
     at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
       // Worker threads start with their own thread-local state: take the caller's
       // (inference mode under Lightning's validation), then switch gradients off.
       const at::ThreadLocalStateGuard caller_state(caller);
+      set_denormal_mode(caller_fp);
       const at::NoGradGuard no_grad;
       const int64_t rows = b1 - b0;
       std::vector<scalar_t> step_sum(3 * H);
@@ -290,6 +317,7 @@ TORCH_LIBRARY(grubench_gru, m) {
   m.def("backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Tensor states, Tensor factors, "
         "Tensor w_hh, bool has_bias)"
         " -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("sync_denormal_mode", &sync_denormal_mode);  // no tensors: one kernel for all
 }
 
 TORCH_LIBRARY_IMPL(grubench_gru, CPU, m) {
