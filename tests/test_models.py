@@ -64,6 +64,10 @@ def test_same_seed_same_weights():
         (ModelConfig(num_layers=0), "model.num_layers must be positive, got 0"),
         (ModelConfig(dropout=1.0), "model.dropout must lie in [0, 1), got 1.0"),
         (
+            ModelConfig(dropout=0.5),
+            "model.dropout=0.5 acts between stacked layers only and this model has one",
+        ),
+        (
             ModelConfig(name="custom_gru", activation="gelu"),
             "unknown activation 'gelu'; choose from: tanh, relu",
         ),

@@ -106,6 +106,11 @@ def validate_model_config(cfg: ModelConfig, seq_len: int | None = None) -> list[
         problems.append(f"model.layer_sizes must be positive widths, got {cfg.layer_sizes}")
     if not 0.0 <= cfg.dropout < 1.0:
         problems.append(f"model.dropout must lie in [0, 1), got {cfg.dropout}")
+    elif cfg.dropout > 0 and len(cfg.widths) == 1:
+        problems.append(
+            f"model.dropout={cfg.dropout} acts between stacked layers only and this model has "
+            "one; set model.num_layers > 1 (or model.layer_sizes), or dropout 0"
+        )
     if cfg.activation not in ACTIVATIONS:
         problems.append(
             f"model.activation: unknown activation {cfg.activation!r}; "
