@@ -40,6 +40,7 @@ tests/test_custom_gru.py checks each path against it.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import warnings
 from collections.abc import Iterator
@@ -90,6 +91,15 @@ def _build() -> object | None:
     flags = _CAPABILITY_FLAGS.get(capability)
     if flags is None:
         capability, flags = "DEFAULT", []
+    if shutil.which("ninja") is None:
+        # cpp_extension runs `ninja` from PATH; the pip package (a dependency) installs it
+        # next to the interpreter, which is not on PATH when the venv is not activated.
+        try:
+            import ninja
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        except (ImportError, AttributeError):
+            pass
     try:
         from torch.utils.cpp_extension import load
 
