@@ -30,16 +30,10 @@ from grubench.system import RecurrentSystem
 from grubench.tracking import checkpoint_dir, get_client
 
 from .conftest import tiny_config
+from .test_cli import TINY
 
 # timing differs between any two fits; everything else must not
 TIMING = {"train/step_time_ms", "wall_time_s", "time_per_step_ms", "seconds_to_solve"}
-
-TINY = [
-    "--model.hidden_size", "8",
-    "--task.seq_len", "10", "--task.batch_size", "16", "--task.epoch_size", "4",
-    "--task.val_size", "32", "--task.test_size", "32",
-    "--trainer.max_steps", "4", "--trainer.enable_progress_bar", "false",
-]  # fmt: skip
 
 
 def histories(client, run_id) -> dict[str, list[tuple[int, float]]]:

@@ -242,10 +242,11 @@ class GRULayerFunction(torch.autograd.Function):
         return d, g[0], grad_w, grad_b, None, None
 
 
-def uses_extension(backend: str, x_proj: Tensor) -> bool:
-    """Whether ``backend`` runs the compiled loops for this tensor (CPU, float32/64)."""
+def extension_for(backend: str, x_proj: Tensor) -> object | None:
+    """The compiled ops when ``backend`` runs them for this tensor (CPU, float32/64), else None;
+    ``cpp`` raises where they cannot run."""
     if backend not in ("auto", "cpp"):
-        return False
+        return None
     suitable = x_proj.device.type == "cpu" and x_proj.dtype in (torch.float32, torch.float64)
     if backend == "cpp" and not suitable:
         raise ValueError(
@@ -253,15 +254,14 @@ def uses_extension(backend: str, x_proj: Tensor) -> bool:
             f"{x_proj.dtype} on {x_proj.device}; use backend 'auto' or 'python'"
         )
     if not suitable:
-        return False
-    if load_extension() is None:
-        if backend == "cpp":
-            raise RuntimeError(
-                "CustomGRU backend 'cpp': the compiled GRU loops are not available "
-                "(GRUBENCH_GRU_EXT=0, or the build failed: see the warning above)"
-            )
-        return False
-    return True
+        return None
+    ops = load_extension()
+    if ops is None and backend == "cpp":
+        raise RuntimeError(
+            "CustomGRU backend 'cpp': the compiled GRU loops are not available "
+            "(GRUBENCH_GRU_EXT=0, or the build failed: see the warning above)"
+        )
+    return ops
 
 
 def gru_layer(
@@ -270,7 +270,7 @@ def gru_layer(
     """Runs one reset-after GRU layer; returns ``output`` (T, B, H) and ``h_n`` (B, H).
 
     ``backend`` is ``auto``, ``cpp`` or ``python`` (see ``BACKENDS``)."""
-    ops = load_extension() if uses_extension(backend, x_proj) else None
+    ops = extension_for(backend, x_proj)
     tensors = (x_proj, h0, w_hh) if b_hh is None else (x_proj, h0, w_hh, b_hh)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return GRULayerFunction.apply(x_proj, h0, w_hh, b_hh, relu, ops)

@@ -98,6 +98,21 @@ void sync_denormal_mode() {
 // core). A block has at least this many rows, so that its matmuls stay efficient.
 constexpr int64_t kGrainRows = 16;
 
+// Runs fn(b0, b1) on blocks of batch rows across the intra-op threads. Worker threads start
+// with their own thread-local state and floating-point mode: they take the caller's (inference
+// mode under Lightning's validation, flushed subnormals), then switch gradients off.
+template <typename F>
+void for_row_blocks(int64_t B, const F& fn) {
+  const at::ThreadLocalState caller;
+  const unsigned caller_fp = denormal_mode();
+  at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
+    const at::ThreadLocalStateGuard caller_state(caller);
+    set_denormal_mode(caller_fp);
+    const at::NoGradGuard no_grad;
+    fn(b0, b1);
+  });
+}
+
 template <typename scalar_t>
 void forward_step(const scalar_t* x, const scalar_t* p, const scalar_t* h_prev, scalar_t* h,
                   scalar_t* h_copy, scalar_t* f, int64_t b0, int64_t b1, int64_t H, bool relu, bool need_grad) {
@@ -212,14 +227,7 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& x_proj_in, const Te
     scalar_t* states_ptr = states.data_ptr<scalar_t>();
     scalar_t* out_ptr = out.data_ptr<scalar_t>();
     scalar_t* f_ptr = need_grad ? factors.data_ptr<scalar_t>() : nullptr;
-    const at::ThreadLocalState caller;
-    const unsigned caller_fp = denormal_mode();
-    at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
-      // Worker threads start with their own thread-local state: take the caller's
-      // (inference mode under Lightning's validation), then switch gradients off.
-      const at::ThreadLocalStateGuard caller_state(caller);
-      set_denormal_mode(caller_fp);
-      const at::NoGradGuard no_grad;
+    for_row_blocks(B, [&](int64_t b0, int64_t b1) {
       const int64_t rows = b1 - b0;
       Tensor p_rows = p.narrow(0, b0, rows);
       for (int64_t t = 0; t < T; ++t) {
@@ -267,14 +275,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_out_i
     scalar_t* gx_ptr = grad_x.data_ptr<scalar_t>();
     scalar_t* even_ptr = g_even.data_ptr<scalar_t>();
     scalar_t* odd_ptr = g_odd.data_ptr<scalar_t>();
-    const at::ThreadLocalState caller;
-    const unsigned caller_fp = denormal_mode();
-    at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
-      // Worker threads start with their own thread-local state: take the caller's
-      // (inference mode under Lightning's validation), then switch gradients off.
-      const at::ThreadLocalStateGuard caller_state(caller);
-      set_denormal_mode(caller_fp);
-      const at::NoGradGuard no_grad;
+    for_row_blocks(B, [&](int64_t b0, int64_t b1) {
       const int64_t rows = b1 - b0;
       std::vector<scalar_t> step_sum(3 * H);
       std::vector<double> bias_sum(3 * H, 0.0);
