@@ -1,34 +1,43 @@
-"""tanh or ReLU for the GRU's candidate state? The custom GRU with each, in both reset forms,
-at a moderate and a high learning rate: final error, speed, and how often training diverges.
+"""tanh or ReLU for the candidate state? The custom GRU with each, in both reset forms, each
+activation with its own learning rate from the same grid: score, time per step, divergence.
 
     grubench run experiments/activation.py
 """
 
-from grubench.experiment import Experiment, grid
+from grubench.experiment import Claim, Experiment, Tip
 
 EXPERIMENT = Experiment(
     name="activation",
     question="tanh or ReLU for the candidate state? (custom GRU, adding problem)",
-    configs=grid(
-        activation={
-            "tanh": {"model": {"activation": "tanh"}},
-            "relu": {"model": {"activation": "relu"}},
-        },
-        form={
-            "reset_after": {"model": {"reset_after": True}},
-            "reset_before": {"model": {"reset_after": False}},
-        },
-        lr={"lr 3e-3": {"optim": {"lr": 3e-3}}, "lr 3e-2": {"optim": {"lr": 3e-2}}},
-    ),  # fmt: skip
-    base={"model": {"name": "custom_gru", "hidden_size": 32}, "optim": {"name": "adam"}},
+    arms={
+        "tanh": {"model": {"activation": "tanh"}},
+        "relu": {"model": {"activation": "relu"}},
+    },
+    conditions={
+        "reset_after, T=50": {"model": {"reset_after": True}},
+        "reset_before, T=50": {"model": {"reset_after": False}},
+    },
+    tune={"optim.lr": [3e-3, 1e-2, 3e-2]},
+    base={
+        "model": {"name": "custom_gru", "hidden_size": 32},
+        "task": {"name": "adding", "seq_len": 50},
+        "optim": {"name": "adam", "grad_clip": 1.0},
+        "stop_after_solved": 3,
+    },
+    tips=[
+        Tip(
+            "ReLU is cheaper but can cause vanishing gradients.",
+            (Claim("relu", "tanh", "ms_per_step"), Claim("tanh", "relu", "score")),
+        )
+    ],
     budgets={
         "quick": {
-            "task": {"name": "adding", "seq_len": 50, "val_size": 512, "test_size": 512},
-            "trainer": {"max_steps": 400, "enable_progress_bar": False},
+            "task": {"val_size": 512, "test_size": 512},
+            "trainer": {"max_steps": 1500, "enable_progress_bar": False},
         },
         "full": {
             "model": {"hidden_size": 128},
-            "task": {"name": "adding", "seq_len": 400},
+            "task": {"seq_len": 400},
             "trainer": {"max_steps": 20000},
         },
     },

@@ -1,7 +1,7 @@
 """The classic two-layer example that GRU tutorials show: a GRU of 128 units returning
 sequences, a GRU of 64 units, a softmax classifier; Adam, cross-entropy, batch 64. Here on a
 sequence-classification task of the suite (parity of a bit string), with torch_gru and
-custom_gru (and the LSTM in the same shape for reference).
+custom_gru (and the LSTM in the same shape for reference), each with its own learning rate.
 
     grubench run experiments/classic_two_layer.py
 """
@@ -11,26 +11,27 @@ from grubench.experiment import Experiment
 EXPERIMENT = Experiment(
     name="classic_two_layer",
     question="The classic two-layer GRU (128 -> 64 -> softmax) on parity",
-    configs={
+    arms={
         "torch_gru 128-64": {"model": {"name": "torch_gru"}},
         "custom_gru 128-64": {"model": {"name": "custom_gru"}},
         "lstm 128-64": {"model": {"name": "lstm"}},
     },
+    baseline="torch_gru 128-64",
+    tune={"optim.lr": [1e-3, 3e-3]},
     base={
         "model": {"layer_sizes": [128, 64]},
         "task": {"name": "parity", "batch_size": 64},
-        "optim": {"name": "adam", "lr": 1e-3},
-    },  # fmt: skip
-    columns={"val acc at length 20": "val/acc_L20"},  # quick: trained on lengths up to 10
+        "optim": {"name": "adam"},
+        "stop_after_solved": 3,
+    },
+    # quick: 400 steps at lengths up to 20 left every model at chance (0.50): shorter strings
+    conditions={"parity T<=10": {"task": {"seq_len": 10}}},
+    conditions_by_profile={"full": {"parity T<=50": {"task": {"seq_len": 50}}}},
     budgets={
         "quick": {
-            # 400 steps at lengths up to 20 left every model at chance (0.50): shorter strings
-            "task": {"seq_len": 10, "eval_lengths": [20], "val_size": 512, "test_size": 512},
+            "task": {"val_size": 512, "test_size": 512},
             "trainer": {"max_steps": 1500, "enable_progress_bar": False},
         },
-        "full": {
-            "task": {"seq_len": 50, "eval_lengths": [100, 200]},
-            "trainer": {"max_steps": 20000},
-        },
-    },  # fmt: skip
+        "full": {"trainer": {"max_steps": 20000}},
+    },
 )

@@ -1,37 +1,48 @@
-"""Which optimizer and learning rate? Adam, RMSprop and SGD with momentum over a learning-rate
-grid: the best rate of each and how sensitive each is to it (the spread across its rates).
+"""Which optimizer? Adam, RMSprop and SGD with momentum, each over its own learning-rate grid
+of the same size: the score at each one's best rate, and how sensitive each is to the rate
+(the tuning table is half of the answer here).
 
     grubench run experiments/optimizer.py
 """
 
-from grubench.experiment import Experiment, grid
-
-RATES = {"adam": [1e-3, 3e-3, 1e-2, 3e-2], "rmsprop": [1e-3, 3e-3, 1e-2, 3e-2],
-         "sgd": [1e-2, 3e-2, 1e-1, 3e-1]}  # fmt: skip
-
-configs = {}
-for name, rates in RATES.items():
-    configs |= grid(
-        optimizer={name: {"optim": {"name": name}}},
-        lr={f"lr {lr:g}": {"optim": {"lr": lr}} for lr in rates},
-    )
+from grubench.experiment import Claim, Experiment, Tip
 
 EXPERIMENT = Experiment(
     name="optimizer",
     question="Which optimizer and learning rate? (LSTM, adding problem)",
-    configs=configs,
+    arms={name: {"optim": {"name": name}} for name in ("adam", "rmsprop", "sgd")},
+    baseline="sgd",
+    tune_by_arm={
+        "adam": {"optim.lr": [3e-3, 1e-2, 3e-2]},
+        "rmsprop": {"optim.lr": [1e-3, 3e-3, 1e-2]},
+        "sgd": {"optim.lr": [3e-2, 1e-1, 3e-1]},
+    },
+    tuning_note=(
+        "Tuning is the subject of this question: each optimizer searches its own grid of "
+        "three rates (SGD's an order of magnitude higher, as its updates are not normalized); "
+        "the tuning table shows each one's sensitivity to the rate, the main table its score "
+        "at its own best rate."
+    ),
+    conditions={"adding T=50": {"task": {"name": "adding", "seq_len": 50}}},
     base={
         "model": {"name": "lstm", "hidden_size": 32},
         "optim": {"momentum": 0.9, "grad_clip": 1.0},
-    },  # fmt: skip
+        "stop_after_solved": 3,
+    },
+    tips=[
+        Tip(
+            "Adam or RMSprop adapt the learning rate and train faster.",
+            (Claim("adam", "sgd", "steps_to_solve"), Claim("rmsprop", "sgd", "steps_to_solve")),
+        )
+    ],
     budgets={
         "quick": {
-            "task": {"name": "adding", "seq_len": 50, "val_size": 512, "test_size": 512},
-            "trainer": {"max_steps": 500, "enable_progress_bar": False},
+            "task": {"val_size": 512, "test_size": 512},
+            "trainer": {"max_steps": 2000, "enable_progress_bar": False},
         },
         "full": {
             "model": {"hidden_size": 128},
-            "task": {"name": "adding", "seq_len": 200},
+            "task": {"seq_len": 200},
             "trainer": {"max_steps": 10000},
         },
     },

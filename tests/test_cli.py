@@ -127,14 +127,17 @@ def test_type_error_and_unknown_command(capsys):
         main(["fit", "--model.hidden_size", "big"])
     assert exit_info.value.code == 2
     assert main(["train"]) == 2
-    assert "unknown command 'train'; choose from: fit, run, report, ui" in capsys.readouterr().err
+    assert (
+        "unknown command 'train'; choose from: fit, run, report, readme, ui"
+        in capsys.readouterr().err
+    )
 
 
 def test_console_script_is_installed():
     out = subprocess.run(
         [sys.executable, "-m", "grubench.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "grubench {fit,run,report,ui}" in out
+    assert "grubench {fit,run,report,readme,ui}" in out
 
 
 def test_run_passes_trainer_options_and_rejects_other_flags(tracking_uri, capsys):

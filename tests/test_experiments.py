@@ -1,10 +1,11 @@
 """Every experiment file, through the real runner, the real store and the report."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from grubench.experiment import PROFILES, expand, load_experiment
+from grubench.experiment import PROFILES, expand, expand_tuning, load_experiment
 from grubench.fit import validate_fit_config
 from grubench.report import write_report
 from grubench.runner import run_sweep
@@ -24,39 +25,61 @@ def test_there_is_one_file_per_faq_question():
             "classic_two_layer"} <= names  # fmt: skip
 
 
+def _children(experiment, profile, overrides=None):
+    """Every child a sweep of ``profile`` runs: its tuning stage and its evaluation stage (at
+    each cell's first point, as the runner checks it before tuning has selected)."""
+    first = {(a, c): next(iter(experiment.points_for(a))) for a in experiment.arms
+             for c in experiment.conditions_for(profile)} if experiment.tuned else None  # fmt: skip
+    return expand_tuning(experiment, profile, overrides) + expand(
+        experiment, profile, overrides, first
+    )
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_every_child_of_every_profile_is_valid(path):
     experiment = load_experiment(path)
     assert experiment.question and experiment.__doc__ is not None
-    assert len(experiment.seeds["quick"]) >= 3 and len(experiment.seeds["full"]) >= 5
+    assert len(experiment.seeds["quick"]) >= 5 and len(experiment.seeds["full"]) >= 5
+    assert experiment.tuned, "every question tunes each arm (the protocol)"
     for profile in PROFILES:
-        for child in expand(experiment, profile):
+        assert not set(experiment.seeds[profile]) & set(experiment.tuning_seeds[profile])
+        for child in _children(experiment, profile):
             assert validate_fit_config(child.config) == [], (profile, child.key)
 
 
-def _smoke(path, tracking_uri, tmp_path, stride):
-    experiment = load_experiment(path)
-    children = expand(experiment, "quick", TINY)
-    result = run_sweep(experiment, "quick", tracking_uri, TINY, shard=(0, stride),
-                       echo=lambda _: None)  # fmt: skip
-    assert result.ran == len(children[::stride]) and not result.failed
+def _smoke(experiment, tracking_uri, tmp_path):
+    result = run_sweep(experiment, "quick", tracking_uri, TINY, echo=lambda _: None)
+    tuning = expand_tuning(experiment, "quick", TINY)
+    assert result.ran == len(_children(experiment, "quick", TINY)) and not result.failed
+    assert set(result.selected) == {(a, c) for a in experiment.arms
+                                    for c in experiment.conditions_for("quick")}  # fmt: skip
     report, paths = write_report(experiment, "quick", tmp_path / "results", tracking_uri)
-    assert sum(row.runs for row in report.rows) == result.ran
+    assert report.missing == []
+    assert sum(cell.runs for cell in report.cells) == result.ran - len(tuning)
     assert all(p.exists() for p in paths)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_experiment_smoke(path, tracking_uri, tmp_path):
-    """A few children of each file (spread over its grid) through the real runner."""
-    children = expand(load_experiment(path), "quick")
-    _smoke(path, tracking_uri, tmp_path, stride=max(1, len(children) // 2))
+    """Each file through both stages of the real runner, cut to its first two arms, its
+    first condition and one evaluation seed."""
+    experiment = load_experiment(path)
+    arms = dict(list(experiment.arms.items())[:2])
+    first = dict(list(experiment.conditions_for("quick").items())[:1])
+    small = dataclasses.replace(
+        experiment, arms=arms, conditions_by_profile={"quick": first},
+        seeds={**experiment.seeds, "quick": experiment.seeds["quick"][:1]},
+        tune_by_arm={a: g for a, g in experiment.tune_by_arm.items() if a in arms},
+        tips=[], baseline=None,
+    )  # fmt: skip
+    _smoke(small, tracking_uri, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_experiment_every_config(path, tracking_uri, tmp_path):
-    """One seed of every configuration of each file, on the tiny budget."""
-    _smoke(path, tracking_uri, tmp_path, stride=len(load_experiment(path).seeds["quick"]))
+    """Every child of each file, both stages, on the tiny budget."""
+    _smoke(load_experiment(path), tracking_uri, tmp_path)
 
 
 def test_settings_hash_sees_the_backend_of_custom_gru_only():
@@ -65,19 +88,20 @@ def test_settings_hash_sees_the_backend_of_custom_gru_only():
     from grubench.models import ModelConfig
 
     def digest(**model):
-        return Child("x", 0, FitConfig(model=ModelConfig(**model))).config_hash()
+        return Child("x", "", 0, FitConfig(model=ModelConfig(**model))).config_hash()
 
     # custom_gru: the backend changes the float rounding, so a run on another one is another run
     assert digest(name="custom_gru") != digest(name="custom_gru", backend="autograd")
-    # the field means nothing to other models (and their runs from before it still count)
+    # the field means nothing to other models
     assert digest(name="lstm") == digest(name="lstm", backend="python")
 
 
-def test_settings_hash_sees_flush_denormal_only_when_on():
+def test_settings_hash_sees_flush_denormal_and_the_stop_rule():
     from grubench.experiment import Child
     from grubench.fit import FitConfig
 
     def digest(**fit):
-        return Child("x", 0, FitConfig(**fit)).config_hash()
+        return Child("x", "", 0, FitConfig(**fit)).config_hash()
 
-    assert digest() == digest(flush_denormal=False) != digest(flush_denormal=True)
+    assert digest() == digest(flush_denormal=True) != digest(flush_denormal=False)
+    assert digest() != digest(stop_after_solved=3)

@@ -211,13 +211,32 @@ def test_gradient_diagnostics_through_the_fit(tiny, tracking_uri, client, tmp_pa
         run_fit(tiny(tracking_uri, diagnostics_every_n_steps=-1))
 
 
-def test_flush_denormal_fit_and_validation(tiny, tracking_uri, client):
-    result = run_fit(tiny(tracking_uri, flush_denormal=True, trainer={"max_steps": 4}))
-    assert result.status == "FINISHED"
-    assert client.get_run(result.run_id).data.params["flush_denormal"] == "True"
+def test_flush_denormal_is_on_by_default_and_changes_no_metric(tiny, tracking_uri, client):
+    on = run_fit(tiny(tracking_uri, model={"name": "custom_gru"}))  # the default: flushed
+    assert client.get_run(on.run_id).data.params["flush_denormal"] == "True"
     assert (torch.full((1 << 20,), 1e-39) * 1.0).ne(0).all()  # restored after the fit
+    off = run_fit(tiny(tracking_uri, model={"name": "custom_gru"}, flush_denormal=False))
+    # subnormal values (< 1.2e-38) move no float32 weight of ordinary size: bit-identical
+    for key in set(on.metrics) - {"time_per_step_ms", "wall_time_s", "seconds_to_solve"}:
+        assert on.metrics[key] == off.metrics[key], key
+    for key in ("train/loss", "val/mse", "train/grad_norm"):
+        assert [m.value for m in client.get_metric_history(on.run_id, key)] == [
+            m.value for m in client.get_metric_history(off.run_id, key)
+        ], key
     with pytest.raises(ConfigError, match="flush_denormal must be true or false, got 'yes'"):
         run_fit(tiny(tracking_uri, flush_denormal="yes"))
+
+
+def test_stop_after_solved_stops_once_solved_and_held(tiny, tracking_uri, client, monkeypatch):
+    from grubench.tasks import adding
+
+    # every validation counts as solved: the fit stops at the second one (2 epochs of 4 steps)
+    monkeypatch.setattr(adding, "SOLVED_MSE", 1e9)
+    result = run_fit(tiny(tracking_uri, stop_after_solved=2))
+    assert result.outcome == "solved" and result.metrics["steps"] == 8
+    assert result.metrics["steps_to_solve"] == 4
+    with pytest.raises(ConfigError, match="stop_after_solved must be 0 \\(off\\) or a positive"):
+        run_fit(tiny(tracking_uri, stop_after_solved=-1))
 
 
 def test_a_deleted_experiment_is_restored(tiny, tracking_uri, client):

@@ -98,12 +98,12 @@ def store(tmp_path_factory):
     (root / "options.yaml").write_text("model:\n  name: lstm\n  hiden_size: 3\n")
     (root / "bad_child.py").write_text(
         "from grubench.experiment import Experiment\n"
-        "EXPERIMENT = Experiment(name='bad', question='?', configs={'bad': {'model': "
+        "EXPERIMENT = Experiment(name='bad', question='?', arms={'bad': {'model': "
         "{'name': 'gruu'}}}, seeds={'quick': [0], 'full': [0]})\n"
     )
     (root / "tiny.py").write_text(
         "from grubench.experiment import Experiment\n"
-        "EXPERIMENT = Experiment(name='tiny', question='?', configs={'gru': {}}, "
+        "EXPERIMENT = Experiment(name='tiny', question='?', arms={'gru': {}}, "
         "seeds={'quick': [0], 'full': [0]})\n"
     )
     return {"uri": uri, "dir": root, **ids}
@@ -145,7 +145,7 @@ BAD_INPUTS = [
     ("experiment-file", "run {dir}/missing.py", ["no experiment file", "missing.py"]),
     ("profile", "run {dir}/tiny.py --profile fast", ["--profile 'fast': choose from: quick, full"]),
     ("sweep-child", "run {dir}/bad_child.py", ["bad | seed=0: model.name: unknown model 'gruu'", CHOICES_MODEL]),
-    ("command", "train", ["unknown command 'train'; choose from: fit, run, report, ui"]),
+    ("command", "train", ["unknown command 'train'; choose from: fit, run, report, readme, ui"]),
 ]  # fmt: skip
 
 
@@ -304,7 +304,7 @@ def test_sigint_in_a_sweep_then_rerun_continues_the_same_child_run(
     from grubench.runner import run_sweep
 
     experiment = Experiment(
-        name="stop", question="?", configs={"gru": {}}, seeds={"quick": [0, 1], "full": [0]},
+        name="stop", question="?", arms={"gru": {}}, seeds={"quick": [0, 1], "full": [0]},
         base={"model": {"hidden_size": 8}, "trainer": {**RESUME_TRAINER, "enable_progress_bar": False},
               "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 4, "val_size": 32, "test_size": 32}},
     )  # fmt: skip
@@ -357,7 +357,7 @@ def test_sweep_killed_minus_9_mid_child_completes_each_child_once(tracking_uri, 
     path = tmp_path / "crash.py"
     path.write_text(
         "from grubench.experiment import Experiment\n"
-        f"EXPERIMENT = Experiment(name='crash', question='?', configs={{'gru': {{}}}}, "
+        f"EXPERIMENT = Experiment(name='crash', question='?', arms={{'gru': {{}}}}, "
         f"base={base!r}, seeds={{'quick': [0, 1], 'full': [0]}})\n"
     )
     get_client(tracking_uri)  # the store exists before the worker starts
@@ -397,8 +397,8 @@ def test_sweep_killed_minus_9_mid_child_completes_each_child_once(tracking_uri, 
     assert crashed in {r.info.run_id for r in runs}  # continued, not replaced
     experiment = load_experiment(path)
     report = build_report(experiment, "quick", tracking_uri)
-    assert report.missing == [] and [(r.runs, len(r.run_ids)) for r in report.rows] == [(2, 2)]
-    assert crashed in report.rows[0].run_ids
+    assert report.missing == [] and [(c.runs, len(c.run_ids)) for c in report.cells] == [(2, 2)]
+    assert crashed in report.cells[0].run_ids
     # the steps between its last checkpoint and the kill were recomputed, not logged again:
     # the same metrics as the same child fitted without a stop
     twin_config = expand(experiment, "quick")[1].config

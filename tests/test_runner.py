@@ -5,9 +5,10 @@ import math
 import pytest
 
 import grubench.runner as runner_module
-from grubench.experiment import Experiment, expand, grid, load_experiment
+from grubench import stats
+from grubench.experiment import Claim, Experiment, Tip, expand, expand_tuning, grid, load_experiment
 from grubench.fit import ConfigError
-from grubench.report import build_report, to_markdown, verdict, welch_p, write_report
+from grubench.report import build_report, to_markdown, write_report
 from grubench.runner import run_sweep, sweep_runs
 
 TINY_BASE = {
@@ -21,9 +22,10 @@ def tiny_experiment(**kwargs) -> Experiment:
     options = dict(
         name="tiny",
         question="Does a tiny GRU beat a tiny RNN?",
-        configs={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
+        arms={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
         base=TINY_BASE,
         seeds={"quick": [0, 1], "full": [0, 1, 2]},
+        tuning_seeds={"quick": [100], "full": [100]},
     )
     return Experiment(**{**options, **kwargs})
 
@@ -34,12 +36,12 @@ def children_in_store(client, name="tiny"):
 
 
 def test_grid_and_expand():
-    configs = grid(
-        model={"gru": {"model": {"name": "torch_gru"}}, "lstm": {"model": {"name": "lstm"}}},
+    conditions = grid(
+        task={"adding": {"task": {"name": "adding"}}, "parity": {"task": {"name": "parity"}}},
         length={"T=10": {"task": {"seq_len": 10}}, "T=20": {"task": {"seq_len": 20}}},
     )
-    assert list(configs) == ["gru, T=10", "gru, T=20", "lstm, T=10", "lstm, T=20"]
-    assert configs["lstm, T=20"] == {"model": {"name": "lstm"}, "task": {"seq_len": 20}}
+    assert list(conditions) == ["adding, T=10", "adding, T=20", "parity, T=10", "parity, T=20"]
+    assert conditions["parity, T=20"] == {"task": {"name": "parity", "seq_len": 20}}
     experiment = tiny_experiment(budgets={"quick": {"trainer": {"max_steps": 3}}})
     children = expand(experiment, "quick", {"trainer": {"accelerator": "cpu"}})
     assert [c.key for c in children] == [
@@ -56,7 +58,7 @@ def test_grid_and_expand():
     assert children[0].config.model.hidden_size == 8 and children[1].config.seed == 1
     assert children[0].config_hash() != children[1].config_hash()
     with pytest.raises(ValueError, match="unknown model option"):
-        expand(tiny_experiment(configs={"bad": {"model": {"hiden_size": 3}}}), "quick")
+        expand(tiny_experiment(arms={"bad": {"model": {"hiden_size": 3}}}), "quick")
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         expand(experiment, "fast")
 
@@ -112,7 +114,7 @@ def test_a_child_left_running_is_continued_or_rerun_once(tracking_uri, client):
     checkpoint; without a checkpoint it is superseded by a new run. Either way: once."""
     from grubench.tracking import checkpoint_dir
 
-    experiment = tiny_experiment(configs={"gru": {"model": {"name": "torch_gru"}}})
+    experiment = tiny_experiment(arms={"gru": {"model": {"name": "torch_gru"}}})
     run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
     stale, no_checkpoint = sorted(
         children_in_store(client), key=lambda r: r.data.tags["grubench.seed"]
@@ -132,7 +134,7 @@ def test_a_child_left_running_is_continued_or_rerun_once(tracking_uri, client):
 
 def test_diverged_child_is_counted_and_the_sweep_goes_on(tracking_uri, client):
     experiment = tiny_experiment(
-        configs={
+        arms={
             "exploding": {
                 "model": {"name": "rnn", "activation": "relu"},
                 "optim": {"name": "sgd", "lr": 1e6, "momentum": 0.0},
@@ -150,14 +152,15 @@ def test_diverged_child_is_counted_and_the_sweep_goes_on(tracking_uri, client):
         run = runs[f"fine | seed={seed}"]  # the children after it finish normally
         assert run.info.status == "FINISHED" and run.data.tags["grubench.outcome"] != "diverged"
     report = build_report(experiment, "quick", tracking_uri)
-    rows = {r.label: r for r in report.rows}
-    assert rows["exploding"].diverged == 2 and rows["exploding"].values == []
-    assert rows["fine"].diverged == 0 and len(rows["fine"].values) == 2
-    assert "**fine**" in report.verdict
+    cells = {c.arm: c for c in report.cells}
+    # a diverged run is counted with the trivial predictor's score (0), not dropped
+    assert cells["exploding"].diverged == 2 and cells["exploding"].scores == [0.0, 0.0]
+    assert cells["fine"].diverged == 0 and len(cells["fine"].scores) == 2
+    assert "too few seeds (2 < 5" in report.verdict
 
 
 def test_invalid_child_stops_the_sweep_before_any_run(tracking_uri, tmp_path):
-    experiment = tiny_experiment(configs={"bad": {"model": {"name": "gruu"}}})
+    experiment = tiny_experiment(arms={"bad": {"model": {"name": "gruu"}}})
     with pytest.raises(ConfigError, match="bad | seed=0: model.name: unknown model 'gruu'"):
         run_sweep(experiment, "quick", tracking_uri)
     assert not (tmp_path / "store").exists()
@@ -172,79 +175,126 @@ def test_shards_split_the_sweep(tracking_uri, client):
     assert build_report(experiment, "quick", tracking_uri).missing == []
 
 
-def _fake_child(client, experiment_id, experiment, child, value, steps=None, diverged=False):
-    from grubench.runner import HASH, KEY, ROLE, SWEEP
+def tuned_experiment(**kwargs) -> Experiment:
+    return tiny_experiment(tune={"optim.lr": [1e-3, 3e-2]}, **kwargs)
+
+
+def test_tuning_selects_on_validation_then_evaluates_fresh_seeds(tracking_uri, client):
+    from grubench.protocol import VAL_SCORE
+
+    experiment = tuned_experiment()
+    lines = []
+    result = run_sweep(experiment, "quick", tracking_uri, echo=lines.append)
+    # 2 arms x 2 points x 1 tuning seed, then 2 arms x 2 evaluation seeds
+    assert (result.total, result.ran, result.failed) == (8, 8, [])
+    runs = children_in_store(client)
+    stages = sorted((r.data.tags["grubench.stage"], r.data.tags["grubench.arm"],
+                     r.data.tags["grubench.point"], int(r.data.tags["grubench.seed"]))
+                    for r in runs)  # fmt: skip
+    assert [s for s in stages if s[0] == "tune"] == [
+        ("tune", "gru", "lr=0.001", 100), ("tune", "gru", "lr=0.03", 100),
+        ("tune", "rnn", "lr=0.001", 100), ("tune", "rnn", "lr=0.03", 100),
+    ]  # fmt: skip
+    # the kept point is the one with the higher validation score, read back by hand
+    for arm in ("gru", "rnn"):
+        tuning = {r.data.tags["grubench.point"]: r.data.metrics[VAL_SCORE] for r in runs
+                  if r.data.tags["grubench.stage"] == "tune" and r.data.tags["grubench.arm"] == arm}  # fmt: skip
+        best = max(tuning, key=tuning.get)
+        assert result.selected[(arm, "")] == best
+        evaluation = [r for r in runs if r.data.tags["grubench.stage"] == "eval"
+                      and r.data.tags["grubench.arm"] == arm]  # fmt: skip
+        assert sorted(int(r.data.tags["grubench.seed"]) for r in evaluation) == [0, 1]
+        assert {r.data.params["optim.lr"] for r in evaluation} == {best.removeprefix("lr=")}
+        assert all("test/score" in r.data.metrics for r in evaluation)
+    assert any(line.startswith("selected for gru: lr=") for line in lines)
+    again = run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
+    assert (again.ran, again.skipped) == (0, 8)
+    report = build_report(experiment, "quick", tracking_uri)
+    assert report.missing == [] and {c.selected for c in report.cells} <= {"lr=0.001", "lr=0.03"}
+    table = to_markdown(report)
+    assert "Tuning (mean validation score over 1 tuning seed(s) per point; **kept**):" in table
+
+
+def test_shards_share_the_tuning_then_evaluate_on_the_next_pass(tracking_uri, client):
+    experiment = tuned_experiment()
+    first = [run_sweep(experiment, "quick", tracking_uri, shard=(i, 2), echo=lambda _: None)
+             for i in (0, 1)]  # fmt: skip
+    # shard 0 ran before shard 1 finished its tuning share: its evaluation children waited
+    assert first[0].waiting > 0 and first[1].waiting == 0
+    second = [run_sweep(experiment, "quick", tracking_uri, shard=(i, 2), echo=lambda _: None)
+              for i in (0, 1)]  # fmt: skip
+    assert sum(r.ran for r in first + second) == 8
+    keys = [r.data.tags["grubench.child_key"] for r in children_in_store(client)]
+    assert len(keys) == len(set(keys)) == 8
+
+
+def test_unequal_tuning_budgets_and_overlapping_seeds_are_refused():
+    unequal = tiny_experiment(tune_by_arm={"gru": {"optim.lr": [1e-3, 1e-2]},
+                                           "rnn": {"optim.lr": [1e-3]}})  # fmt: skip
+    with pytest.raises(ValueError, match="unequal tuning budgets"):
+        expand_tuning(unequal, "quick")
+    overlap = tuned_experiment(tuning_seeds={"quick": [0], "full": [100]})
+    with pytest.raises(ValueError, match="quick tuning and evaluation seeds overlap: \\[0\\]"):
+        expand_tuning(overlap, "quick")
+    with pytest.raises(ValueError, match="tip claim names unknown arm 'lstm'"):
+        expand(tiny_experiment(tips=[Tip("?", (Claim("lstm", "gru"),))]), "quick")
+
+
+def _fake_child(client, experiment_id, experiment, child, score, steps=None, diverged=False):
+    from grubench.runner import ARM, CONDITION, HASH, KEY, POINT, ROLE, STAGE, SWEEP
 
     tags = {
-        ROLE: "child",
-        SWEEP: f"{experiment.name}:quick",
-        KEY: child.key,
-        HASH: child.config_hash(),
-        "grubench.objective": "mse",
-        "grubench.objective_mode": "min",
+        ROLE: "child", SWEEP: f"{experiment.name}:quick", KEY: child.key,
+        HASH: child.config_hash(), STAGE: child.stage, ARM: child.arm,
+        CONDITION: child.condition, POINT: child.point,
+        "grubench.objective": "mse", "grubench.objective_mode": "min",
         "grubench.outcome": "diverged" if diverged else ("solved" if steps else "unsolved"),
-    }
+    }  # fmt: skip
     run = client.create_run(experiment_id, tags=tags)
-    metrics = {"final/val/mse": value, "param_count": 100, "time_per_step_ms": 2.0}
+    metrics = {"test/score": score, "final/val/score": score, "param_count": 100,
+               "time_per_step_ms": 2.0, "test/mse": (1 - score) / 6}  # fmt: skip
     if steps is not None:
         metrics["steps_to_solve"] = steps
     for key, v in metrics.items():
         client.log_metric(run.info.run_id, key, v, step=10)
-        if key == "final/val/mse":
-            client.log_metric(run.info.run_id, "val/mse", v, step=10)
+    client.log_metric(run.info.run_id, "val/mse", (1 - score) / 6, step=10)
     client.set_terminated(run.info.run_id, "FINISHED")
 
 
-def test_report_aggregates_and_verdict_by_hand(tracking_uri, client, tmp_path):
-    experiment = tiny_experiment(seeds={"quick": [0, 1, 2], "full": [0]})
+def test_report_statistics_and_tip_labels_by_hand(tracking_uri, client, tmp_path):
+    seeds = {"quick": [0, 1, 2, 3, 4], "full": [0]}
+    tips = [Tip("Gates help.", (Claim("gru", "rnn"), Claim("rnn", "gru", "steps_to_solve")))]
+    experiment = tiny_experiment(seeds=seeds, tips=tips)
     experiment_id = client.create_experiment("tiny")
-    gru = [0.010, 0.012, 0.014]
-    rnn = [0.100, 0.120, math.nan]
+    gru = [0.90, 0.95, 0.97, 0.99, 0.10]
+    rnn = [0.01, 0.02, 0.03, 0.50, 0.0]
     for child in expand(experiment, "quick"):
-        if child.label == "gru":
-            _fake_child(
-                client,
-                experiment_id,
-                experiment,
-                child,
-                gru[child.seed],
-                steps=100 * (child.seed + 1),
-            )
+        if child.arm == "gru":
+            _fake_child(client, experiment_id, experiment, child, gru[child.seed],
+                        steps=100 * (child.seed + 1) if child.seed < 4 else None)  # fmt: skip
         else:
-            _fake_child(
-                client, experiment_id, experiment, child, rnn[child.seed], diverged=child.seed == 2
-            )
+            _fake_child(client, experiment_id, experiment, child, rnn[child.seed],
+                        diverged=child.seed == 4)  # fmt: skip
     report = build_report(experiment, "quick", tracking_uri)
-    rows = {r.label: r for r in report.rows}
-    assert rows["gru"].mean == pytest.approx(0.012) and rows["gru"].std == pytest.approx(0.002)
-    assert rows["gru"].solved == 3 and rows["gru"].steps_to_solve == [100, 200, 300]
-    assert rows["rnn"].values == [0.100, 0.120] and rows["rnn"].diverged == 1
-    # Welch by hand: standard errors, t, Welch-Satterthwaite degrees of freedom, two-sided p
-    from scipy.stats import t as student_t
-
-    se_a, se_b = 0.002**2 / 3, 0.02**2 / 2 / 2  # var(rnn) = (0.12 - 0.10)**2 / 2
-    t = (0.11 - 0.012) / math.sqrt(se_a + se_b)
-    df = (se_a + se_b) ** 2 / (se_a**2 / 2 + se_b**2 / 1)
-    p = welch_p(rows["gru"].values, rows["rnn"].values)
-    assert p == pytest.approx(2 * student_t.sf(t, df), rel=1e-6)
-    assert p == pytest.approx(0.0616, abs=1e-3)  # two rnn seeds: a large lead, not significant
-    assert report.verdict.startswith("No clear difference: **gru** leads")
-    assert "p = 0.062" in report.verdict
+    cells = {c.arm: c for c in report.cells}
+    assert cells["gru"].scores == gru and cells["rnn"].scores == rnn
+    assert cells["gru"].solved == 4 and cells["rnn"].diverged == 1
+    assert cells["gru"].steps == [100, 200, 300, 400, math.inf]
+    # P(gru > rnn): 25 pairs; gru's 0.10 loses to rnn's 0.50 only; 24/25
+    (measure, a, b, p, fewest), _ = report.comparisons
+    assert (measure, a, b, fewest) == ("score", "gru", "rnn", 5)
+    assert p.estimate == pytest.approx(24 / 25) and p.low > 0.5
+    assert report.verdict.splitlines()[0].startswith("- test score: **gru better than rnn**")
+    ((tip, results),) = report.tips
+    assert [r.label for r in results] == ["supported", "contradicted"]
     table = to_markdown(report)
-    assert "| gru | 0.012 ± 0.002 (3) | 3/3 | 200 | 2 | 100 | 0 |" in table
-    assert "| rnn | 0.11 ± 0.01414 (2) | 0/3 | – | 2 | 100 | 1 |" in table
+    iqm = stats.bootstrap_interval(gru)
+    assert f"| gru | – | – | {iqm} (5) | mse " in table
+    assert "| 4/5 [0.38, 0.96] | 300 |" in table  # Wilson; median steps with one never
+    assert '- "Gates help." *supported*: gru beats rnn on test score, P = 0.960' in table
     _, paths = write_report(experiment, "quick", tmp_path / "results", tracking_uri)
     assert [p.name for p in paths] == ["tiny-quick.md", "tiny-quick-curves.png"]
     assert all(p.stat().st_size > 0 for p in paths)
-
-
-def test_verdict_without_a_clear_difference():
-    from grubench.report import Row
-
-    a = Row("a", "val/mse", "min", values=[0.10, 0.20, 0.15])
-    b = Row("b", "val/mse", "min", values=[0.12, 0.21, 0.16])
-    text, p = verdict([b, a])
-    assert text.startswith("No clear difference: **a** leads") and p > 0.05
 
 
 def test_load_experiment_errors(tmp_path):
@@ -253,40 +303,6 @@ def test_load_experiment_errors(tmp_path):
     (tmp_path / "empty.py").write_text("X = 1\n")
     with pytest.raises(ValueError, match="does not define EXPERIMENT"):
         load_experiment(tmp_path / "empty.py")
-
-
-def test_verdict_with_a_clear_lead_for_a_max_metric():
-    from grubench.report import Row
-
-    a = Row("a", "val/acc", "max", values=[0.90, 0.91, 0.92])
-    b = Row("b", "val/acc", "max", values=[0.50, 0.52, 0.51])
-    text, p = verdict([b, a])
-    assert text.startswith("Best: **a**") and p < 0.001
-
-
-def test_longest_length_solved_and_extra_columns(tracking_uri, client):
-    from grubench.report import Report, Row, longest_solved
-
-    experiment = tiny_experiment(plot_against="task.seq_len")
-    rows = [
-        Row("rnn, T=50", "val/mse", "min", solved=3, runs=3, x=50.0),
-        Row("rnn, T=100", "val/mse", "min", solved=1, runs=3, x=100.0),
-        Row("lstm, T=50", "val/mse", "min", solved=3, runs=3, x=50.0),
-        Row("lstm, T=100", "val/mse", "min", solved=2, runs=3, x=100.0),
-        Row("gru, T=50", "val/mse", "min", solved=0, runs=3, x=50.0),
-    ]
-    text = longest_solved(Report(experiment, "quick", rows, [], ""))
-    assert text.endswith("rnn: 50; lstm: 100; gru: none.")
-    # a real sweep: the gap column comes from the runs' summary metrics
-    experiment = tiny_experiment(
-        columns={"gap": "final/gap/{metric}"}, configs={"gru": {"model": {"name": "torch_gru"}}}
-    )
-    run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
-    report = build_report(experiment, "quick", tracking_uri)
-    (row,) = report.rows
-    assert len(row.extra["gap"]) == 2
-    header = to_markdown(report).splitlines()[2]
-    assert header.endswith("| diverged | gap (mean) |")
 
 
 def test_report_plots_gradient_flow_when_runs_probe_it(tracking_uri, tmp_path):
@@ -302,24 +318,16 @@ def test_report_plots_gradient_flow_when_runs_probe_it(tracking_uri, tmp_path):
     ]
 
 
-def test_verdicts_within_groups_and_mixed_metrics(tracking_uri):
-    from grubench.experiment import grid
-
+def test_conditions_with_different_metrics_in_one_report(tracking_uri):
     experiment = tiny_experiment(
-        configs=grid(model={"gru": {"model": {"name": "torch_gru"}},
-                            "rnn": {"model": {"name": "rnn"}}},
-                     task={"adding": {"task": {"name": "adding"}},
-                           "parity": {"task": {"name": "parity"}}}),
-        compare_within=["task.name"],
-    )  # fmt: skip
+        conditions={"adding": {"task": {"name": "adding"}}, "parity": {"task": {"name": "parity"}}}
+    )
     run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
     report = build_report(experiment, "quick", tracking_uri)
-    assert {row.group for row in report.rows} == {"task.name=adding", "task.name=parity"}
-    lines = report.verdict.splitlines()
-    assert lines[0] == "within each task.name:"
-    assert lines[1].startswith("- task.name=adding: ") and lines[2].startswith(
-        "- task.name=parity: "
-    )
+    assert {(c.arm, c.condition, c.metric) for c in report.cells} == {
+        ("gru", "adding", "mse"), ("gru", "parity", "acc"),
+        ("rnn", "adding", "mse"), ("rnn", "parity", "acc"),
+    }  # fmt: skip
     table = to_markdown(report)
-    assert "| final validation metric (mean ± std, n) |" in table
-    assert "| gru, adding | mse " in table and "| gru, parity | acc " in table
+    assert "| gru | adding | – |" in table and "| parity | – |" in table
+    assert "| acc " in table and "| mse " in table

@@ -52,7 +52,7 @@ def test_fit_and_two_shard_sweep_against_a_tracking_server(tmp_path):
         # a sweep split over two shards, both against the server
         experiment = Experiment(
             name="served", question="two shards, one server",
-            configs={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
+            arms={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
             base={"model": {"hidden_size": 8},
                   "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 3, "val_size": 32,
                            "test_size": 32},

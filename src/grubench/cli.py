@@ -65,9 +65,15 @@ def fit_parser() -> ArgumentParser:
     parser.add_argument(
         "--flush_denormal",
         type=bool,
-        default=False,
+        default=defaults.flush_denormal,
         help="CPU: flush subnormal floats (< 1.2e-38) to zero during the fit; several times "
         "faster where gradients vanish through time (the adding problem).",
+    )
+    parser.add_argument(
+        "--stop_after_solved",
+        type=int,
+        default=defaults.stop_after_solved,
+        help="Stop once the task is solved at this many validations in a row; 0 = off.",
     )
     parser.add_method_arguments(L.Trainer, "__init__", "trainer", skip=set(RESERVED_TRAINER_KEYS))
     parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
@@ -108,6 +114,7 @@ def parse_fit_config(argv: list[str]):
         test=ns.test,
         diagnostics_every_n_steps=ns.diagnostics_every_n_steps,
         flush_denormal=ns.flush_denormal,
+        stop_after_solved=ns.stop_after_solved,
     )
 
 
@@ -434,9 +441,47 @@ def cmd_report(argv: list[str]) -> int:
     return 0
 
 
+def cmd_readme(argv: list[str]) -> int:
+    """Regenerate the README's FAQ block (and every question's report) from the store."""
+    from grubench.experiment import PROFILES
+    from grubench.report import faq_block, rewrite_readme
+
+    prog = "grubench readme"
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Rewrite the FAQ block of the README (between <!-- faq:start --> and "
+        "<!-- faq:end -->) from the store: tips with their labels, every question's table, "
+        "verdict and plots (written to results/ beside the question files).",
+    )
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--experiments", default="experiments", help="folder of question files")
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--tracking_uri", "--tracking-uri", default=None)
+    args = parser.parse_args(argv)
+    if args.profile not in PROFILES:
+        return _fail([f"--profile {args.profile!r}: choose from: {', '.join(PROFILES)}"], prog)
+    readme, folder = Path(args.readme).resolve(), Path(args.experiments).resolve()
+    paths = sorted(folder.glob("*.py"))
+    if not readme.is_file():
+        return _fail([f"--readme {args.readme!r}: no such file"], prog)
+    if not paths:
+        return _fail([f"--experiments {args.experiments!r}: no question files (*.py)"], prog)
+    for path in paths:  # every file loads before anything is written
+        _load(str(path), prog)
+    try:
+        block = faq_block(paths, args.profile, folder / "results", readme.parent, args.tracking_uri)
+        rewrite_readme(readme, block)
+    except ValueError as err:
+        return _fail([str(err)], prog)
+    print(f"wrote the FAQ block of {readme} ({len(paths)} questions)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"fit": cmd_fit, "run": cmd_run, "report": cmd_report, "ui": cmd_ui}
+    commands = {
+        "fit": cmd_fit, "run": cmd_run, "report": cmd_report, "readme": cmd_readme, "ui": cmd_ui,
+    }  # fmt: skip
     usage = f"usage: grubench {{{','.join(commands)}}} ...  (grubench <command> --help)"
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)

@@ -1,10 +1,13 @@
-"""An FAQ experiment: a question, the configurations it compares, seeds and budgets.
+"""An FAQ question as data: the arms it compares, the conditions, what each arm tunes, seeds,
+budgets, and the README tips its numbers label.
 
 An experiment file (``experiments/<question>.py``) defines ``EXPERIMENT = Experiment(...)``.
-Each configuration is a label (a row of the report's table) and nested overrides of
-:class:`~grubench.fit.FitConfig`; the chosen profile's budget overrides go on top, then the
-seed. ``expand`` turns that into one :class:`Child` per (configuration, seed): the unit the
-runner runs, skips when already finished, and the report aggregates.
+Arms and conditions are nested overrides of :class:`~grubench.fit.FitConfig`; a child's config
+is ``base``, then its arm, its condition, the profile's budget, its tuning point and the
+command line's overrides, then the seed. ``expand_tuning`` gives the tuning stage's children
+(every grid point on the tuning seeds), ``expand`` the evaluation stage's (the selected point
+on the evaluation seeds): the units the runner runs, skips when already finished, and the
+report aggregates by their arm and condition (never by parsing a label).
 """
 
 from __future__ import annotations
@@ -56,51 +59,183 @@ def fit_config_from_dict(values: dict[str, Any], where: str = "config") -> FitCo
     return FitConfig(**kwargs)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One testable half of a tip: ``better`` beats ``worse`` on ``measure``.
+
+    Measures (each "beats" in its own direction): ``score`` (the normalized test score,
+    higher), ``steps_to_solve`` (fewer; a run that never solved counts as never),
+    ``ms_per_step`` (less) and ``gap`` (the normalized train score minus the validation score,
+    smaller: less overfitting). ``conditions`` restricts the claim (empty: every condition).
+    """
+
+    better: str
+    worse: str
+    measure: str = "score"
+    conditions: tuple[str, ...] = ()
+
+
+MEASURES = ("score", "steps_to_solve", "ms_per_step", "gap")
+
+
+@dataclass(frozen=True)
+class Tip:
+    """A tip as the tutorials state it, with the claims its question's numbers label."""
+
+    text: str
+    claims: tuple[Claim, ...]
+
+
 @dataclass
 class Experiment:
+    """A question: the *arms* it compares (the factor: models, initializations, optimizers),
+    the *conditions* they are compared under (task x length x ...), and what each arm tunes.
+
+    The protocol (Melis et al. 2018): every arm tries the same number of points of its grid
+    (``tune``, or its own ``tune_by_arm``) on the tuning seeds and keeps the point with the
+    best mean validation score, per condition; the kept settings then run on the evaluation
+    seeds (disjoint from the tuning seeds) and are scored on the test split. Without a grid
+    there is no tuning stage and every arm runs as declared.
+    """
+
     name: str  # also the MLflow experiment's name
     question: str
-    configs: dict[str, dict[str, Any]]  # row label -> FitConfig overrides
-    base: dict[str, Any] = field(default_factory=dict)  # overrides shared by every config
-    seeds: dict[str, list[int]] = field(
-        default_factory=lambda: {"quick": [0, 1, 2], "full": [0, 1, 2, 3, 4]}
+    arms: dict[str, dict[str, Any]]  # arm -> FitConfig overrides
+    conditions: dict[str, dict[str, Any]] = field(default_factory=lambda: {"": {}})
+    # profile -> conditions, replacing ``conditions`` for that profile (longer sequences in
+    # "full" than a CPU can train in "quick")
+    conditions_by_profile: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # dotted FitConfig key -> values tried by every arm, e.g. {"optim.lr": [1e-3, 1e-2]}
+    tune: dict[str, list[Any]] = field(default_factory=dict)
+    # arm -> its own grid (replacing ``tune``); every arm must try as many points
+    tune_by_arm: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    base: dict[str, Any] = field(default_factory=dict)  # overrides shared by every child
+    seeds: dict[str, list[int]] = field(  # evaluation seeds, scored on the test split
+        default_factory=lambda: {"quick": [0, 1, 2, 3, 4], "full": [0, 1, 2, 3, 4, 5, 6, 7]}
+    )
+    tuning_seeds: dict[str, list[int]] = field(
+        default_factory=lambda: {"quick": [1000], "full": [1000, 1001]}
     )
     budgets: dict[str, dict[str, Any]] = field(default_factory=dict)  # profile -> overrides
-    # profile -> configurations, replacing ``configs`` for that profile (e.g. longer sequences
-    # in "full" than a CPU can train in "quick")
-    configs_by_profile: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    # extra report columns: title -> summary metric key, e.g. {"gap": "final/gap/mse"}
-    columns: dict[str, str] = field(default_factory=dict)
-    plot_against: str | None = None  # e.g. "task.seq_len": a metric-against-length plot
-    # run params whose values split the rows into groups judged apart (a verdict per task and
-    # length, say), e.g. ["task.name", "task.seq_len"]; empty: one verdict over all rows
-    compare_within: list[str] = field(default_factory=list)
-    notes: str = ""
+    tips: list[Tip] = field(default_factory=list)
+    # how this question's tuning differs from the protocol's (e.g. tuning is its subject)
+    tuning_note: str = ""
+    # the verdict compares every arm with this one (None: every pair of arms)
+    baseline: str | None = None
+    # what the verdict compares arms on (see Claim for the measures)
+    verdict_measures: tuple[str, ...] = ("score", "steps_to_solve")
 
-    def configs_for(self, profile: str) -> dict[str, dict[str, Any]]:
-        return self.configs_by_profile.get(profile, self.configs)
+    def conditions_for(self, profile: str) -> dict[str, dict[str, Any]]:
+        return self.conditions_by_profile.get(profile, self.conditions)
+
+    def grid_for(self, arm: str) -> dict[str, list[Any]]:
+        return self.tune_by_arm.get(arm, self.tune)
+
+    def points_for(self, arm: str) -> dict[str, dict[str, Any]]:
+        """The arm's tuning points: label (e.g. "lr=0.003") -> nested overrides."""
+        grid_ = self.grid_for(arm)
+        points = {}
+        for combo in itertools.product(*grid_.values()):
+            label = ", ".join(f"{key.rsplit('.', 1)[-1]}={value:g}" if isinstance(value, float)
+                              else f"{key.rsplit('.', 1)[-1]}={value}"
+                              for key, value in zip(grid_, combo))  # fmt: skip
+            overrides: dict[str, Any] = {}
+            for key, value in zip(grid_, combo):
+                overrides = merge(overrides, nested(key, value))
+            points[label] = overrides
+        return points
+
+    @property
+    def tuned(self) -> bool:
+        return bool(self.tune or self.tune_by_arm)
+
+    def check(self) -> list[str]:
+        """Problems with the declaration itself (before any child is built)."""
+        problems = []
+        if not self.arms:
+            problems.append(f"{self.name}: no arms to compare")
+        if self.baseline is not None and self.baseline not in self.arms:
+            problems.append(f"{self.name}: baseline {self.baseline!r} is not an arm")
+        unknown = sorted(set(self.tune_by_arm) - set(self.arms))
+        if unknown:
+            problems.append(f"{self.name}: tune_by_arm names unknown arm(s) {unknown}")
+        if self.tuned:
+            sizes = {arm: len(self.points_for(arm)) for arm in self.arms}
+            if len(set(sizes.values())) > 1:
+                problems.append(
+                    f"{self.name}: unequal tuning budgets {sizes}; every arm tries as many points"
+                )
+        for profile in PROFILES:
+            overlap = set(self.seeds.get(profile, [])) & set(self.tuning_seeds.get(profile, []))
+            if self.tuned and overlap:
+                problems.append(
+                    f"{self.name}: {profile} tuning and evaluation seeds overlap: {sorted(overlap)}"
+                )
+        bad = [m for m in self.verdict_measures if m not in MEASURES]
+        if bad:
+            problems.append(
+                f"{self.name}: verdict measure(s) {bad}; choose from: {', '.join(MEASURES)}"
+            )
+        for tip in self.tips:
+            for claim in tip.claims:
+                for arm in (claim.better, claim.worse):
+                    if arm not in self.arms:
+                        problems.append(f"{self.name}: tip claim names unknown arm {arm!r}")
+                if claim.measure not in MEASURES:
+                    problems.append(
+                        f"{self.name}: tip claim measure {claim.measure!r}; "
+                        f"choose from: {', '.join(MEASURES)}"
+                    )
+        return problems
+
+
+def nested(dotted: str, value: Any) -> dict[str, Any]:
+    """``nested("optim.lr", 0.01)`` -> ``{"optim": {"lr": 0.01}}``."""
+    out: Any = value
+    for part in reversed(dotted.split(".")):
+        out = {part: out}
+    return out
+
+
+TUNE, EVAL = "tune", "eval"
 
 
 @dataclass
 class Child:
-    label: str
+    """One fit of the protocol: an arm under a condition, at a tuning point or (evaluation)
+    at the arm's selected point, for one seed."""
+
+    arm: str
+    condition: str
     seed: int
     config: FitConfig
+    stage: str = EVAL
+    point: str = ""  # the tuning point's label (evaluation: the selected one)
+
+    @property
+    def cell(self) -> str:
+        """arm and condition: the unit the report aggregates."""
+        return ", ".join(part for part in (self.arm, self.condition) if part)
+
+    @property
+    def label(self) -> str:
+        return ", ".join(part for part in (self.cell, self.point) if part)
 
     @property
     def key(self) -> str:
-        return f"{self.label} | seed={self.seed}"
+        """Names the child in the store; evaluation keys leave out the selected point, so a
+        new selection supersedes the old evaluation runs instead of adding to them."""
+        if self.stage == TUNE:
+            return f"tune {self.label} | seed={self.seed}"
+        return f"{self.cell} | seed={self.seed}"
 
     def config_hash(self) -> str:
         """What the child computes: changes when any setting that affects the result does."""
         settings = asdict(self.config)
         for volatile in ("tracking_uri", "tags", "run_name", "experiment_name"):
             settings.pop(volatile)
-        if not settings["flush_denormal"]:
-            settings.pop("flush_denormal")  # at its default: runs from before it still count
         if settings["model"]["name"] != "custom_gru":
-            # Only custom_gru has backends: for other models the field means nothing, and
-            # dropping it keeps their runs made before it existed counted as done.
+            # Only custom_gru has backends: for other models the field means nothing
             settings["model"].pop("backend")
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
@@ -126,30 +261,87 @@ def sweep_id(experiment: Experiment, profile: str) -> str:
     return f"{experiment.name}:{profile}"
 
 
-def expand(
+def _values(
+    experiment: Experiment,
+    profile: str,
+    arm: str,
+    condition: str,
+    point: dict[str, Any],
+    overrides: dict[str, Any] | None,
+) -> dict[str, Any]:
+    values = experiment.base
+    for layer in (
+        experiment.arms[arm],
+        experiment.conditions_for(profile)[condition],
+        experiment.budgets.get(profile, {}),
+        point,
+        overrides or {},
+    ):
+        values = merge(values, layer)
+    return {**values, "experiment_name": experiment.name}  # fmt: skip
+
+
+def _check(experiment: Experiment, profile: str) -> None:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from: {', '.join(PROFILES)}")
+    problems = experiment.check()
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def expand_tuning(
     experiment: Experiment, profile: str, overrides: dict[str, Any] | None = None
 ) -> list[Child]:
-    """Every (configuration, seed) of ``profile``, in a stable order.
+    """The tuning stage: every (arm, condition, grid point, tuning seed); empty without a
+    grid."""
+    _check(experiment, profile)
+    if not experiment.tuned:
+        return []
+    children = []
+    for arm in experiment.arms:
+        for condition in experiment.conditions_for(profile):
+            for label, point in experiment.points_for(arm).items():
+                values = _values(experiment, profile, arm, condition, point, overrides)
+                for seed in experiment.tuning_seeds[profile]:
+                    where = f"{experiment.name}: {arm}, {condition}, {label}"
+                    config = fit_config_from_dict({**values, "seed": seed}, where)
+                    children.append(Child(arm, condition, seed, config, TUNE, label))
+    return children
+
+
+def expand(
+    experiment: Experiment,
+    profile: str,
+    overrides: dict[str, Any] | None = None,
+    selected: dict[tuple[str, str], str] | None = None,
+) -> list[Child]:
+    """The evaluation stage: every (arm, condition, evaluation seed), in a stable order, at
+    the point ``selected[(arm, condition)]`` picked by tuning (a cell missing from it is left
+    out: its tuning has not finished). Without a grid every arm runs as declared.
 
     ``overrides`` (e.g. Trainer options from the command line) apply to every child last.
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose from: {', '.join(PROFILES)}")
-    budget = experiment.budgets.get(profile, {})
+    _check(experiment, profile)
     children = []
-    for label, config in experiment.configs_for(profile).items():
-        values = merge(merge(merge(experiment.base, config), budget), overrides or {})
-        values["experiment_name"] = experiment.name
-        for seed in experiment.seeds[profile]:
-            where = f"{experiment.name}: config {label!r}"
-            child = Child(label, seed, fit_config_from_dict({**values, "seed": seed}, where))
-            children.append(child)
+    for arm in experiment.arms:
+        for condition in experiment.conditions_for(profile):
+            label, point = "", {}
+            if experiment.tuned:
+                if selected is None or (arm, condition) not in selected:
+                    continue
+                label = selected[(arm, condition)]
+                point = experiment.points_for(arm)[label]
+            values = _values(experiment, profile, arm, condition, point, overrides)
+            for seed in experiment.seeds[profile]:
+                where = f"{experiment.name}: {arm}, {condition}"
+                config = fit_config_from_dict({**values, "seed": seed}, where)
+                children.append(Child(arm, condition, seed, config, EVAL, label))
     return children
 
 
 def grid(**axes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The product of named axes: ``grid(model={"gru": {...}, "lstm": {...}},
-    length={"T=100": {...}})`` -> ``{"gru, T=100": {...merged...}, ...}``."""
+    """The product of named axes: ``grid(task={"adding": {...}}, length={"T=100": {...}})``
+    -> ``{"adding, T=100": {...merged...}, ...}`` (conditions over several factors)."""
     configs = {}
     for combo in itertools.product(*(axis.items() for axis in axes.values())):
         label = ", ".join(name for name, _ in combo)

@@ -108,9 +108,14 @@ class FitConfig:
     # probe the gradient flow (dL/dh_t per step and layer, gate statistics) every N steps;
     # 0 turns it off (the default: a probe costs T single-step calls per layer)
     diagnostics_every_n_steps: int = 0
-    # CPU: flush subnormal floats to zero during the fit (much faster where gradients vanish
-    # through time, e.g. the adding problem; values below 1.2e-38 become 0)
-    flush_denormal: bool = False
+    # CPU: flush subnormal floats to zero during the fit (several times faster where gradients
+    # vanish through time, e.g. the adding problem; values below 1.2e-38 become 0, far below
+    # what moves a float32 weight: tests/test_fit.py finds the metrics bit-identical)
+    flush_denormal: bool = True
+    # stop once the task has been solved at this many validations in a row (0: train the whole
+    # budget); steps to solve are known by then, and the scores of solved runs are compared at
+    # the same rule for every arm
+    stop_after_solved: int = 0
 
 
 class ConfigError(ValueError):
@@ -200,6 +205,11 @@ def validate_fit_config(cfg: FitConfig) -> list[str]:
             f"diagnostics_every_n_steps must be 0 (off) or positive, "
             f"got {cfg.diagnostics_every_n_steps}"
         )
+    if not isinstance(cfg.stop_after_solved, int) or cfg.stop_after_solved < 0:
+        problems.append(
+            f"stop_after_solved must be 0 (off) or a positive number of validations, "
+            f"got {cfg.stop_after_solved!r}"
+        )
     if not isinstance(cfg.flush_denormal, bool):
         problems.append(f"flush_denormal must be true or false, got {cfg.flush_denormal!r}")
     if not problems:
@@ -244,7 +254,9 @@ def _run_fit(cfg: FitConfig, resume: str | None) -> FitResult:
         cfg.model, task.input_size, task.output_size, task.output_mode, task.seq_len
     )
     eval_lengths = tuple(cfg.task.eval_lengths)
-    system = RecurrentSystem(model, task, cfg.optim, eval_lengths=eval_lengths)
+    system = RecurrentSystem(
+        model, task, cfg.optim, eval_lengths=eval_lengths, stop_after_solved=cfg.stop_after_solved
+    )
     data = SyntheticDataModule(
         task,
         batch_size=cfg.task.batch_size,
@@ -322,6 +334,9 @@ def _run_fit(cfg: FitConfig, resume: str | None) -> FitResult:
             metrics = summary_metrics(
                 system, timer, wall_time, trainer.global_step, samples_per_step
             )
+            test_value = trainer.callback_metrics.get(f"test/{task.objective.metric}")
+            if cfg.test and not diverged and test_value is not None:
+                metrics["test/score"] = task.normalized_score(float(test_value))
             if diverged:
                 outcome = "diverged"
             else:
@@ -457,6 +472,7 @@ def summary_metrics(
         "steps": float(steps),
         "solved": float(system.steps_to_solve is not None),
         "global_batch_size": float(samples_per_step),  # batch_size x processes
+        "chance_level": system.task.chance_level(),  # the score's zero (grubench.stats)
     }
     if system.optim.grad_clip > 0 and system.optimizer_steps:
         metrics["clip_fraction"] = system.clipped_steps / system.optimizer_steps
@@ -465,11 +481,16 @@ def summary_metrics(
         best = min(values) if system.objective.mode == "min" else max(values)
         metrics[f"final/{key}"] = values[-1]
         metrics[f"best/{key}"] = best
+        metrics["final/val/score"] = system.task.normalized_score(values[-1])
     if system.train_history:
         # on the last training epoch's batches (a finite train set: data the model has seen)
         metrics[f"final/train/{name}"] = system.train_history[-1]
         if system.val_history:
             metrics[f"final/gap/{name}"] = system.val_history[-1][1] - system.train_history[-1]
+            # normalized: train score minus validation score, > 0 when the model overfits
+            metrics["final/gap/score"] = system.task.normalized_score(
+                system.train_history[-1]
+            ) - system.task.normalized_score(system.val_history[-1][1])
     if system.steps_to_solve is not None:
         metrics["steps_to_solve"] = float(system.steps_to_solve)
         metrics["samples_to_solve"] = float(system.steps_to_solve * samples_per_step)

@@ -1,156 +1,133 @@
 """The answer to a question, read from the MLflow store only.
 
-``build_report`` collects the newest FINISHED child run of every (configuration, seed) of the
-experiment's current definition, aggregates each configuration over seeds, and says which
-configuration is best and whether its lead over the runner-up exceeds the seed spread
-(Welch's t-test at 5%). ``write_report`` renders the Markdown table and the PNG plots
-(learning curves with a band over seeds; the metric against ``plot_against`` if set) and
-logs them as artifacts of the sweep's newest parent run.
+``build_report`` takes the newest FINISHED run of every child of the experiment's current
+definition (tuning and evaluation stages), redoes the selection from the tuning runs, and
+aggregates the evaluation runs per (arm, condition) with the statistics of
+:mod:`grubench.stats`: the IQM of the normalized test scores with a bootstrap interval, the
+solved rate with a Wilson interval, the median steps to solve with unsolved runs censored.
+The verdict speaks of arms: P(A > B) over conditions with a stratified bootstrap interval,
+"better" only when the interval excludes 0.5. Each tip of the experiment gets its label from
+the same computation on its claim's measure. ``write_report`` renders the Markdown and the
+learning curves (one panel per condition, one colour per arm) and logs them as artifacts of
+the sweep's newest parent run.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grubench.experiment import Experiment, expand, sweep_id
+from grubench import stats
+from grubench.experiment import Claim, Experiment, Tip, expand, expand_tuning, sweep_id
+from grubench.protocol import TEST_SCORE, Selection, diverged, run_score, run_steps, select
 from grubench.runner import finished_by_key, sweep_runs
 from grubench.tracking import get_client, resolve_tracking_uri
 
-SIGNIFICANCE = 0.05
+
+@dataclass
+class Cell:
+    """An arm under a condition: its evaluation runs and their statistics."""
+
+    arm: str
+    condition: str
+    metric: str = ""  # the objective, e.g. "mse"
+    selected: str = ""  # the tuning point it was evaluated at
+    tuning: Selection | None = None
+    run_ids: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # normalized test score per run
+    steps: list[float] = field(default_factory=list)  # steps to solve, inf if never
+    ms_per_step: list[float] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)  # normalized train - validation score
+    test_values: list[float] = field(default_factory=list)  # the objective on the test split
+    diverged: int = 0
+    params: int | None = None
+
+    @property
+    def name(self) -> str:
+        return ", ".join(part for part in (self.arm, self.condition) if part)
+
+    @property
+    def runs(self) -> int:
+        return len(self.run_ids)
+
+    @property
+    def solved(self) -> int:
+        return sum(math.isfinite(s) for s in self.steps)
+
+    def measure(self, name: str) -> list[float]:
+        """Per run, the measure with higher = better (what P(A > B) compares)."""
+        if name == "score":
+            return list(self.scores)
+        if name == "steps_to_solve":
+            return [-s for s in self.steps]
+        if name == "ms_per_step":
+            return [-m for m in self.ms_per_step]
+        if name == "gap":
+            return [-g for g in self.gaps]
+        raise ValueError(f"unknown measure {name!r}")
 
 
 @dataclass
-class Row:
-    label: str
-    metric: str  # e.g. "val/mse"
-    mode: str  # "min" or "max"
-    values: list[float] = field(default_factory=list)  # final metric of non-diverged seeds
-    solved: int = 0
-    steps_to_solve: list[float] = field(default_factory=list)
-    ms_per_step: list[float] = field(default_factory=list)
-    params: int | None = None
-    diverged: int = 0
-    runs: int = 0
-    run_ids: list[str] = field(default_factory=list)
-    x: float | None = None  # value of experiment.plot_against
-    extra: dict[str, list[float]] = field(default_factory=dict)  # experiment.columns values
-    group: str = ""  # the values of experiment.compare_within, e.g. "task.name=adding"
+class ClaimResult:
+    claim: Claim
+    p: stats.Interval
+    fewest_seeds: int
 
     @property
-    def mean(self) -> float:
-        return statistics.fmean(self.values) if self.values else math.nan
-
-    @property
-    def std(self) -> float:
-        return statistics.stdev(self.values) if len(self.values) > 1 else math.nan
+    def label(self) -> str:
+        return stats.label(self.p, self.fewest_seeds)
 
 
 @dataclass
 class Report:
     experiment: Experiment
     profile: str
-    rows: list[Row]
+    cells: list[Cell]
     missing: list[str]  # children without a finished run
-    verdict: str
-    p_value: float | None = None
+    # (measure, A, B, P(A > B), fewest seeds)
+    comparisons: list[tuple[str, str, str, stats.Interval, int]]
+    tips: list[tuple[Tip, list[ClaimResult]]]
+    seconds: float = 0.0  # wall time of the sweep's invocations (parent runs)
+
+    @property
+    def verdict(self) -> str:
+        if not self.cells:
+            return "No finished runs to compare."
+        lines = [
+            stats.compare(a, b, p, n, f"{MEASURE_WORDS[m]}:") for m, a, b, p, n in self.comparisons
+        ]
+        return "\n".join(f"- {line}" for line in lines) or "Only one arm has results."
 
 
-def _objective(run) -> tuple[str, str]:
-    tags = run.data.tags
-    return f"val/{tags.get('grubench.objective', 'loss')}", tags.get(
-        "grubench.objective_mode", "min"
-    )
+MEASURE_WORDS = {
+    "score": "test score",
+    "steps_to_solve": "steps to solve",
+    "ms_per_step": "time per step",
+    "gap": "train-validation gap",
+}
 
 
-def collect(client, experiment: Experiment, profile: str) -> tuple[list[Row], list[str]]:
-    mlflow_experiment = client.get_experiment_by_name(experiment.name)
-    children = expand(experiment, profile)
-    done = {}
-    if mlflow_experiment is not None:
-        runs = sweep_runs(client, mlflow_experiment.experiment_id, sweep_id(experiment, profile))
-        # newest finished run per child key, whatever its settings' hash: a sweep run with
-        # command-line Trainer options (accelerator, devices) is still the same child
-        for (key, _), run in finished_by_key(runs).items():
-            done.setdefault(key, run)
-    rows: dict[str, Row] = {}
-    missing = []
-    for child in children:
-        run = done.get(child.key)
-        if run is None:
-            missing.append(child.key)
-            continue
-        metric, mode = _objective(run)
-        row = rows.setdefault(child.label, Row(child.label, metric, mode))
-        metrics, tags = run.data.metrics, run.data.tags
-        row.runs += 1
-        row.run_ids.append(run.info.run_id)
-        row.group = ", ".join(
-            f"{key}={run.data.params.get(key)}" for key in experiment.compare_within
-        )
-        row.params = int(metrics.get("param_count", 0)) or row.params
-        if experiment.plot_against:
-            row.x = float(run.data.params.get(experiment.plot_against, "nan"))
-        if "time_per_step_ms" in metrics:
-            row.ms_per_step.append(metrics["time_per_step_ms"])
-        for title, key in experiment.columns.items():
-            value = metrics.get(key.replace("{metric}", metric.removeprefix("val/")))
-            if value is not None and math.isfinite(value):
-                row.extra.setdefault(title, []).append(value)
-        if tags.get("grubench.outcome") == "diverged":
-            row.diverged += 1
-            continue
-        final = metrics.get(f"final/{metric}")
-        if final is not None and math.isfinite(final):
-            row.values.append(final)
-        if "steps_to_solve" in metrics:
-            row.solved += 1
-            row.steps_to_solve.append(metrics["steps_to_solve"])
-    return list(rows.values()), missing
+def _cells(experiment: Experiment, profile: str) -> list[tuple[str, str]]:
+    return [(a, c) for a in experiment.arms for c in experiment.conditions_for(profile)]
 
 
-def welch_p(a: list[float], b: list[float]) -> float | None:
-    """Two-sided Welch t-test p-value; None when either side has fewer than two values."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    from scipy import stats
-
-    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
-        return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def verdict(rows: list[Row]) -> tuple[str, float | None]:
-    ranked = [r for r in rows if r.values]
-    if not ranked:
-        return "No finished runs to compare.", None
-    sign = 1 if ranked[0].mode == "min" else -1
-    ranked.sort(key=lambda r: sign * r.mean)
-    best = ranked[0]
-    if len(ranked) == 1:
-        return f"Only **{best.label}** has results.", None
-    second = ranked[1]
-    p = welch_p(best.values, second.values)
-    numbers = (
-        f"{best.metric} {_fmt(best.mean)} ± {_fmt(best.std)} vs {_fmt(second.mean)} ± "
-        f"{_fmt(second.std)} for {second.label}"
-    )
-    if p is None:
-        return f"Best: **{best.label}** ({numbers}); too few seeds to test the lead.", None
-    if p < SIGNIFICANCE:
-        return (
-            f"Best: **{best.label}** ({numbers}); the lead exceeds the seed spread "
-            f"(Welch t-test p = {p:.2g}).",
-            p,
-        )
-    return (
-        f"No clear difference: **{best.label}** leads ({numbers}), but within the seed spread "
-        f"(Welch t-test p = {p:.2g}).",
-        p,
-    )
+def claim_result(cells: list[Cell], claim: Claim) -> ClaimResult:
+    """P(claim.better beats claim.worse) on the claim's measure over its conditions."""
+    by_arm: dict[str, dict[str, Cell]] = {}
+    for cell in cells:
+        by_arm.setdefault(cell.arm, {})[cell.condition] = cell
+    better, worse = by_arm.get(claim.better, {}), by_arm.get(claim.worse, {})
+    conditions = [
+        c for c in better if c in worse and (not claim.conditions or c in claim.conditions)
+    ]
+    a = [better[c].measure(claim.measure) for c in conditions]
+    b = [worse[c].measure(claim.measure) for c in conditions]
+    fewest = min([len(x) for x in a + b], default=0)
+    return ClaimResult(claim, stats.probability_of_improvement(a, b), fewest)
 
 
 def build_report(experiment: Experiment, profile: str, tracking_uri: str | None = None) -> Report:
@@ -158,21 +135,75 @@ def build_report(experiment: Experiment, profile: str, tracking_uri: str | None 
 
 
 def _build_report(client, experiment: Experiment, profile: str) -> Report:
-    rows, missing = collect(client, experiment, profile)
-    groups: dict[str, list[Row]] = {}
-    for row in rows:
-        groups.setdefault(row.group, []).append(row)
-    if len(groups) <= 1:
-        text, p = verdict(rows)
-        return Report(experiment, profile, rows, missing, text, p)
-    lines = [f"\n- {group}: {verdict(members)[0]}" for group, members in groups.items()]
-    within = ", ".join(experiment.compare_within)
-    return Report(experiment, profile, rows, missing, f"within each {within}:" + "".join(lines))
+    mlflow_experiment = client.get_experiment_by_name(experiment.name)
+    done, seconds = {}, 0.0
+    if mlflow_experiment is not None:
+        sweep = sweep_id(experiment, profile)
+        runs = sweep_runs(client, mlflow_experiment.experiment_id, sweep)
+        # newest finished run per child key, whatever its settings' hash: a sweep run with
+        # command-line Trainer options (accelerator, devices) is still the same child
+        for (key, _), run in finished_by_key(runs).items():
+            done.setdefault(key, run)
+        for parent in sweep_runs(client, mlflow_experiment.experiment_id, sweep, "parent"):
+            if parent.info.end_time:
+                seconds += (parent.info.end_time - parent.info.start_time) / 1000
+    tuning = expand_tuning(experiment, profile)
+    selection = select(tuning, done)
+    missing = [c.key for c in tuning if c.key not in done]
+    points = {cell: kept.point for cell, kept in selection.items()}
+    cells = {}
+    for child in expand(experiment, profile, selected=points):
+        cell = cells.setdefault(
+            (child.arm, child.condition),
+            Cell(child.arm, child.condition, selected=child.point,
+                 tuning=selection.get((child.arm, child.condition))),
+        )  # fmt: skip
+        run = done.get(child.key)
+        if run is None or (experiment.tuned and run.data.tags.get("grubench.point") != child.point):
+            missing.append(child.key)  # not run yet at the selected point
+            continue
+        metrics = run.data.metrics
+        cell.metric = run.data.tags.get("grubench.objective", "")
+        cell.run_ids.append(run.info.run_id)
+        cell.params = int(metrics.get("param_count", 0)) or cell.params
+        cell.scores.append(run_score(run, TEST_SCORE))
+        cell.steps.append(run_steps(run))
+        if "time_per_step_ms" in metrics:
+            cell.ms_per_step.append(metrics["time_per_step_ms"])
+        if "final/gap/score" in metrics and not diverged(run):
+            cell.gaps.append(metrics["final/gap/score"])
+        if diverged(run):
+            cell.diverged += 1
+        elif f"test/{cell.metric}" in metrics:
+            cell.test_values.append(metrics[f"test/{cell.metric}"])
+    for arm, condition in _cells(experiment, profile):  # cells still being tuned
+        if (arm, condition) not in cells:
+            cells[(arm, condition)] = Cell(arm, condition)
+            missing += [f"{arm}, {condition} (evaluation: tuning not finished)"]
+    found = [cell for cell in cells.values() if cell.runs]
+    comparisons = []
+    for measure in experiment.verdict_measures:
+        for a, b in _pairs(experiment):
+            result = claim_result(found, Claim(a, b, measure))
+            if not math.isnan(result.p.estimate):
+                comparisons.append((measure, a, b, result.p, result.fewest_seeds))
+    tips = [(tip, [claim_result(found, claim) for claim in tip.claims]) for tip in experiment.tips]
+    return Report(experiment, profile, list(cells.values()), missing, comparisons, tips, seconds)
+
+
+def _pairs(experiment: Experiment) -> list[tuple[str, str]]:
+    """Each arm against the baseline when the question names one, else every pair."""
+    arms = list(experiment.arms)
+    if experiment.baseline:
+        return [(a, experiment.baseline) for a in arms if a != experiment.baseline]
+    return list(itertools.combinations(arms, 2))
 
 
 def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if math.isinf(value):
+        return "never"
     if value == 0:
         return "0"
     if abs(value) >= 1000 or abs(value) < 0.001:
@@ -180,49 +211,84 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def to_markdown(report: Report) -> str:
-    rows, extra = report.rows, list(report.experiment.columns)
-    mixed = len({row.metric for row in rows}) > 1  # e.g. mse for adding, acc for copy_memory
-    metric = "validation metric" if mixed or not rows else rows[0].metric
+def duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s"
+
+
+def to_markdown(report: Report, heading: str = "###") -> str:
+    experiment = report.experiment
     lines = [
-        f"### {report.experiment.question}",
+        f"{heading} {experiment.question}",
         "",
-        f"| configuration | final {metric} (mean ± std, n) | solved | median steps to solve "
-        "| ms/step | params | diverged |" + "".join(f" {title} (mean) |" for title in extra),
-        "|---|---|---|---|---|---|---|" + "---|" * len(extra),
+        "Score: the normalized test score (0 = the task's chance level, 1 = perfect), IQM over "
+        "the evaluation seeds with its 95% bootstrap interval; solved: rate with its 95% Wilson "
+        "interval; steps to solve: median, runs that never solved counted as never.",
+        "",
+        "| arm | condition | selected | score IQM [95% CI] | test metric (mean) | solved "
+        "| median steps to solve | ms/step | params | diverged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
-        steps = statistics.median(row.steps_to_solve) if row.steps_to_solve else None
-        ms = statistics.median(row.ms_per_step) if row.ms_per_step else None
-        means = [statistics.fmean(row.extra[t]) if row.extra.get(t) else None for t in extra]
-        name = f"{row.metric.removeprefix('val/')} " if mixed else ""
+    for cell in report.cells:
+        if not cell.runs:
+            lines.append(f"| {cell.arm} | {cell.condition} | {cell.selected or '–'} | "
+                         "not run yet | | | | | | |")  # fmt: skip
+            continue
+        score = stats.bootstrap_interval(cell.scores)
+        solved = stats.wilson_interval(cell.solved, cell.runs)
+        mean = statistics.fmean(cell.test_values) if cell.test_values else None
+        ms = statistics.median(cell.ms_per_step) if cell.ms_per_step else None
         lines.append(
-            f"| {row.label} | {name}{_fmt(row.mean)} ± {_fmt(row.std)} ({len(row.values)}) "
-            f"| {row.solved}/{row.runs} | {_fmt(steps)} | {_fmt(ms)} "
-            f"| {row.params if row.params is not None else '–'} | {row.diverged} |"
-            + "".join(f" {_fmt(m)} |" for m in means)
+            f"| {cell.arm} | {cell.condition or '–'} | {cell.selected or '–'} | {score} "
+            f"({cell.runs}) | {cell.metric} {_fmt(mean)} | {cell.solved}/{cell.runs} "
+            f"[{solved.low:.2f}, {solved.high:.2f}] | {_fmt(stats.censored_median(cell.steps))} "
+            f"| {_fmt(ms)} | {cell.params if cell.params is not None else '–'} "
+            f"| {cell.diverged} |"
         )
-    lines += ["", f"**Verdict:** {report.verdict}"]
-    if report.experiment.plot_against:
-        lines += ["", longest_solved(report)]
+    tuned = [cell for cell in report.cells if cell.tuning]
+    if tuned:
+        points = list(dict.fromkeys(p for cell in tuned for p in cell.tuning.scores))
+        seeds = len(experiment.tuning_seeds[report.profile])
+        lines += [
+            "",
+            f"Tuning (mean validation score over {seeds} tuning seed(s) per point; **kept**):",
+            "",
+            "| arm | condition | " + " | ".join(points) + " |",
+            "|---|---|" + "---|" * len(points),
+        ]
+        for cell in tuned:
+            values = []
+            for point in points:
+                value = cell.tuning.scores.get(point)
+                text = "–" if value is None or math.isnan(value) else f"{value:.3f}"
+                values.append(f"**{text}**" if point == cell.tuning.point else text)
+            lines.append(f"| {cell.arm} | {cell.condition or '–'} | " + " | ".join(values) + " |")
+    if experiment.tuning_note:
+        lines += ["", experiment.tuning_note]
+    lines += ["", "**Verdict** (P(A > B): the chance that a run of A scores above a run of B in "
+              "the same condition, averaged over conditions; 95% stratified bootstrap "
+              "interval):", "", report.verdict]  # fmt: skip
+    if report.tips:
+        lines += ["", "**Tips:**", ""]
+        lines += [tip_line(tip, results) for tip, results in report.tips]
     if report.missing:
+        more = " ..." if len(report.missing) > 20 else ""
         lines += ["", f"Missing ({len(report.missing)} children without a finished run): "
-                  + ", ".join(report.missing)]  # fmt: skip
+                  + ", ".join(report.missing[:20]) + more]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-def longest_solved(report: Report) -> str:
-    """For a sweep over ``plot_against`` (the last label component): per series, the
-    largest value at which at least half of the seeds solved the task."""
-    axis = report.experiment.plot_against
-    best: dict[str, float | None] = {}
-    for row in report.rows:
-        series = row.label.rsplit(", ", 1)[0]
-        best.setdefault(series, None)
-        if row.runs and row.solved * 2 >= row.runs and row.x is not None:
-            best[series] = max(row.x, best[series] or row.x)
-    parts = [f"{name}: {_fmt(x) if x is not None else 'none'}" for name, x in best.items()]
-    return f"**Longest {axis} solved by at least half the seeds:** " + "; ".join(parts) + "."
+def claim_text(result: ClaimResult) -> str:
+    claim = result.claim
+    where = f" ({', '.join(claim.conditions)})" if claim.conditions else ""
+    return (
+        f"*{result.label}*: {claim.better} beats {claim.worse} on "
+        f"{MEASURE_WORDS[claim.measure]}{where}, P = {result.p}"
+    )
+
+
+def tip_line(tip: Tip, results: list[ClaimResult]) -> str:
+    return f'- "{tip.text}" ' + "; ".join(claim_text(r) for r in results) + "."
 
 
 def _pyplot():
@@ -235,80 +301,82 @@ def _pyplot():
     return plt
 
 
-def _save(fig, ax, report: Report, path: Path) -> Path:
-    ax.set_title(report.experiment.question, fontsize=10)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
-    return path
+def arm_colors(experiment: Experiment) -> dict[str, tuple]:
+    """One colour per arm, the same in every plot of the question."""
+    plt = _pyplot()
+    palette = plt.cm.tab10.colors if len(experiment.arms) <= 10 else plt.cm.tab20.colors
+    return {arm: palette[i % len(palette)] for i, arm in enumerate(experiment.arms)}
 
 
 def plot_curves(client, report: Report, path: Path) -> Path:
+    """Validation curves of the evaluation runs: one panel per condition, one colour per arm,
+    the mean over seeds with a band from the lowest to the highest seed."""
     import numpy as np
 
-    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
-    for row in report.rows:
-        curves = [
-            {m.step: m.value for m in client.get_metric_history(run_id, row.metric)}
-            for run_id in row.run_ids
-        ]
-        steps = sorted(set().union(*curves)) if curves else []
-        if not steps:
-            continue
-        values = np.array([[c.get(s, np.nan) for s in steps] for c in curves], dtype=float)
-        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-        ax.plot(steps, mean, label=row.label)
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-    ax.set_xlabel("training step")
-    ax.set_ylabel(report.rows[0].metric if report.rows else "metric")
-    if report.rows and report.rows[0].mode == "min":
-        ax.set_yscale("log")
-    return _save(fig, ax, report, path)
-
-
-def plot_against(report: Report, path: Path) -> Path:
-    """The final metric against ``plot_against``; series are the labels minus their last
-    component (grid() puts the swept axis last)."""
-    series: dict[str, list[Row]] = {}
-    for row in report.rows:
-        series.setdefault(row.label.rsplit(", ", 1)[0], []).append(row)
-    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
-    for name, rows in series.items():
-        rows = sorted((r for r in rows if r.x is not None), key=lambda r: r.x)
-        ax.errorbar(
-            [r.x for r in rows], [r.mean for r in rows],
-            yerr=[0 if math.isnan(r.std) else r.std for r in rows], label=name, capsize=3,
-            marker="o",
-        )  # fmt: skip
-    ax.set_xlabel(report.experiment.plot_against)
-    ax.set_ylabel(f"final {report.rows[0].metric}" if report.rows else "metric")
-    return _save(fig, ax, report, path)
+    plt = _pyplot()
+    conditions = list(dict.fromkeys(cell.condition for cell in report.cells))
+    columns = min(len(conditions), 3)
+    rows = math.ceil(len(conditions) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), squeeze=False)
+    colors = arm_colors(report.experiment)
+    for ax, condition in zip(axes.flat, conditions):
+        metric = ""
+        for cell in (c for c in report.cells if c.condition == condition and c.runs):
+            metric = cell.metric
+            curves = [
+                {m.step: m.value for m in client.get_metric_history(run_id, f"val/{metric}")}
+                for run_id in cell.run_ids
+            ]
+            steps = sorted(set().union(*curves))
+            if not steps:
+                continue
+            values = np.array([[c.get(s, np.nan) for s in steps] for c in curves], dtype=float)
+            color = colors[cell.arm]
+            with np.errstate(all="ignore"):
+                ax.plot(steps, np.nanmean(values, axis=0), color=color, label=cell.arm)
+                ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
+                                color=color, alpha=0.15, linewidth=0)  # fmt: skip
+        ax.set_title(condition or report.experiment.name, fontsize=9)
+        ax.set_xlabel("training step", fontsize=8)
+        ax.set_ylabel(f"val/{metric}", fontsize=8)
+        if metric == "mse":
+            ax.set_yscale("log")
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(conditions) :]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=colors[a], label=a) for a in report.experiment.arms]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8,
+               frameon=False)  # fmt: skip
+    fig.suptitle(report.experiment.question, fontsize=10)
+    legend_rows = math.ceil(len(handles) / 4)
+    fig.tight_layout(rect=(0, 0.05 * legend_rows + 0.02, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def grad_flow_curves(client, report: Report, tmp: Path) -> dict[str, list[list[float]]]:
-    """Per configuration, the last layer's dL/dh_t curves (at the first and the last probe)
-    from each run's ``diagnostics/grad_norms.json``; configurations without it are left out."""
+    """Per cell, the last layer's dL/dh_t curves (at the first and the last probe) from each
+    evaluation run's ``diagnostics/grad_norms.json``; cells without it are left out."""
     import json
     import os
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file
     curves: dict[str, list[list[float]]] = {}
-    for row in report.rows:
-        for run_id in row.run_ids:
+    for cell in report.cells:
+        for run_id in cell.run_ids:
             names = [a.path for a in client.list_artifacts(run_id, "diagnostics")]
             if "diagnostics/grad_norms.json" not in names:
                 continue
             local = client.download_artifacts(run_id, "diagnostics/grad_norms.json", str(tmp))
             norms = json.loads(Path(local).read_text())["norms"]  # [probe][layer][t]
-            curves.setdefault(row.label, []).append([norms[0][-1], norms[-1][-1]])
+            curves.setdefault(cell.name, []).append([norms[0][-1], norms[-1][-1]])
     return curves
 
 
 def plot_grad_flow(curves: dict[str, list[list[float]]], report: Report, path: Path) -> Path:
     """The norm of dL/dh_t against the lag from the last step, averaged (geometrically) over
-    seeds: at initialization and after training, one line per configuration."""
+    seeds: at initialization and after training, one line per cell."""
     import numpy as np
 
     plt = _pyplot()
@@ -316,11 +384,11 @@ def plot_grad_flow(curves: dict[str, list[list[float]]], report: Report, path: P
     colors = plt.cm.tab20(np.linspace(0, 1, max(len(curves), 2)))  # distinct beyond 10 lines
     for ax in axes:
         ax.set_prop_cycle(color=colors)
-    for label, runs in curves.items():
+    for name, runs in curves.items():
         for panel, ax in enumerate(axes):
             logs = np.log10(np.array([run[panel] for run in runs], dtype=float).clip(1e-30))
             mean = 10 ** logs.mean(axis=0)[::-1]  # index = lag from the last step
-            ax.plot(np.arange(len(mean)), mean, label=label)
+            ax.plot(np.arange(len(mean)), mean, label=name)
     for ax, title in zip(axes, ("at initialization", "after training")):
         ax.set_yscale("log")
         ax.set_xlabel("time steps before the last (lag)")
@@ -344,11 +412,8 @@ def write_report(
     table = out_dir / f"{stem}.md"
     table.write_text(to_markdown(report))
     paths = [table]
-    if report.rows:
+    if any(cell.runs for cell in report.cells):
         paths.append(plot_curves(client, report, out_dir / f"{stem}-curves.png"))
-        if experiment.plot_against:
-            axis = experiment.plot_against.rsplit(".", 1)[-1]
-            paths.append(plot_against(report, out_dir / f"{stem}-vs-{axis}.png"))
         with tempfile.TemporaryDirectory() as tmp:
             curves = grad_flow_curves(client, report, Path(tmp))
         if curves:
@@ -362,3 +427,83 @@ def write_report(
             for path in paths:
                 client.log_artifact(parents[0].info.run_id, str(path), "report")
     return report, paths
+
+
+FAQ_START, FAQ_END = "<!-- faq:start -->", "<!-- faq:end -->"
+
+
+def sweep_seconds(client, experiment: Experiment, profile: str) -> float:
+    """Wall time during which the sweep ran: the union of its parent runs' intervals (shards
+    that ran at once count once)."""
+    found = client.get_experiment_by_name(experiment.name)
+    if found is None:
+        return 0.0
+    spans = sorted(
+        (p.info.start_time, p.info.end_time)
+        for p in sweep_runs(client, found.experiment_id, sweep_id(experiment, profile), "parent")
+        if p.info.end_time
+    )
+    total, end = 0, None
+    for start, stop in spans:
+        if end is None or start > end:
+            total += stop - start
+            end = stop
+        elif stop > end:
+            total += stop - end
+            end = stop
+    return total / 1000
+
+
+def faq_block(
+    paths: list[Path], profile: str, results: Path, root: Path, tracking_uri: str | None = None
+) -> str:
+    """The README's FAQ section, from the store: the tips with their computed labels, then
+    per question its command with the sweep's measured time, its plots and its report.
+    ``write_report`` runs for each question (tables and plots under ``results``)."""
+    from grubench.experiment import load_experiment
+
+    client = get_client(resolve_tracking_uri(tracking_uri))
+    sections, tips = [], []
+    for path in paths:
+        experiment = load_experiment(path)
+        report, files = write_report(experiment, profile, results, tracking_uri)
+        seconds = sweep_seconds(client, experiment, profile)
+        command = f"grubench run {_relative(path, root)}"
+        ran = f"# {duration(seconds)} here" if seconds else "# not run into this store yet"
+        text = to_markdown(report, heading="####").split("\n", 1)[1]
+        images = [f"![{f.stem}]({_relative(f, root)})" for f in files
+                  if f.suffix == ".png"]  # fmt: skip
+        anchor = experiment.name.replace("_", "-")
+        sections.append("\n".join([
+            f'<a id="{anchor}"></a>', f"### {experiment.question}", "", "```bash",
+            f"{command}      {ran}", "```", text.rstrip(), "", *images,
+        ]))  # fmt: skip
+        for tip, results_ in report.tips:
+            tips.append(f"{tip_line(tip, results_)} ([{experiment.name}](#{anchor}))")
+    head = [
+        "### The classic tips, against these runs",
+        "",
+        "Each tip as the tutorials state it; each claim in it is labelled from its question's "
+        "evaluation runs: *supported* when the 95% interval of P(claimed better > claimed "
+        "worse) lies above 0.5, *contradicted* when below, *not detected* when it holds 0.5, "
+        f"*too few seeds* under {stats.MIN_SEEDS} per arm and condition.",
+        "",
+        *tips,
+    ]
+    return "\n".join(head) + "\n\n" + "\n\n".join(sections) + "\n"
+
+
+def _relative(path: Path, root: Path) -> str:
+    import os
+
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def rewrite_readme(readme: Path, block: str) -> None:
+    """Replace what lies between the FAQ markers of ``readme`` with ``block``."""
+    text = readme.read_text()
+    if FAQ_START not in text or FAQ_END not in text:
+        raise ValueError(f"{readme}: no {FAQ_START} ... {FAQ_END} markers to write between")
+    before, rest = text.split(FAQ_START, 1)
+    after = rest.split(FAQ_END, 1)[1]
+    readme.write_text(f"{before}{FAQ_START}\n{block}{FAQ_END}{after}")

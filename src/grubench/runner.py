@@ -1,14 +1,20 @@
-"""Run an experiment's sweep: one MLflow parent run per invocation, one child run per
-(configuration, seed), resumable.
+"""Run an experiment's sweep: one MLflow parent run per invocation; the tuning stage, the
+selection, then the evaluation stage, one child run per child; resumable.
 
-Children are found again by their tags (``grubench.sweep``, ``grubench.child_key``,
-``grubench.config_hash``): re-running the same command skips every child that already has a
+The tuning stage runs every (arm, condition, grid point, tuning seed); the selection is then
+read back from the store (:func:`grubench.protocol.select`: the best mean validation score per
+arm and condition, logged as the parent's ``selection.json``), and the evaluation stage runs
+each arm's kept point on the evaluation seeds. Children are tagged with their stage, arm,
+condition and point, and found again by ``grubench.sweep``, ``grubench.child_key`` and
+``grubench.config_hash``: re-running the same command skips every child that already has a
 FINISHED run with the same settings. A child whose newest run was interrupted (KILLED by a
 signal) or left RUNNING by a killed process continues that same run from its last checkpoint;
 one without a checkpoint, or that FAILED, runs again as a new run, and the old runs are marked
 KILLED and tagged ``grubench.superseded``. Either way each child counts once. ``shard=(i, n)``
-runs every n-th child starting at i, so n processes can share one sweep against one store
-(a RUNNING run is taken for a dead process's: run each shard once at a time).
+runs every n-th child of each stage starting at i, so n processes can share one sweep against
+one store (a RUNNING run is taken for a dead process's: run each shard once at a time); the
+evaluation children of a cell whose tuning another shard has not finished wait for the next
+invocation.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from grubench.experiment import Child, Experiment, expand, sweep_id
+from grubench.experiment import Child, Experiment, expand, expand_tuning, sweep_id
 from grubench.fit import ConfigError, quiet_lightning, resume_point, run_fit, validate_fit_config
+from grubench.protocol import Selection, select
 from grubench.resume import StopSignals
 from grubench.tracking import SUPERSEDED, ensure_experiment, get_client, resolve_tracking_uri
 
@@ -29,6 +36,12 @@ ROLE, SWEEP, KEY, HASH = (
     "grubench.sweep",
     "grubench.child_key",
     "grubench.config_hash",
+)
+STAGE, ARM, CONDITION, POINT = (
+    "grubench.stage",
+    "grubench.arm",
+    "grubench.condition",
+    "grubench.point",
 )
 
 
@@ -65,11 +78,22 @@ class SweepResult:
     resumed: int = 0  # continued from a checkpoint of an interrupted run
     failed: list[str] = field(default_factory=list)
     parent_run_id: str | None = None
+    # (arm, condition) -> the tuning point kept for evaluation
+    selected: dict[tuple[str, str], str] = field(default_factory=dict)
+    waiting: int = 0  # evaluation children whose cell's tuning is not complete yet
 
 
 def _duration(seconds: float) -> str:
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def selection_from_store(tuning: list[Child], existing) -> dict[tuple[str, str], Selection]:
+    """Select on the finished tuning runs whose settings match the children's."""
+    done = finished_by_key(existing)
+    by_key = {c.key: done[(c.key, c.config_hash())] for c in tuning
+              if (c.key, c.config_hash()) in done}  # fmt: skip
+    return select(tuning, by_key)
 
 
 def run_sweep(
@@ -81,17 +105,32 @@ def run_sweep(
     dry_run: bool = False,
     echo: Callable[[str], None] = print,
 ) -> SweepResult:
+    """The tuning stage, the selection (read back from the store), then the evaluation
+    stage, under one parent run. A shard runs its share of each stage; evaluation children
+    of a cell whose tuning another shard has not finished wait for the next invocation."""
     index, count = shard
     if not (count >= 1 and 0 <= index < count):
         raise ConfigError([f"shard {index}/{count}: need 0 <= i < n"])
-    children = expand(experiment, profile, overrides)[index::count]
+    all_tuning = expand_tuning(experiment, profile, overrides)
+    tuning = all_tuning[index::count]
+    # every evaluation child differs from a tuning child only in its seed: checking them at
+    # the first point checks what they will run
+    first = {(a, c): next(iter(experiment.points_for(a))) for a in experiment.arms
+             for c in experiment.conditions_for(profile)} if experiment.tuned else None  # fmt: skip
+    evaluation_preview = expand(experiment, profile, overrides, first)[index::count]
     sweep = sweep_id(experiment, profile)
+    total = len(tuning) + len(evaluation_preview)
     if dry_run:
-        echo(f"{sweep}: {len(children)} children (shard {index}/{count})")
-        for child in children:
+        echo(f"{sweep}: {total} children (shard {index}/{count}): {len(tuning)} tuning, "
+             f"{len(evaluation_preview)} evaluation")  # fmt: skip
+        for child in tuning:
             echo(f"  {child.key}  [{child.config_hash()}]")
-        return SweepResult(total=len(children))
-    problems = [f"{c.key}: {p}" for c in children for p in validate_fit_config(c.config)]
+        for child in evaluation_preview:
+            point = " at the selected point" if experiment.tuned else ""
+            echo(f"  {child.key}{point}")
+        return SweepResult(total=total)
+    problems = [f"{c.key}: {p}" for c in tuning + evaluation_preview
+                for p in validate_fit_config(c.config)]  # fmt: skip
     if problems:  # every child is checked before the first one runs
         raise ConfigError(sorted(set(problems)))
 
@@ -100,17 +139,20 @@ def run_sweep(
     experiment_id = ensure_experiment(client, experiment.name, uri)
     existing = sweep_runs(client, experiment_id, sweep)
     done = finished_by_key(existing)
-    result = SweepResult(total=len(children))
-    todo: list[Child] = []
-    for child in children:
-        if (child.key, child.config_hash()) in done:
-            result.skipped += 1
-        else:
-            todo.append(child)
-    echo(
-        f"{sweep}: {len(children)} children, {result.skipped} already finished, {len(todo)} to run"
-    )
-    if not todo:
+    result = SweepResult(total=total)
+    todo = [c for c in tuning if (c.key, c.config_hash()) not in done]
+    result.skipped = len(tuning) - len(todo)
+    selection = selection_from_store(all_tuning, existing)
+    evaluation = expand(experiment, profile, overrides, _points(selection))[index::count]
+    eval_todo = [c for c in evaluation if (c.key, c.config_hash()) not in done]
+    result.skipped += len(evaluation) - len(eval_todo)
+    # cells still being tuned: all of their evaluation children are (probably) to run
+    pending = len(evaluation_preview) - len(evaluation)
+    echo(f"{sweep}: {total} children ({len(tuning)} tuning, {len(evaluation_preview)} "
+         f"evaluation), {result.skipped} already finished, {len(todo) + len(eval_todo) + pending} "
+         "to run")  # fmt: skip
+    if not todo and not eval_todo and not pending:
+        result.selected = _points(selection)
         return result
 
     parent = client.create_run(
@@ -121,26 +163,34 @@ def run_sweep(
     )  # fmt: skip
     result.parent_run_id = parent_id = parent.info.run_id
     status, started = "FAILED", time.perf_counter()
+    progress = _Progress(len(todo) + len(eval_todo) + pending, started, echo)
     try:
         # Lightning's per-fit banner would bury the progress lines; a signal between two
         # children stops the sweep at once (within one, the fit stops with a checkpoint)
         with quiet_lightning(), StopSignals():
-            for position, child in enumerate(todo, 1):
-                resume = _resumable(client, existing, child, uri)
-                from_step = f" (resuming run {resume[0]} from step {resume[1]})" if resume else ""
-                echo(f"[{position}/{len(todo)}] {child.key}{from_step} ...")
-                child_start = time.perf_counter()
-                _supersede(client, existing, child, keep=resume[0] if resume else None)
-                summary = _run_child(
-                    child, uri, parent_id, sweep, result, resume[0] if resume else None, client
-                )
-                elapsed = time.perf_counter() - started
-                left = elapsed / position * (len(todo) - position)
-                echo(
-                    f"[{position}/{len(todo)}] {child.key}: {summary} "
-                    f"({_duration(time.perf_counter() - child_start)}; "
-                    f"elapsed {_duration(elapsed)}, about {_duration(left)} left)"
-                )
+            for child in todo:
+                _fit_child(child, client, existing, uri, parent_id, sweep, result, progress)
+            if todo:  # the tuning runs just made count for the selection
+                existing = sweep_runs(client, experiment_id, sweep)
+                selection = selection_from_store(all_tuning, existing)
+                done = finished_by_key(existing)
+                evaluation = expand(experiment, profile, overrides, _points(selection))
+                eval_todo = [c for c in evaluation[index::count]
+                             if (c.key, c.config_hash()) not in done]  # fmt: skip
+                progress.total = progress.position + len(eval_todo)
+            result.selected = _points(selection)
+            result.waiting = len(evaluation_preview) - len(evaluation[index::count])
+            if experiment.tuned:
+                client.log_dict(parent_id, _selection_record(selection), "selection.json")
+                for (arm, condition), kept in sorted(selection.items()):
+                    echo(f"selected for {', '.join(p for p in (arm, condition) if p)}: "
+                         f"{kept.point} (mean validation score "
+                         f"{kept.scores[kept.point]:.3f})")  # fmt: skip
+            for child in eval_todo:
+                _fit_child(child, client, existing, uri, parent_id, sweep, result, progress)
+        if result.waiting:
+            echo(f"{result.waiting} evaluation children wait for tuning runs of other shards: "
+                 "run this command again when those have finished")  # fmt: skip
         status = "FINISHED" if not result.failed else "FAILED"
         return result
     except (KeyboardInterrupt, SystemExit):
@@ -148,6 +198,43 @@ def run_sweep(
         raise
     finally:
         client.set_terminated(parent_id, status)
+
+
+def _points(selection: dict[tuple[str, str], Selection]) -> dict[tuple[str, str], str]:
+    return {cell: kept.point for cell, kept in selection.items()}
+
+
+def _selection_record(selection: dict[tuple[str, str], Selection]) -> list[dict]:
+    return [{"arm": arm, "condition": condition, "selected": kept.point,
+             "mean_validation_score": kept.scores}
+            for (arm, condition), kept in sorted(selection.items())]  # fmt: skip
+
+
+@dataclass
+class _Progress:
+    total: int
+    started: float
+    echo: Callable[[str], None]
+    position: int = 0
+
+    def line(self, child: Child, text: str) -> None:
+        self.echo(f"[{self.position}/{self.total}] {child.key}{text}")
+
+
+def _fit_child(child, client, existing, uri, parent_id, sweep, result, progress) -> None:
+    progress.position += 1
+    resume = _resumable(client, existing, child, uri)
+    progress.line(child, f" (resuming run {resume[0]} from step {resume[1]}) ..." if resume
+                  else " ...")  # fmt: skip
+    child_start = time.perf_counter()
+    _supersede(client, existing, child, keep=resume[0] if resume else None)
+    summary = _run_child(
+        child, uri, parent_id, sweep, result, resume[0] if resume else None, client
+    )
+    elapsed = time.perf_counter() - progress.started
+    left = elapsed / progress.position * (progress.total - progress.position)
+    progress.line(child, f": {summary} ({_duration(time.perf_counter() - child_start)}; "
+                  f"elapsed {_duration(elapsed)}, about {_duration(left)} left)")  # fmt: skip
 
 
 def _run_child(
@@ -162,11 +249,12 @@ def _run_child(
     """Fit one child as a tagged child run of ``parent_id`` (or continue its interrupted run
     ``resume``, which moves under ``parent_id``); returns a one-word summary."""
     child.config.tracking_uri = uri
-    child.config.run_name = f"{child.label} | s{child.seed}"
+    child.config.run_name = f"{child.stage} {child.label} | s{child.seed}"
     child.config.tags = {
         **child.config.tags,
         "mlflow.parentRunId": parent_id, ROLE: "child", SWEEP: sweep,
         KEY: child.key, HASH: child.config_hash(),
+        STAGE: child.stage, ARM: child.arm, CONDITION: child.condition, POINT: child.point,
         "grubench.config": child.label, "grubench.seed": str(child.seed),
     }  # fmt: skip
     result.ran += 1

@@ -126,9 +126,11 @@ class RecurrentSystem(L.LightningModule):
         task: Task,
         optim: OptimConfig,
         eval_lengths: tuple[int, ...] = (),
+        stop_after_solved: int = 0,
     ) -> None:
         super().__init__()
         self.model, self.task, self.optim = model, task, optim
+        self.stop_after_solved = stop_after_solved
         self.objective = task.objective
         # Evaluation loader i > 0 runs at eval_lengths[i - 1] and its keys end in "_L<length>"
         # (val/mse, val/mse_L400, ...; MLflow metric names cannot hold "@" or "=").
@@ -314,6 +316,11 @@ class RecurrentSystem(L.LightningModule):
         if self.steps_to_solve is None and self.objective.is_solved(value):
             self.steps_to_solve = self.global_step
             self.seconds_to_solve = self.training_seconds()
+        held = self.val_history[-self.stop_after_solved :] if self.stop_after_solved else []
+        if len(held) == self.stop_after_solved > 0 and all(
+            self.objective.is_solved(v) for _, v in held
+        ):
+            self.trainer.should_stop = True  # solved and held: the rest would not change that
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._common_step(batch, "test", dataloader_idx)

@@ -127,3 +127,10 @@ class Task(ABC):
     @abstractmethod
     def chance_level(self) -> float:
         """The analytic value of the objective metric for the stated trivial predictor."""
+
+    def normalized_score(self, value: float) -> float:
+        """The objective on a common scale: 0 at :meth:`chance_level`, 1 when perfect (MSE 0,
+        accuracy 1); see :func:`grubench.stats.normalized_score`."""
+        from grubench.stats import normalized_score
+
+        return normalized_score(value, self.chance_level(), self.objective.mode)

@@ -1,0 +1,76 @@
+"""The protocol's selection step, read from the store: per arm and condition, the tuning
+point with the best mean validation score over the tuning seeds.
+
+A run's score is its normalized objective (0 = the task's chance level, 1 = perfect; see
+:mod:`grubench.stats`): ``final/val/score`` for tuning runs, ``test/score`` for evaluation
+runs. A diverged run scores 0, as the trivial predictor does: it is counted, not dropped.
+Ties in the mean score go to the point whose runs solved in fewer steps.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from grubench.experiment import Child
+
+VAL_SCORE, TEST_SCORE = "final/val/score", "test/score"
+
+
+def diverged(run) -> bool:
+    return run.data.tags.get("grubench.outcome") == "diverged"
+
+
+def run_score(run, key: str) -> float:
+    """The run's normalized score under ``key``; 0 for a diverged run, nan if missing."""
+    if diverged(run):
+        return 0.0
+    value = run.data.metrics.get(key)
+    return float(value) if value is not None and math.isfinite(value) else math.nan
+
+
+def run_steps(run) -> float:
+    """Steps to solve; ``inf`` for a run that never solved (censored at its budget)."""
+    value = run.data.metrics.get("steps_to_solve")
+    return float(value) if value is not None else math.inf
+
+
+@dataclass
+class Selection:
+    point: str  # the kept point's label
+    # every point's mean validation score over the tuning seeds (the sensitivity curve)
+    scores: dict[str, float] = field(default_factory=dict)
+    runs: dict[str, list] = field(default_factory=dict)  # point -> its tuning runs
+
+
+def select(tuning: list[Child], runs_by_key: dict[str, object]) -> dict[tuple[str, str], Selection]:
+    """The kept point of every (arm, condition) whose tuning children all have a finished run
+    in ``runs_by_key`` (child key -> run); cells with a missing run are left out."""
+    cells: dict[tuple[str, str], dict[str, list]] = {}
+    incomplete = set()
+    for child in tuning:
+        cell = (child.arm, child.condition)
+        run = runs_by_key.get(child.key)
+        if run is None:
+            incomplete.add(cell)
+            continue
+        cells.setdefault(cell, {}).setdefault(child.point, []).append(run)
+    selected = {}
+    for cell, points in cells.items():
+        if cell in incomplete:
+            continue
+        scores = {}
+        for point, runs in points.items():
+            values = [run_score(r, VAL_SCORE) for r in runs]
+            scores[point] = math.nan if any(map(math.isnan, values)) else statistics.fmean(values)
+
+        best = min(points, key=lambda point: _rank(scores[point], points[point]))
+        selected[cell] = Selection(best, scores, points)
+    return selected
+
+
+def _rank(score: float, runs: list) -> tuple[float, float]:
+    """Higher mean score first, then fewer mean steps to solve; no score ranks last."""
+    steps = statistics.fmean(run_steps(r) for r in runs)
+    return (math.inf if math.isnan(score) else -score, steps)

@@ -1,0 +1,34 @@
+"""Models must keep learning: a tiny GRU and a tiny LSTM beat chance by a clear margin on a tiny
+adding problem (fixed seed and budget; each fit takes a few seconds). The calibration: at these
+settings every one solved (validation MSE <= 0.01, a score of 0.94) within 350 steps; the tanh
+RNN, which needs more, scored 0.11."""
+
+import pytest
+
+from grubench.fit import FitConfig, TaskConfig, run_fit
+from grubench.models import ModelConfig
+from grubench.system import OptimConfig
+
+LEARNERS = {  # model -> (learning rate, steps)
+    "custom_gru": (1e-2, 300),
+    "torch_gru": (1e-2, 300),
+    "lstm": (3e-2, 400),
+}
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_a_tiny_model_learns_the_adding_problem(name, tracking_uri):
+    lr, steps = LEARNERS[name]
+    result = run_fit(
+        FitConfig(
+            model=ModelConfig(name=name, hidden_size=16),
+            task=TaskConfig(name="adding", seq_len=10, batch_size=32, epoch_size=50,
+                            val_size=256, test_size=256),
+            optim=OptimConfig(name="adam", lr=lr, grad_clip=1.0),
+            trainer={"max_steps": steps, "enable_progress_bar": False},
+            tracking_uri=tracking_uri,
+        )
+    )  # fmt: skip
+    # the score is 0 at chance (always answering 1: MSE 1/6) and 1 when perfect
+    assert result.metrics["test/score"] > 0.8, result.metrics
+    assert result.outcome == "solved"
