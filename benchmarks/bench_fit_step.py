@@ -106,6 +106,7 @@ def fit_steps(
                 },
                 tracking_uri=uri,
                 test=False,
+                flush_denormal=args.flush_denormal,  # as the bare step: kept unless asked
             )
             with quiet_lightning():
                 metrics = run_fit(fit).metrics

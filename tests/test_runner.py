@@ -223,6 +223,7 @@ def test_shards_share_the_tuning_then_evaluate_on_the_next_pass(tracking_uri, cl
     assert first[0].waiting > 0 and first[1].waiting == 0
     second = [run_sweep(experiment, "quick", tracking_uri, shard=(i, 2), echo=lambda _: None)
               for i in (0, 1)]  # fmt: skip
+    assert [r.waiting for r in second] == [0, 0]
     assert sum(r.ran for r in first + second) == 8
     keys = [r.data.tags["grubench.child_key"] for r in children_in_store(client)]
     assert len(keys) == len(set(keys)) == 8

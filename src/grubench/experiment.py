@@ -301,12 +301,23 @@ def expand_tuning(
     for arm in experiment.arms:
         for condition in experiment.conditions_for(profile):
             for label, point in experiment.points_for(arm).items():
-                values = _values(experiment, profile, arm, condition, point, overrides)
-                for seed in experiment.tuning_seeds[profile]:
-                    where = f"{experiment.name}: {arm}, {condition}, {label}"
-                    config = fit_config_from_dict({**values, "seed": seed}, where)
-                    children.append(Child(arm, condition, seed, config, TUNE, label))
+                seeds = experiment.tuning_seeds[profile]
+                children += _seeded(experiment, profile, arm, condition, (label, point), seeds,
+                                    TUNE, overrides)  # fmt: skip
     return children
+
+
+def _seeded(experiment: Experiment, profile: str, arm: str, condition: str,
+            point: tuple[str, dict[str, Any]], seeds: list[int], stage: str,
+            overrides: dict[str, Any] | None) -> list[Child]:  # fmt: skip
+    """One child per seed of the cell (arm, condition) at the labelled point."""
+    label, values = point[0], _values(experiment, profile, arm, condition, point[1], overrides)
+    where = f"{experiment.name}: " + ", ".join(p for p in (arm, condition, label) if p)
+    return [
+        Child(arm, condition, seed, fit_config_from_dict({**values, "seed": seed}, where),
+              stage, label)
+        for seed in seeds
+    ]  # fmt: skip
 
 
 def expand(
@@ -331,11 +342,9 @@ def expand(
                     continue
                 label = selected[(arm, condition)]
                 point = experiment.points_for(arm)[label]
-            values = _values(experiment, profile, arm, condition, point, overrides)
-            for seed in experiment.seeds[profile]:
-                where = f"{experiment.name}: {arm}, {condition}"
-                config = fit_config_from_dict({**values, "seed": seed}, where)
-                children.append(Child(arm, condition, seed, config, EVAL, label))
+            seeds = experiment.seeds[profile]
+            children += _seeded(experiment, profile, arm, condition, (label, point), seeds,
+                                EVAL, overrides)  # fmt: skip
     return children
 
 

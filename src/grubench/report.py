@@ -45,6 +45,7 @@ class Cell:
     test_values: list[float] = field(default_factory=list)  # the objective on the test split
     diverged: int = 0
     params: int | None = None
+    chance: float | None = None  # the task's chance level of the metric
 
     @property
     def name(self) -> str:
@@ -166,6 +167,7 @@ def _build_report(client, experiment: Experiment, profile: str) -> Report:
         cell.metric = run.data.tags.get("grubench.objective", "")
         cell.run_ids.append(run.info.run_id)
         cell.params = int(metrics.get("param_count", 0)) or cell.params
+        cell.chance = metrics.get("chance_level", cell.chance)
         cell.scores.append(run_score(run, TEST_SCORE))
         cell.steps.append(run_steps(run))
         if "time_per_step_ms" in metrics:
@@ -310,7 +312,8 @@ def arm_colors(experiment: Experiment) -> dict[str, tuple]:
 
 def plot_curves(client, report: Report, path: Path) -> Path:
     """Validation curves of the evaluation runs: one panel per condition, one colour per arm,
-    the mean over seeds with a band from the lowest to the highest seed."""
+    the mean over seeds with a band from the lowest to the highest seed (a run stopped after
+    solving counts with its last value until the longest run ends)."""
     import numpy as np
 
     plt = _pyplot()
@@ -320,9 +323,9 @@ def plot_curves(client, report: Report, path: Path) -> Path:
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), squeeze=False)
     colors = arm_colors(report.experiment)
     for ax, condition in zip(axes.flat, conditions):
-        metric = ""
+        metric, chance = "", None
         for cell in (c for c in report.cells if c.condition == condition and c.runs):
-            metric = cell.metric
+            metric, chance = cell.metric, cell.chance
             curves = [
                 {m.step: m.value for m in client.get_metric_history(run_id, f"val/{metric}")}
                 for run_id in cell.run_ids
@@ -331,11 +334,17 @@ def plot_curves(client, report: Report, path: Path) -> Path:
             if not steps:
                 continue
             values = np.array([[c.get(s, np.nan) for s in steps] for c in curves], dtype=float)
+            for row in values:  # a run stopped once solved holds its last value from there on
+                last = np.flatnonzero(~np.isnan(row))
+                if last.size:
+                    row[last[-1] + 1 :] = row[last[-1]]
             color = colors[cell.arm]
             with np.errstate(all="ignore"):
                 ax.plot(steps, np.nanmean(values, axis=0), color=color, label=cell.arm)
                 ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
                                 color=color, alpha=0.15, linewidth=0)  # fmt: skip
+        if chance is not None:
+            ax.axhline(chance, color="gray", linestyle=":", linewidth=1)
         ax.set_title(condition or report.experiment.name, fontsize=9)
         ax.set_xlabel("training step", fontsize=8)
         ax.set_ylabel(f"val/{metric}", fontsize=8)
@@ -345,6 +354,7 @@ def plot_curves(client, report: Report, path: Path) -> Path:
     for ax in list(axes.flat)[len(conditions) :]:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=colors[a], label=a) for a in report.experiment.arms]
+    handles.append(plt.Line2D([], [], color="gray", linestyle=":", label="chance level"))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8,
                frameon=False)  # fmt: skip
     fig.suptitle(report.experiment.question, fontsize=10)

@@ -175,11 +175,11 @@ def run_sweep(
                 selection = selection_from_store(all_tuning, existing)
                 done = finished_by_key(existing)
                 evaluation = expand(experiment, profile, overrides, _points(selection))
-                eval_todo = [c for c in evaluation[index::count]
-                             if (c.key, c.config_hash()) not in done]  # fmt: skip
+                evaluation = evaluation[index::count]
+                eval_todo = [c for c in evaluation if (c.key, c.config_hash()) not in done]
                 progress.total = progress.position + len(eval_todo)
             result.selected = _points(selection)
-            result.waiting = len(evaluation_preview) - len(evaluation[index::count])
+            result.waiting = len(evaluation_preview) - len(evaluation)
             if experiment.tuned:
                 client.log_dict(parent_id, _selection_record(selection), "selection.json")
                 for (arm, condition), kept in sorted(selection.items()):

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every question's quick profile into ./mlruns as two shards at once (one torch thread each:
+# the quick models are too small to use two threads well), each shard run twice so that its
+# evaluation stage sees the other shard's tuning runs; then the README's FAQ block.
+#   experiments/run_all_quick.sh                 # every question
+#   experiments/run_all_quick.sh gru_vs_lstm     # some
+set -euo pipefail
+cd "$(dirname "$0")/.."
+grubench="${GRUBENCH:-.venv/bin/grubench}"
+questions=("$@")
+if [ ${#questions[@]} -eq 0 ]; then
+  questions=(custom_vs_torch gru_vs_lstm optimizer activation initialization vanishing_gradients
+             batch_size regularization classic_two_layer)
+fi
+for question in "${questions[@]}"; do
+  start=$(date +%s)
+  for pass in 1 2; do
+    OMP_NUM_THREADS=1 "$grubench" run "experiments/$question.py" --shard 0/2 > /dev/null &
+    OMP_NUM_THREADS=1 "$grubench" run "experiments/$question.py" --shard 1/2 > /dev/null &
+    wait
+  done
+  "$grubench" run "experiments/$question.py" | tail -n 1
+  echo "$question: $(( $(date +%s) - start )) s"
+done
+"$grubench" readme

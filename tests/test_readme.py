@@ -1,0 +1,72 @@
+"""The README's FAQ block is what `grubench readme` writes from the store."""
+
+from pathlib import Path
+
+from grubench.cli import main
+from grubench.experiment import load_experiment
+from grubench.report import FAQ_END, FAQ_START, faq_block
+
+ROOT = Path(__file__).resolve().parents[1]
+
+QUESTION = '''"""Does a tiny GRU beat a tiny RNN?"""
+from grubench.experiment import Claim, Experiment, Tip
+
+EXPERIMENT = Experiment(
+    name="tiny_readme", question="Does a tiny GRU beat a tiny RNN?",
+    arms={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
+    tune={"optim.lr": [1e-3, 1e-2]},
+    base={"model": {"hidden_size": 8},
+          "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 3, "val_size": 32,
+                   "test_size": 32},
+          "trainer": {"max_steps": 3, "enable_progress_bar": False}},
+    seeds={"quick": [0, 1], "full": [0]}, tuning_seeds={"quick": [9], "full": [9]},
+    tips=[Tip("Gates help.", (Claim("gru", "rnn"),))],
+)
+'''
+
+
+def test_readme_block_is_what_the_command_writes(tracking_uri, tmp_path, capsys):
+    (tmp_path / "experiments").mkdir()
+    question = tmp_path / "experiments" / "tiny_readme.py"
+    question.write_text(QUESTION)
+    readme = tmp_path / "README.md"
+    before, after = "# title\n\nintro\n", "\n## after\n\nkept as it is\n"
+    readme.write_text(f"{before}{FAQ_START}\nstale text\n{FAQ_END}{after}")
+    assert main(["run", str(question), "--tracking_uri", tracking_uri]) == 0
+    argv = ["readme", "--readme", str(readme), "--experiments", str(tmp_path / "experiments"),
+            "--tracking_uri", tracking_uri]  # fmt: skip
+    assert main(argv) == 0
+    text = readme.read_text()
+    assert text.startswith(f"{before}{FAQ_START}\n") and text.endswith(f"{FAQ_END}{after}")
+    block = text.split(FAQ_START + "\n", 1)[1].split(FAQ_END, 1)[0]
+    expected = faq_block([question], "quick", tmp_path / "experiments" / "results", tmp_path,
+                         tracking_uri)  # fmt: skip
+    assert block == expected
+    assert "stale text" not in text
+    assert "### Does a tiny GRU beat a tiny RNN?" in block
+    assert "grubench run experiments/tiny_readme.py      # 0m" in block
+    assert '- "Gates help." *too few seeds*: gru beats rnn on test score, P = ' in block
+    assert "![tiny_readme-quick-curves](experiments/results/tiny_readme-quick-curves.png)" in block
+    assert (tmp_path / "experiments" / "results" / "tiny_readme-quick-curves.png").is_file()
+    # running it again on the same store writes the same block
+    assert main(argv) == 0
+    assert readme.read_text() == text
+
+
+def test_readme_command_errors(tmp_path, capsys):
+    (tmp_path / "README.md").write_text("no markers\n")
+    (tmp_path / "q").mkdir()
+    assert main(["readme", "--readme", str(tmp_path / "nope.md")]) == 2
+    assert "--readme" in capsys.readouterr().err
+    assert main(["readme", "--readme", str(tmp_path / "README.md"), "--experiments",
+                 str(tmp_path / "q")]) == 2  # fmt: skip
+    assert "no question files" in capsys.readouterr().err
+
+
+def test_the_repository_readme_holds_every_question():
+    block = (ROOT / "README.md").read_text().split(FAQ_START, 1)[1].split(FAQ_END, 1)[0]
+    for path in sorted((ROOT / "experiments").glob("*.py")):
+        experiment = load_experiment(path)
+        assert f"### {experiment.question}" in block, path.name
+        for tip in experiment.tips:
+            assert f'- "{tip.text}" ' in block, tip.text
