@@ -22,4 +22,5 @@ for question in "${questions[@]}"; do
   "$grubench" run "experiments/$question.py" | tail -n 1
   echo "$question: $(( $(date +%s) - start )) s"
 done
-"$grubench" readme
+# the README's order: the questions people ask first, then the checks of the models themselves
+"$grubench" readme experiments/{gru_vs_lstm,initialization,activation,optimizer,batch_size,regularization,vanishing_gradients,custom_vs_torch,classic_two_layer}.py

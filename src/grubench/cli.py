@@ -453,6 +453,10 @@ def cmd_readme(argv: list[str]) -> int:
         "<!-- faq:end -->) from the store: tips with their labels, every question's table, "
         "verdict and plots (written to results/ beside the question files).",
     )
+    parser.add_argument(
+        "files", nargs="*", help="question files, in the README's order (default: every file "
+        "of --experiments, by name)"
+    )  # fmt: skip
     parser.add_argument("--readme", default="README.md")
     parser.add_argument("--experiments", default="experiments", help="folder of question files")
     parser.add_argument("--profile", default="quick")
@@ -461,7 +465,7 @@ def cmd_readme(argv: list[str]) -> int:
     if args.profile not in PROFILES:
         return _fail([f"--profile {args.profile!r}: choose from: {', '.join(PROFILES)}"], prog)
     readme, folder = Path(args.readme).resolve(), Path(args.experiments).resolve()
-    paths = sorted(folder.glob("*.py"))
+    paths = [Path(f).resolve() for f in args.files] or sorted(folder.glob("*.py"))
     if not readme.is_file():
         return _fail([f"--readme {args.readme!r}: no such file"], prog)
     if not paths:

@@ -96,8 +96,8 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        if not self.cells:
-            return "No finished runs to compare."
+        if not any(cell.runs for cell in self.cells):
+            return "No finished evaluation runs to compare yet."
         lines = [
             stats.compare(a, b, p, n, f"{MEASURE_WORDS[m]}:") for m, a, b, p, n in self.comparisons
         ]
@@ -283,10 +283,10 @@ def to_markdown(report: Report, heading: str = "###") -> str:
 def claim_text(result: ClaimResult) -> str:
     claim = result.claim
     where = f" ({', '.join(claim.conditions)})" if claim.conditions else ""
-    return (
-        f"*{result.label}*: {claim.better} beats {claim.worse} on "
-        f"{MEASURE_WORDS[claim.measure]}{where}, P = {result.p}"
-    )
+    text = f"{claim.better} beats {claim.worse} on {MEASURE_WORDS[claim.measure]}{where}"
+    if math.isnan(result.p.estimate):
+        return f"*not measured yet*: {text}"
+    return f"*{result.label}*: {text}, P = {result.p}"
 
 
 def tip_line(tip: Tip, results: list[ClaimResult]) -> str:
@@ -428,6 +428,9 @@ def write_report(
             curves = grad_flow_curves(client, report, Path(tmp))
         if curves:
             paths.append(plot_grad_flow(curves, report, out_dir / f"{stem}-grad-flow.png"))
+    for stale in out_dir.glob(f"{stem}-*.png"):  # plots of an older report, not made now
+        if stale not in paths:
+            stale.unlink()
     mlflow_experiment = client.get_experiment_by_name(experiment.name)
     if mlflow_experiment is not None:
         parents = sweep_runs(
