@@ -293,9 +293,12 @@ def test_report_statistics_and_tip_labels_by_hand(tracking_uri, client, tmp_path
     assert f"| gru | – | – | {iqm} (5) | mse " in table
     assert "| 4/5 [0.38, 0.96] | 300 |" in table  # Wilson; median steps with one never
     assert '- "Gates help." *supported*: gru beats rnn on test score, P = 0.960' in table
+    stale = tmp_path / "results" / "tiny-quick-vs-seq_len.png"  # a plot no report makes now
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
     _, paths = write_report(experiment, "quick", tmp_path / "results", tracking_uri)
     assert [p.name for p in paths] == ["tiny-quick.md", "tiny-quick-curves.png"]
-    assert all(p.stat().st_size > 0 for p in paths)
+    assert all(p.stat().st_size > 0 for p in paths) and not stale.exists()
 
 
 def test_load_experiment_errors(tmp_path):
