@@ -3,6 +3,11 @@ a finite training set: steps and samples to solve, and the generalization gap (n
 train score minus validation score).
 
     grubench run experiments/batch_size.py
+
+Calibration: in the earlier 600-step runs at one fixed rate (3e-3), only B=128 and B=256 left
+the chance plateau, and with the rate scaled with the batch B=128 and 256 solved (B=256 after
+400 steps); here each batch size picks its own rate from the same grid, and 2000 steps (a stop
+3 validations after solving) let the small batches, which take more steps, solve too.
 """
 
 from grubench.experiment import Claim, Experiment, Tip

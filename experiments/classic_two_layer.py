@@ -4,6 +4,9 @@ sequence-classification task of the suite (parity of a bit string), with torch_g
 custom_gru (and the LSTM in the same shape for reference), each with its own learning rate.
 
     grubench run experiments/classic_two_layer.py
+
+Calibration: in the earlier runs (lr 1e-3, 1500 steps) every model solved parity T<=10 within
+400-600 steps; 400 steps at lengths up to 20 had left every model at chance (0.50).
 """
 
 from grubench.experiment import Experiment

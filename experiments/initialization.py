@@ -2,6 +2,12 @@
 the GRU and the LSTM (conditions), each initialization with its own learning rate.
 
     grubench run experiments/initialization.py
+
+Calibration: in the earlier 500-step runs (hidden 32, adding T=100, lr 3e-3) torch_gru solved
+in 0/3 seeds with PyTorch's default and 1/3 to 3/3 with Xavier or orthogonal, and no LSTM left
+the chance plateau; a pilot LSTM (hidden 64, lr 1e-2) solved T=100 at step 900. Quick: 2000
+steps, a stop 3 validations after solving, so that "speeds up convergence" is read from steps
+to solve rather than from who is still at chance when the budget ends.
 """
 
 from grubench.experiment import Claim, Experiment, Tip

@@ -3,6 +3,11 @@ of the same size: the score at each one's best rate, and how sensitive each is t
 (the tuning table is half of the answer here).
 
     grubench run experiments/optimizer.py
+
+Calibration: in the earlier 500-step runs (LSTM hidden 32, adding T=50) Adam solved at lr 3e-2
+(3/3) and 1e-2 (2/3), RMSprop's best rate (1e-2) reached MSE 0.079 with no seed solved, and SGD
+with momentum stayed at chance at every rate from 1e-2 to 3e-1. Quick: 2000 steps, a stop 3
+validations after solving.
 """
 
 from grubench.experiment import Claim, Experiment, Tip

@@ -3,6 +3,11 @@ penalty, and dropout between two layers, on a training set small enough to overf
 samples), each with its own learning rate: test score and the train-validation gap.
 
     grubench run experiments/regularization.py
+
+Calibration: in the earlier 800-step runs at lr 3e-3 the unregularized model reached
+validation MSE 0.0029 and barely overfit (gap 7e-4), L1 1e-4 kept the model at chance (so the
+L1 arm uses 1e-5 here). Quick: 1200 steps and no early stop, since generalization is read at
+the end of training.
 """
 
 from grubench.experiment import Claim, Experiment, Tip

@@ -5,6 +5,11 @@ two lengths of the adding problem. Every run probes its gradient flow (the norm 
 each time step, at initialization and during training), and the report plots those curves.
 
     grubench run experiments/vanishing_gradients.py
+
+Calibration: in the earlier 500-step runs (hidden 32, lr 3e-3) only the layer-normalized GRU
+solved T=150, and no RNN remedy solved either length; in the gru_vs_lstm quick profile
+(hidden 64, up to 3000 steps) the GRU solved T=150 in a median 300 steps, the LSTM in 1400,
+the tanh RNN never. Quick: 2000 steps, a stop 3 validations after solving.
 """
 
 from grubench.experiment import Claim, Experiment, Tip

@@ -93,6 +93,9 @@ class Report:
     comparisons: list[tuple[str, str, str, stats.Interval, int]]
     tips: list[tuple[Tip, list[ClaimResult]]]
     seconds: float = 0.0  # wall time of the sweep's invocations (parent runs)
+    steps_trained: int = 0  # over every finished run of both stages
+    steps_budgeted: int = 0  # what their max_steps allowed
+    stop_after_solved: int = 0  # the children's stop rule (validations held solved)
 
     @property
     def verdict(self) -> str:
@@ -150,6 +153,11 @@ def _build_report(client, experiment: Experiment, profile: str) -> Report:
                 seconds += (parent.info.end_time - parent.info.start_time) / 1000
     tuning = expand_tuning(experiment, profile)
     selection = select(tuning, done)
+    trained = budgeted = 0
+    for run in done.values():
+        if "steps" in run.data.metrics and "trainer.max_steps" in run.data.params:
+            trained += int(run.data.metrics["steps"])
+            budgeted += int(run.data.params["trainer.max_steps"])
     missing = [c.key for c in tuning if c.key not in done]
     points = {cell: kept.point for cell, kept in selection.items()}
     cells = {}
@@ -190,7 +198,10 @@ def _build_report(client, experiment: Experiment, profile: str) -> Report:
             if not math.isnan(result.p.estimate):
                 comparisons.append((measure, a, b, result.p, result.fewest_seeds))
     tips = [(tip, [claim_result(found, claim) for claim in tip.claims]) for tip in experiment.tips]
-    return Report(experiment, profile, list(cells.values()), missing, comparisons, tips, seconds)
+    children = tuning or expand(experiment, profile)
+    stop = max((c.config.stop_after_solved for c in children), default=0)
+    return Report(experiment, profile, list(cells.values()), missing, comparisons, tips, seconds,
+                  trained, budgeted, stop)  # fmt: skip
 
 
 def _pairs(experiment: Experiment) -> list[tuple[str, str]]:
@@ -267,6 +278,13 @@ def to_markdown(report: Report, heading: str = "###") -> str:
             lines.append(f"| {cell.arm} | {cell.condition or '–'} | " + " | ".join(values) + " |")
     if experiment.tuning_note:
         lines += ["", experiment.tuning_note]
+    if report.steps_budgeted:
+        share = report.steps_trained / report.steps_budgeted
+        rule = (f"runs stop {report.stop_after_solved} validations after solving"
+                if report.stop_after_solved else "no early stop")  # fmt: skip
+        lines += ["", f"Compute: the {len(tuned) and 'tuning and evaluation '}runs trained "
+                  f"{report.steps_trained} of the {report.steps_budgeted} steps their budgets "
+                  f"allow ({share:.0%}; {rule})."]  # fmt: skip
     lines += ["", "**Verdict** (P(A > B): the chance that a run of A scores above a run of B in "
               "the same condition, averaged over conditions; 95% stratified bootstrap "
               "interval):", "", report.verdict]  # fmt: skip
