@@ -195,11 +195,19 @@ def test_tuning_selects_on_validation_then_evaluates_fresh_seeds(tracking_uri, c
         ("tune", "gru", "lr=0.001", 100), ("tune", "gru", "lr=0.03", 100),
         ("tune", "rnn", "lr=0.001", 100), ("tune", "rnn", "lr=0.03", 100),
     ]  # fmt: skip
-    # the kept point is the one with the higher validation score, read back by hand
+    # the kept point is the one with the higher validation score (floored at 0; a tie goes
+    # to the point without divergence, then to the first), read back by hand
     for arm in ("gru", "rnn"):
-        tuning = {r.data.tags["grubench.point"]: r.data.metrics[VAL_SCORE] for r in runs
-                  if r.data.tags["grubench.stage"] == "tune" and r.data.tags["grubench.arm"] == arm}  # fmt: skip
-        best = max(tuning, key=tuning.get)
+        tuning = {
+            r.data.tags["grubench.point"]: (
+                0.0 if r.data.tags["grubench.outcome"] == "diverged"
+                else max(0.0, r.data.metrics[VAL_SCORE]),
+                r.data.tags["grubench.outcome"] != "diverged",
+            )
+            for r in runs
+            if r.data.tags["grubench.stage"] == "tune" and r.data.tags["grubench.arm"] == arm
+        }  # fmt: skip
+        best = max(["lr=0.001", "lr=0.03"], key=tuning.get)
         assert result.selected[(arm, "")] == best
         evaluation = [r for r in runs if r.data.tags["grubench.stage"] == "eval"
                       and r.data.tags["grubench.arm"] == arm]  # fmt: skip
@@ -239,6 +247,11 @@ def test_unequal_tuning_budgets_and_overlapping_seeds_are_refused():
         expand_tuning(overlap, "quick")
     with pytest.raises(ValueError, match="tip claim names unknown arm 'lstm'"):
         expand(tiny_experiment(tips=[Tip("?", (Claim("lstm", "gru"),))]), "quick")
+    with pytest.raises(ValueError, match="tip claim names unknown condition\\(s\\) \\['T=9'\\]"):
+        expand(tiny_experiment(tips=[Tip("?", (Claim("gru", "rnn", conditions=("T=9",)),))]),
+               "quick")  # fmt: skip
+    with pytest.raises(ValueError, match="has points whose labels coincide"):
+        expand_tuning(tiny_experiment(tune={"optim.lr": [1e-3, 1.0000001e-3]}), "quick")
 
 
 def _fake_child(client, experiment_id, experiment, child, score, steps=None, diverged=False):
@@ -335,3 +348,40 @@ def test_conditions_with_different_metrics_in_one_report(tracking_uri):
     table = to_markdown(report)
     assert "| gru | adding | – |" in table and "| parity | – |" in table
     assert "| acc " in table and "| mse " in table
+
+
+def test_shards_never_share_an_evaluation_child_whichever_cells_are_tuned():
+    import itertools
+
+    from grubench.protocol import Selection
+    from grubench.runner import _evaluation
+
+    experiment = tuned_experiment(seeds={"quick": [0, 1, 2, 3, 4], "full": [0]})
+    first = {(a, ""): "lr=0.001" for a in experiment.arms}
+
+    def share(index, tuned_cells):  # what shard `index` runs when these cells are tuned
+        selection = {cell: Selection("lr=0.03") for cell in tuned_cells}
+        mine = {c.key for c in expand(experiment, "quick", None, first)[index::2]}
+        return {c.key for c in _evaluation(experiment, "quick", None, selection, mine)}
+
+    states = ([("rnn", "")], [("gru", "")], [("gru", ""), ("rnn", "")])
+    # the two shards may see different cells tuned (one finishes its share before the other)
+    for seen_by_0, seen_by_1 in itertools.product(states, states):
+        assert not share(0, seen_by_0) & share(1, seen_by_1), (seen_by_0, seen_by_1)
+    assert len(share(0, states[2]) | share(1, states[2])) == 10
+
+
+def test_report_counts_the_runs_of_the_files_settings_first(tracking_uri, client):
+    experiment = tiny_experiment()
+    run_sweep(experiment, "quick", tracking_uri, {"trainer": {"max_steps": 3}}, echo=print)
+    report = build_report(experiment, "quick", tracking_uri)
+    # only runs with other settings (a command-line Trainer option): counted, with a note
+    assert report.other_settings == 4 and sum(c.runs for c in report.cells) == 4
+    assert "4 children are counted with a run whose settings differ" in to_markdown(report)
+    result = run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None)
+    assert result.ran == 4  # the file's own settings are a different child run
+    report = build_report(experiment, "quick", tracking_uri)
+    newest = {r.info.run_id for r in children_in_store(client)
+              if r.data.tags["mlflow.parentRunId"] == result.parent_run_id}  # fmt: skip
+    assert report.other_settings == 0
+    assert {i for c in report.cells for i in c.run_ids} == newest

@@ -91,7 +91,7 @@ def test_censored_median_counts_unsolved_runs_as_never():
     assert stats.censored_median([100, 200, math.inf]) == 200
     assert stats.censored_median([100, 200, 300, math.inf]) == 250
     assert stats.censored_median([100, math.inf, math.inf]) == math.inf
-    assert stats.censored_median([100, 300, math.inf, math.inf]) == math.inf
+    assert stats.censored_median([100, 300, math.inf, math.inf]) == 300  # half: Kaplan-Meier
 
 
 def test_verdicts_and_labels_follow_the_interval():

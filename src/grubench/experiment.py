@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import itertools
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,12 @@ class Experiment:
         if unknown:
             problems.append(f"{self.name}: tune_by_arm names unknown arm(s) {unknown}")
         if self.tuned:
+            for arm in self.arms:
+                grid_ = self.grid_for(arm)
+                combos = math.prod(len(values) for values in grid_.values())
+                if len(self.points_for(arm)) != combos:
+                    problems.append(f"{self.name}: {arm}'s grid {grid_} has points whose labels "
+                                    "coincide")  # fmt: skip
             sizes = {arm: len(self.points_for(arm)) for arm in self.arms}
             if len(set(sizes.values())) > 1:
                 problems.append(
@@ -176,8 +183,12 @@ class Experiment:
             problems.append(
                 f"{self.name}: verdict measure(s) {bad}; choose from: {', '.join(MEASURES)}"
             )
+        names = set(self.conditions).union(*self.conditions_by_profile.values())
         for tip in self.tips:
             for claim in tip.claims:
+                unknown = sorted(set(claim.conditions) - names)
+                if unknown:
+                    problems.append(f"{self.name}: tip claim names unknown condition(s) {unknown}")
                 for arm in (claim.better, claim.worse):
                     if arm not in self.arms:
                         problems.append(f"{self.name}: tip claim names unknown arm {arm!r}")

@@ -3,8 +3,9 @@ point with the best mean validation score over the tuning seeds.
 
 A run's score is its normalized objective (0 = the task's chance level, 1 = perfect; see
 :mod:`grubench.stats`): ``final/val/score`` for tuning runs, ``test/score`` for evaluation
-runs. A diverged run scores 0, as the trivial predictor does: it is counted, not dropped.
-Ties in the mean score go to the point whose runs solved in fewer steps.
+runs, floored at 0: a diverged run, or one that ends worse than the trivial predictor, scores
+0, as that predictor does: it is counted, not dropped. Ties in the mean score go to the point
+with fewer diverged runs, then to the one whose runs solved in fewer steps.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ def diverged(run) -> bool:
 
 
 def run_score(run, key: str) -> float:
-    """The run's normalized score under ``key``; 0 for a diverged run, nan if missing."""
+    """The run's normalized score under ``key``, floored at 0: a run that ends worse than the
+    trivial predictor has learned no more than it, and a diverged run scores 0 too; nan when
+    the run has no such metric."""
     if diverged(run):
         return 0.0
     value = run.data.metrics.get(key)
-    return float(value) if value is not None and math.isfinite(value) else math.nan
+    return max(0.0, float(value)) if value is not None and math.isfinite(value) else math.nan
 
 
 def run_steps(run) -> float:
@@ -70,7 +73,8 @@ def select(tuning: list[Child], runs_by_key: dict[str, object]) -> dict[tuple[st
     return selected
 
 
-def _rank(score: float, runs: list) -> tuple[float, float]:
-    """Higher mean score first, then fewer mean steps to solve; no score ranks last."""
+def _rank(score: float, runs: list) -> tuple[float, int, float]:
+    """Higher mean score first, then fewer diverged runs, then fewer mean steps to solve; a
+    point without scores ranks last."""
     steps = statistics.fmean(run_steps(r) for r in runs)
-    return (math.inf if math.isnan(score) else -score, steps)
+    return (math.inf if math.isnan(score) else -score, sum(map(diverged, runs)), steps)

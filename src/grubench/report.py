@@ -96,6 +96,7 @@ class Report:
     steps_trained: int = 0  # over every finished run of both stages
     steps_budgeted: int = 0  # what their max_steps allowed
     stop_after_solved: int = 0  # the children's stop rule (validations held solved)
+    other_settings: int = 0  # children counted with a run of settings other than the file's
 
     @property
     def verdict(self) -> str:
@@ -119,18 +120,20 @@ def _cells(experiment: Experiment, profile: str) -> list[tuple[str, str]]:
     return [(a, c) for a in experiment.arms for c in experiment.conditions_for(profile)]
 
 
-def claim_result(cells: list[Cell], claim: Claim) -> ClaimResult:
-    """P(claim.better beats claim.worse) on the claim's measure over its conditions."""
+def claim_result(cells: list[Cell], claim: Claim, conditions: list[str]) -> ClaimResult:
+    """P(claim.better beats claim.worse) on the claim's measure over its conditions (those of
+    ``conditions`` the claim names, or all); a condition where either arm has no evaluation
+    runs yet leaves the claim at "too few seeds", whatever the others say."""
     by_arm: dict[str, dict[str, Cell]] = {}
     for cell in cells:
-        by_arm.setdefault(cell.arm, {})[cell.condition] = cell
+        if cell.runs:
+            by_arm.setdefault(cell.arm, {})[cell.condition] = cell
     better, worse = by_arm.get(claim.better, {}), by_arm.get(claim.worse, {})
-    conditions = [
-        c for c in better if c in worse and (not claim.conditions or c in claim.conditions)
-    ]
-    a = [better[c].measure(claim.measure) for c in conditions]
-    b = [worse[c].measure(claim.measure) for c in conditions]
-    fewest = min([len(x) for x in a + b], default=0)
+    wanted = [c for c in conditions if not claim.conditions or c in claim.conditions]
+    both = [c for c in wanted if c in better and c in worse]
+    a = [better[c].measure(claim.measure) for c in both]
+    b = [worse[c].measure(claim.measure) for c in both]
+    fewest = min([len(x) for x in a + b], default=0) if len(both) == len(wanted) else 0
     return ClaimResult(claim, stats.probability_of_improvement(a, b), fewest)
 
 
@@ -140,25 +143,30 @@ def build_report(experiment: Experiment, profile: str, tracking_uri: str | None 
 
 def _build_report(client, experiment: Experiment, profile: str) -> Report:
     mlflow_experiment = client.get_experiment_by_name(experiment.name)
-    done, seconds = {}, 0.0
+    finished, newest, seconds = {}, {}, 0.0
     if mlflow_experiment is not None:
         sweep = sweep_id(experiment, profile)
-        runs = sweep_runs(client, mlflow_experiment.experiment_id, sweep)
-        # newest finished run per child key, whatever its settings' hash: a sweep run with
-        # command-line Trainer options (accelerator, devices) is still the same child
-        for (key, _), run in finished_by_key(runs).items():
-            done.setdefault(key, run)
-        for parent in sweep_runs(client, mlflow_experiment.experiment_id, sweep, "parent"):
-            if parent.info.end_time:
-                seconds += (parent.info.end_time - parent.info.start_time) / 1000
+        finished = finished_by_key(sweep_runs(client, mlflow_experiment.experiment_id, sweep))
+        for (key, _), run in finished.items():  # newest first
+            newest.setdefault(key, run)
+        seconds = sweep_seconds(client, experiment, profile)
+    other_settings: set[str] = set()
+
+    def run_of(child):
+        """The child's newest finished run with the file's settings; else, with a note, its
+        newest with others (a sweep run with command-line Trainer options, such as
+        accelerator and devices, is still the same child)."""
+        run = finished.get((child.key, child.config_hash()))
+        if run is None and child.key in newest:
+            run = newest[child.key]
+            other_settings.add(child.key)
+        return run
+
     tuning = expand_tuning(experiment, profile)
-    selection = select(tuning, done)
-    trained = budgeted = 0
-    for run in done.values():
-        if "steps" in run.data.metrics and "trainer.max_steps" in run.data.params:
-            trained += int(run.data.metrics["steps"])
-            budgeted += int(run.data.params["trainer.max_steps"])
-    missing = [c.key for c in tuning if c.key not in done]
+    tuning_runs = {c.key: run for c in tuning if (run := run_of(c)) is not None}
+    selection = select(tuning, tuning_runs)
+    used = list(tuning_runs.values())
+    missing = [c.key for c in tuning if c.key not in tuning_runs]
     points = {cell: kept.point for cell, kept in selection.items()}
     cells = {}
     for child in expand(experiment, profile, selected=points):
@@ -167,10 +175,15 @@ def _build_report(client, experiment: Experiment, profile: str) -> Report:
             Cell(child.arm, child.condition, selected=child.point,
                  tuning=selection.get((child.arm, child.condition))),
         )  # fmt: skip
-        run = done.get(child.key)
+        run = run_of(child)
         if run is None or (experiment.tuned and run.data.tags.get("grubench.point") != child.point):
             missing.append(child.key)  # not run yet at the selected point
+            other_settings.discard(child.key)
             continue
+        if math.isnan(run_score(run, TEST_SCORE)):
+            missing.append(f"{child.key} (no test score)")
+            continue
+        used.append(run)
         metrics = run.data.metrics
         cell.metric = run.data.tags.get("grubench.objective", "")
         cell.run_ids.append(run.info.run_id)
@@ -190,18 +203,24 @@ def _build_report(client, experiment: Experiment, profile: str) -> Report:
         if (arm, condition) not in cells:
             cells[(arm, condition)] = Cell(arm, condition)
             missing += [f"{arm}, {condition} (evaluation: tuning not finished)"]
-    found = [cell for cell in cells.values() if cell.runs]
+    found, conditions = list(cells.values()), list(experiment.conditions_for(profile))
     comparisons = []
     for measure in experiment.verdict_measures:
         for a, b in _pairs(experiment):
-            result = claim_result(found, Claim(a, b, measure))
+            result = claim_result(found, Claim(a, b, measure), conditions)
             if not math.isnan(result.p.estimate):
                 comparisons.append((measure, a, b, result.p, result.fewest_seeds))
-    tips = [(tip, [claim_result(found, claim) for claim in tip.claims]) for tip in experiment.tips]
+    tips = [(tip, [claim_result(found, claim, conditions) for claim in tip.claims])
+            for tip in experiment.tips]  # fmt: skip
+    trained = budgeted = 0
+    for run in used:
+        if "steps" in run.data.metrics and "trainer.max_steps" in run.data.params:
+            trained += int(run.data.metrics["steps"])
+            budgeted += int(run.data.params["trainer.max_steps"])
     children = tuning or expand(experiment, profile)
     stop = max((c.config.stop_after_solved for c in children), default=0)
     return Report(experiment, profile, list(cells.values()), missing, comparisons, tips, seconds,
-                  trained, budgeted, stop)  # fmt: skip
+                  trained, budgeted, stop, len(other_settings))  # fmt: skip
 
 
 def _pairs(experiment: Experiment) -> list[tuple[str, str]]:
@@ -282,7 +301,8 @@ def to_markdown(report: Report, heading: str = "###") -> str:
         share = report.steps_trained / report.steps_budgeted
         rule = (f"runs stop {report.stop_after_solved} validations after solving"
                 if report.stop_after_solved else "no early stop")  # fmt: skip
-        lines += ["", f"Compute: the {len(tuned) and 'tuning and evaluation '}runs trained "
+        stages = "tuning and evaluation " if experiment.tuned else ""
+        lines += ["", f"Compute: the {stages}runs trained "
                   f"{report.steps_trained} of the {report.steps_budgeted} steps their budgets "
                   f"allow ({share:.0%}; {rule})."]  # fmt: skip
     lines += ["", "**Verdict** (P(A > B): the chance that a run of A scores above a run of B in "
@@ -291,6 +311,10 @@ def to_markdown(report: Report, heading: str = "###") -> str:
     if report.tips:
         lines += ["", "**Tips:**", ""]
         lines += [tip_line(tip, results) for tip, results in report.tips]
+    if report.other_settings:
+        lines += ["", f"{report.other_settings} children are counted with a run whose settings "
+                  "differ from the file's (command-line Trainer options, or an older "
+                  "definition): rerun the sweep to replace them."]  # fmt: skip
     if report.missing:
         more = " ..." if len(report.missing) > 20 else ""
         lines += ["", f"Missing ({len(report.missing)} children without a finished run): "

@@ -143,7 +143,10 @@ def run_sweep(
     todo = [c for c in tuning if (c.key, c.config_hash()) not in done]
     result.skipped = len(tuning) - len(todo)
     selection = selection_from_store(all_tuning, existing)
-    evaluation = expand(experiment, profile, overrides, _points(selection))[index::count]
+    # a shard's evaluation children are its share of the whole stage (the preview), whichever
+    # cells have finished tuning: two shards never take the same child
+    mine = {c.key for c in evaluation_preview}
+    evaluation = _evaluation(experiment, profile, overrides, selection, mine)
     eval_todo = [c for c in evaluation if (c.key, c.config_hash()) not in done]
     result.skipped += len(evaluation) - len(eval_todo)
     # cells still being tuned: all of their evaluation children are (probably) to run
@@ -174,8 +177,7 @@ def run_sweep(
                 existing = sweep_runs(client, experiment_id, sweep)
                 selection = selection_from_store(all_tuning, existing)
                 done = finished_by_key(existing)
-                evaluation = expand(experiment, profile, overrides, _points(selection))
-                evaluation = evaluation[index::count]
+                evaluation = _evaluation(experiment, profile, overrides, selection, mine)
                 eval_todo = [c for c in evaluation if (c.key, c.config_hash()) not in done]
                 progress.total = progress.position + len(eval_todo)
             result.selected = _points(selection)
@@ -198,6 +200,12 @@ def run_sweep(
         raise
     finally:
         client.set_terminated(parent_id, status)
+
+
+def _evaluation(experiment, profile, overrides, selection, mine: set[str]) -> list[Child]:
+    """The evaluation children of this shard whose cell has a selection."""
+    children = expand(experiment, profile, overrides, _points(selection))
+    return [c for c in children if c.key in mine]
 
 
 def _points(selection: dict[tuple[str, str], Selection]) -> dict[tuple[str, str], str]:

@@ -118,14 +118,17 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> I
 
 def censored_median(steps: Sequence[float]) -> float:
     """The median of steps to solve, unsolved runs given as ``inf`` (they never solved within
-    the budget): infinite when fewer than half solved. All runs of a cell share one budget, so
-    this equals the Kaplan-Meier median with censoring at the budget."""
+    the budget): infinite when fewer than half solved; with exactly half solved, the last of
+    them. All runs of a cell share one budget, so this is the Kaplan-Meier median (the first
+    step where the share still unsolved falls to one half) with censoring at the budget."""
     x = np.sort(np.asarray(steps, dtype=float))
     if x.size == 0:
         return math.nan
     lower, upper = x[(x.size - 1) // 2], x[x.size // 2]
-    if math.isinf(upper):
+    if math.isinf(lower):
         return math.inf
+    if math.isinf(upper):  # exactly half solved: where the survival curve reaches 0.5
+        return float(lower)
     return float((lower + upper) / 2)
 
 
