@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -543,3 +545,57 @@ def test_subnormals_flushed_in_every_pool_thread_then_restored():
     assert survivors() == tiny.numel()
     with gru_bptt.subnormals_flushed(False):
         assert survivors() == tiny.numel()
+
+
+LOAD = textwrap.dedent(
+    """
+    import time
+    from grubench.models import gru_bptt
+    start = time.perf_counter()
+    ops = gru_bptt.load_extension()
+    print("LOADED", ops is not None and hasattr(ops, "forward"), time.perf_counter() - start)
+    """
+)
+
+
+def _load_in(extensions: Path, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", LOAD], env={**os.environ, "TORCH_EXTENSIONS_DIR": str(extensions)},
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_stale_lock_files_do_not_block_loading_the_built_loops(tmp_path):
+    # torch's own build lock, left by a killed process, made every later load wait forever;
+    # grubench loads a built library without taking any lock
+    if gru_bptt.load_extension() is None:
+        pytest.skip("the compiled loops cannot be built here")
+    built = gru_bptt.library_path()
+    target = tmp_path / built.parent.name / built.name
+    target.parent.mkdir()
+    shutil.copy(built, target)
+    (target.parent / "lock").write_text("")
+    (tmp_path / f"py311_cpu/{built.stem}").mkdir(parents=True)
+    (tmp_path / f"py311_cpu/{built.stem}/lock").write_text("")  # where torch would look
+    result = _load_in(tmp_path, timeout=120)
+    assert "LOADED True" in result.stdout, result.stderr
+    assert "compiling" not in result.stderr
+
+
+def test_a_process_killed_while_compiling_does_not_block_the_next_load(tmp_path):
+    if gru_bptt.load_extension() is None:
+        pytest.skip("the compiled loops cannot be built here")
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    builder = subprocess.Popen([sys.executable, "-c", LOAD], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    locks: list[Path] = []
+    while not locks and time.monotonic() < deadline and builder.poll() is None:
+        locks = list(tmp_path.glob("*/build-*/lock"))  # torch's lock, inside its own folder
+        time.sleep(0.05)
+    assert locks, "the build never took its lock"
+    builder.kill()  # -9 while it holds the lock
+    builder.communicate()
+    result = _load_in(tmp_path, timeout=300)
+    assert "LOADED True" in result.stdout, result.stderr
+    assert not list(tmp_path.glob("*/build-*"))  # the killed build's folder is gone

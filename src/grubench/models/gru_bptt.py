@@ -39,8 +39,11 @@ tests/test_custom_gru.py checks each path against it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -73,7 +76,7 @@ def extension_disabled() -> bool:
 
 
 def load_extension() -> object | None:
-    """Builds (first use, ~20-40 s, cached by torch under ``TORCH_EXTENSIONS_DIR``) and loads
+    """Builds (first use, ~20-40 s, cached under ``TORCH_EXTENSIONS_DIR``) and loads
     ``csrc/gru_bptt.cpp``; returns ``torch.ops.grubench_gru`` or None where it cannot be built
     (no compiler, no ninja, an unsupported platform), with one warning saying why."""
     with _lock:
@@ -82,41 +85,43 @@ def load_extension() -> object | None:
         return _extension["ops"]
 
 
+def _capability() -> tuple[str, list[str]]:
+    capability = torch.backends.cpu.get_cpu_capability()
+    flags = _CAPABILITY_FLAGS.get(capability)
+    if flags is None:
+        return "DEFAULT", []
+    return capability, flags
+
+
+def _cflags(capability: str, flags: list[str]) -> list[str]:
+    return ["-O3", "-fopenmp", f"-DCPU_CAPABILITY={capability}",
+            f"-DCPU_CAPABILITY_{capability}", *flags]  # fmt: skip
+
+
+def library_path() -> Path:
+    """Where the built library lives: a folder named by a hash of everything the build
+    depends on (source, flags, torch and Python versions), so a change builds anew."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    capability, flags = _capability()
+    digest = hashlib.sha1(_SOURCE.read_bytes())
+    for part in (*_cflags(capability, flags), torch.__version__, sys.version):
+        digest.update(part.encode())
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    name = f"grubench_gru_{capability.lower()}"
+    return root / f"{name}-{digest.hexdigest()[:12]}" / f"{name}.so"
+
+
 def _build() -> object | None:
     if extension_disabled():
         return None
     if hasattr(torch.ops, "grubench_gru") and hasattr(torch.ops.grubench_gru, "forward"):
         return torch.ops.grubench_gru  # already registered in this process
-    capability = torch.backends.cpu.get_cpu_capability()
-    flags = _CAPABILITY_FLAGS.get(capability)
-    if flags is None:
-        capability, flags = "DEFAULT", []
-    if shutil.which("ninja") is None:
-        # cpp_extension runs `ninja` from PATH; the pip package (a dependency) installs it
-        # next to the interpreter, which is not on PATH when the venv is not activated.
-        try:
-            import ninja
-
-            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
-        except (ImportError, AttributeError):
-            pass
     try:
-        from torch.utils.cpp_extension import load
-
-        load(
-            name=f"grubench_gru_{capability.lower()}",
-            sources=[str(_SOURCE)],
-            extra_cflags=[
-                "-O3",
-                "-fopenmp",
-                f"-DCPU_CAPABILITY={capability}",
-                f"-DCPU_CAPABILITY_{capability}",
-                *flags,
-            ],
-            extra_ldflags=["-fopenmp"],
-            is_python_module=False,
-            verbose=False,
-        )
+        library = library_path()
+        if not library.is_file():
+            _compile(library)
+        torch.ops.load_library(str(library))
     except Exception as error:  # noqa: BLE001 - any build failure means: use the Python path
         warnings.warn(
             f"grubench: could not build the compiled GRU loops ({type(error).__name__}: "
@@ -127,6 +132,55 @@ def _build() -> object | None:
         )
         return None
     return torch.ops.grubench_gru
+
+
+def _compile(library: Path) -> None:
+    """Builds into a folder of this process's own and moves the library into place
+    atomically. No lock is shared between processes: a process killed while building leaves
+    only its own folder behind (removed by the next build), never a lock that blocks the next
+    load, as ``torch.utils.cpp_extension.load``'s own lock file does."""
+    if shutil.which("ninja") is None:
+        # cpp_extension runs `ninja` from PATH; the pip package (a dependency) installs it
+        # next to the interpreter, which is not on PATH when the venv is not activated.
+        try:
+            import ninja
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        except (ImportError, AttributeError):
+            pass
+    from torch.utils.cpp_extension import load
+
+    library.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(library.parent)
+    build = Path(tempfile.mkdtemp(prefix=f"build-{os.getpid()}-", dir=library.parent))
+    print(f"grubench: compiling the GRU loops (first use, about 30 s) in {build}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    try:
+        capability, flags = _capability()
+        load(
+            name=library.stem,
+            sources=[str(_SOURCE)],
+            extra_cflags=_cflags(capability, flags),
+            extra_ldflags=["-fopenmp"],
+            build_directory=str(build),
+            is_python_module=False,
+            verbose=False,
+        )
+        os.replace(build / library.name, library)  # another process may have won: the same
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+
+
+def _remove_abandoned_builds(folder: Path) -> None:
+    """Build folders of processes that no longer run (killed while compiling)."""
+    for build in folder.glob("build-*-*"):
+        try:
+            pid = int(build.name.split("-")[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(build, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
 
 
 def _forward_loop(
