@@ -142,6 +142,7 @@ BAD_INPUTS = [
     ("resume-no-store", "fit --resume {stopped} --tracking_uri sqlite:///{dir}/none/mlflow.db", ["no store at sqlite:///", RESUME_FORM]),
     ("shard-range", "run {dir}/tiny.py --shard 2/2", ["shard 2/2: need 0 <= i < n"]),
     ("shard-form", "run {dir}/tiny.py --shard half", ["--shard 'half': expected i/n, e.g. 0/2"]),
+    ("workers", "run {dir}/tiny.py --workers 0", ["--workers '0': expected a whole number >= 1"]),
     ("experiment-file", "run {dir}/missing.py", ["no experiment file", "missing.py"]),
     ("profile", "run {dir}/tiny.py --profile fast", ["--profile 'fast': choose from: quick, full"]),
     ("sweep-child", "run {dir}/bad_child.py", ["bad | seed=0: model.name: unknown model 'gruu'", CHOICES_MODEL]),

@@ -385,3 +385,88 @@ def test_report_counts_the_runs_of_the_files_settings_first(tracking_uri, client
               if r.data.tags["mlflow.parentRunId"] == result.parent_run_id}  # fmt: skip
     assert report.other_settings == 0
     assert {i for c in report.cells for i in c.run_ids} == newest
+
+
+def test_workers_fit_each_child_once_with_the_metrics_of_one_process(
+    tracking_uri, client, tmp_path
+):
+    experiment = tuned_experiment()
+    lines = []
+    result = run_sweep(experiment, "quick", tracking_uri, echo=lines.append, workers=2)
+    assert (result.ran, result.failed) == (8, [])
+    assert sum("left)" in line for line in lines) == 8  # a progress line per finished child
+    parallel = {r.data.tags["grubench.child_key"]: r for r in children_in_store(client)}
+    assert len(parallel) == 8 and all(r.info.status == "FINISHED" for r in parallel.values())
+    # the same sweep in one process, into another store: the same numbers
+    other = f"sqlite:///{tmp_path / 'one' / 'mlflow.db'}"
+    run_sweep(experiment, "quick", other, echo=lambda _: None)
+    from mlflow.tracking import MlflowClient
+
+    single = {r.data.tags["grubench.child_key"]: r for r in children_in_store(MlflowClient(other))}
+    assert single.keys() == parallel.keys()
+    for key, run in single.items():
+        for metric in ("final/val/score", "final/val/mse", "steps"):
+            assert parallel[key].data.metrics[metric] == run.data.metrics[metric], (key, metric)
+    again = run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None, workers=2)
+    assert (again.ran, again.skipped) == (0, 8)
+    with pytest.raises(ConfigError, match="workers 0: need a whole number >= 1"):
+        run_sweep(experiment, "quick", tracking_uri, workers=0)
+
+
+PARALLEL = """
+from grubench.experiment import Experiment
+
+EXPERIMENT = Experiment(
+    name="parallel", question="?", arms={"gru": {"model": {"name": "torch_gru"}}},
+    seeds={"quick": [0, 1, 2], "full": [0]},
+    base={"model": {"hidden_size": 8},
+          "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 10, "val_size": 32,
+                   "test_size": 32},
+          "trainer": {"max_steps": 3000, "enable_progress_bar": False}},
+)
+"""
+
+
+def test_sigterm_to_a_parallel_sweep_stops_every_worker_then_rerun_continues(
+    tracking_uri, client, tmp_path
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "parallel.py"
+    path.write_text(PARALLEL)
+    command = [sys.executable, "-m", "grubench.cli", "run", str(path), "--workers", "2",
+               "--tracking_uri", tracking_uri]  # fmt: skip
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, running = time.monotonic() + 180, []
+    while len(running) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        experiment = client.get_experiment_by_name("parallel")
+        if experiment is not None:
+            runs = sweep_runs(client, experiment.experiment_id, "parallel:quick")
+            running = [r for r in runs if r.info.status == "RUNNING"
+                       and client.get_metric_history(r.info.run_id, "train/loss")]  # fmt: skip
+    assert len(running) == 2, "two children never trained at once"
+    workers = {int(r.data.tags["grubench.pid"]) for r in running}
+    sweep.send_signal(signal.SIGTERM)
+    output = sweep.communicate(timeout=120)[0]
+    assert sweep.returncode == 143, output
+    for pid in workers:  # every worker has ended
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    experiment_id = client.get_experiment_by_name("parallel").experiment_id
+    stopped = {r.info.run_id: r.info.status for r in sweep_runs(client, experiment_id,
+                                                                 "parallel:quick")}  # fmt: skip
+    assert {stopped[r.info.run_id] for r in running} == {"KILLED"}
+    # the re-run continues the two stopped runs and fits the third child: each once
+    result = run_sweep(load_experiment(path), "quick", tracking_uri, echo=lambda _: None,
+                       workers=2)  # fmt: skip
+    assert result.resumed == 2 and not result.failed
+    runs = sweep_runs(client, experiment_id, "parallel:quick")
+    assert sorted(r.data.tags["grubench.child_key"] for r in runs) == [
+        "gru | seed=0", "gru | seed=1", "gru | seed=2"]  # fmt: skip
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert {r.info.run_id for r in running} <= {r.info.run_id for r in runs}

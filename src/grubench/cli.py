@@ -393,16 +393,23 @@ def cmd_run(argv: list[str]) -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="list the grid and exit")
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th child from i")
+    parser.add_argument(
+        "--workers", default="1",
+        help="fit N children at once, each in a process of its own with its share of the cores",
+    )  # fmt: skip
     args, extra = parser.parse_known_args(argv)
     if args.profile not in PROFILES:
         return _fail([f"--profile {args.profile!r}: choose from: {', '.join(PROFILES)}"], prog)
     experiment = _load(args.experiment, prog)
     overrides = {"trainer": _trainer_pairs(extra, prog)} if extra else {}
     shard = parse_shard(args.shard)
+    if not args.workers.isdigit() or int(args.workers) < 1:
+        return _fail([f"--workers {args.workers!r}: expected a whole number >= 1"], prog)
     try:
         result = run_sweep(
-            experiment, args.profile, args.tracking_uri, overrides, shard, args.dry_run
-        )
+            experiment, args.profile, args.tracking_uri, overrides, shard, args.dry_run,
+            workers=int(args.workers),
+        )  # fmt: skip
     except ConfigError as err:
         return _fail(err.problems, prog)
     except ValueError as err:

@@ -19,6 +19,9 @@ invocation.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +31,7 @@ from typing import Any
 from grubench.experiment import Child, Experiment, expand, expand_tuning, sweep_id
 from grubench.fit import ConfigError, quiet_lightning, resume_point, run_fit, validate_fit_config
 from grubench.protocol import Selection, select
-from grubench.resume import StopSignals
+from grubench.resume import Interrupted, StopSignals
 from grubench.tracking import SUPERSEDED, ensure_experiment, get_client, resolve_tracking_uri
 
 ROLE, SWEEP, KEY, HASH = (
@@ -104,13 +107,18 @@ def run_sweep(
     shard: tuple[int, int] = (0, 1),
     dry_run: bool = False,
     echo: Callable[[str], None] = print,
+    workers: int = 1,
 ) -> SweepResult:
     """The tuning stage, the selection (read back from the store), then the evaluation
     stage, under one parent run. A shard runs its share of each stage; evaluation children
-    of a cell whose tuning another shard has not finished wait for the next invocation."""
+    of a cell whose tuning another shard has not finished wait for the next invocation.
+    ``workers`` > 1 fits that many children at once, each in a worker process of its own
+    with its share of the cores (:class:`_Pool`)."""
     index, count = shard
     if not (count >= 1 and 0 <= index < count):
         raise ConfigError([f"shard {index}/{count}: need 0 <= i < n"])
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ConfigError([f"workers {workers!r}: need a whole number >= 1"])
     all_tuning = expand_tuning(experiment, profile, overrides)
     tuning = all_tuning[index::count]
     # every evaluation child differs from a tuning child only in its seed: checking them at
@@ -167,12 +175,13 @@ def run_sweep(
     result.parent_run_id = parent_id = parent.info.run_id
     status, started = "FAILED", time.perf_counter()
     progress = _Progress(len(todo) + len(eval_todo) + pending, started, echo)
+    pool = _Pool(workers) if workers > 1 else None
+    stage = _Stage(client, uri, parent_id, sweep, result, progress, pool)
     try:
         # Lightning's per-fit banner would bury the progress lines; a signal between two
         # children stops the sweep at once (within one, the fit stops with a checkpoint)
         with quiet_lightning(), StopSignals():
-            for child in todo:
-                _fit_child(child, client, existing, uri, parent_id, sweep, result, progress)
+            stage.run(todo, existing)
             if todo:  # the tuning runs just made count for the selection
                 existing = sweep_runs(client, experiment_id, sweep)
                 selection = selection_from_store(all_tuning, existing)
@@ -188,17 +197,20 @@ def run_sweep(
                     echo(f"selected for {', '.join(p for p in (arm, condition) if p)}: "
                          f"{kept.point} (mean validation score "
                          f"{kept.scores[kept.point]:.3f})")  # fmt: skip
-            for child in eval_todo:
-                _fit_child(child, client, existing, uri, parent_id, sweep, result, progress)
+            stage.run(eval_todo, existing)
         if result.waiting:
             echo(f"{result.waiting} evaluation children wait for tuning runs of other shards: "
                  "run this command again when those have finished")  # fmt: skip
         status = "FINISHED" if not result.failed else "FAILED"
         return result
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit) as stop:
         status = "KILLED"
+        if pool is not None:  # each worker stops its fit with a checkpoint, as one process does
+            pool.stop(getattr(stop, "signum", None) or signal.SIGTERM)
         raise
     finally:
+        if pool is not None:
+            pool.close()
         client.set_terminated(parent_id, status)
 
 
@@ -230,32 +242,30 @@ class _Progress:
 
 
 def _fit_child(child, client, existing, uri, parent_id, sweep, result, progress) -> None:
+    """One child in this process: resume or supersede its older runs, fit, report."""
     progress.position += 1
-    resume = _resumable(client, existing, child, uri)
+    resume = _prepare(child, client, existing, uri, parent_id, sweep, result)
     progress.line(child, f" (resuming run {resume[0]} from step {resume[1]}) ..." if resume
                   else " ...")  # fmt: skip
     child_start = time.perf_counter()
-    _supersede(client, existing, child, keep=resume[0] if resume else None)
-    summary = _run_child(
-        child, uri, parent_id, sweep, result, resume[0] if resume else None, client
-    )
+    summary = _run_child(child, result, resume[0] if resume else None)
+    _report(child, summary, time.perf_counter() - child_start, progress)
+
+
+def _report(child: Child, summary: str, seconds: float, progress: _Progress) -> None:
     elapsed = time.perf_counter() - progress.started
-    left = elapsed / progress.position * (progress.total - progress.position)
-    progress.line(child, f": {summary} ({_duration(time.perf_counter() - child_start)}; "
+    left = elapsed / max(progress.position, 1) * (progress.total - progress.position)
+    progress.line(child, f": {summary} ({_duration(seconds)}; "
                   f"elapsed {_duration(elapsed)}, about {_duration(left)} left)")  # fmt: skip
 
 
-def _run_child(
-    child: Child,
-    uri: str,
-    parent_id: str,
-    sweep: str,
-    result: SweepResult,
-    resume: str | None = None,
-    client=None,
-) -> str:
-    """Fit one child as a tagged child run of ``parent_id`` (or continue its interrupted run
-    ``resume``, which moves under ``parent_id``); returns a one-word summary."""
+def _prepare(child, client, existing, uri, parent_id, sweep, result) -> tuple[str, int] | None:
+    """Tag the child's config as a child run of ``parent_id``; (run id, step) of its
+    interrupted run to continue (moved under ``parent_id``), if any, after superseding its
+    other old runs."""
+    resume = _resumable(client, existing, child, uri)
+    run_id = resume[0] if resume else None
+    _supersede(client, existing, child, keep=run_id)
     child.config.tracking_uri = uri
     child.config.run_name = f"{child.stage} {child.label} | s{child.seed}"
     child.config.tags = {
@@ -266,14 +276,111 @@ def _run_child(
         "grubench.config": child.label, "grubench.seed": str(child.seed),
     }  # fmt: skip
     result.ran += 1
-    if resume:
+    if run_id:
         result.resumed += 1
-        client.set_tag(resume, "mlflow.parentRunId", parent_id)
+        client.set_tag(run_id, "mlflow.parentRunId", parent_id)
+    return resume
+
+
+def _run_child(child: Child, result: SweepResult, resume: str | None = None) -> str:
+    """Fit one prepared child; returns a one-word summary (the sweep goes on after a
+    failure: the child's run is marked FAILED)."""
     try:
         return run_fit(child.config, resume=resume).outcome
-    except Exception as err:  # the sweep goes on; the child's run is marked FAILED
+    except Exception as err:
         result.failed.append(child.key)
         return f"FAILED: {type(err).__name__}: {err}"
+
+
+@dataclass
+class _Stage:
+    """Runs one stage's children: one after the other, or on the worker pool."""
+
+    client: Any
+    uri: str
+    parent_id: str
+    sweep: str
+    result: SweepResult
+    progress: _Progress
+    pool: _Pool | None
+
+    def run(self, children: list[Child], existing) -> None:
+        where = (self.client, existing, self.uri, self.parent_id, self.sweep, self.result)
+        if self.pool is None:
+            for child in children:
+                _fit_child(child, *where, self.progress)
+            return
+        prepared = []
+        for child in children:
+            resume = _prepare(child, *where)
+            prepared.append((child, resume[0] if resume else None))
+        for child, (summary, seconds, failed) in self.pool.map(prepared):
+            self.progress.position += 1
+            if failed:
+                self.result.failed.append(child.key)
+            _report(child, summary, seconds, self.progress)
+
+
+def _worker_init(threads: int, pids) -> None:
+    """A pool worker: its share of the cores, quiet Lightning, its own process group (a
+    terminal's Ctrl+C reaches the sweep's process only, which stops each worker once)."""
+    import torch
+
+    os.setpgrp()
+    torch.set_num_threads(threads)
+    pids.put(os.getpid())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+def _fit_in_worker(child: Child, resume: str | None) -> tuple[str, float, bool]:
+    """(summary, seconds, failed) of one child fitted in a pool worker."""
+    start = time.perf_counter()
+    try:
+        outcome = run_fit(child.config, resume=resume).outcome
+        return outcome, time.perf_counter() - start, False
+    except Interrupted as stop:  # its run is KILLED with a checkpoint; the sweep stops
+        return f"stopped by {stop.signal_name}", time.perf_counter() - start, False
+    except Exception as err:
+        return f"FAILED: {type(err).__name__}: {err}", time.perf_counter() - start, True
+
+
+class _Pool:
+    """``workers`` processes (spawned: no state shared with the sweep's process), each with
+    ``cores // workers`` torch threads, fitting children as they free up. Results come back in
+    the order children finish."""
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        self.threads = max(1, (os.cpu_count() or 1) // workers)
+        self._pids = context.Queue()
+        self.executor = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_worker_init,
+            initargs=(self.threads, self._pids),
+        )  # fmt: skip
+        self.pids: set[int] = set()
+
+    def map(self, prepared: list[tuple[Child, str | None]]):
+        from concurrent.futures import as_completed
+
+        futures = {self.executor.submit(_fit_in_worker, c, r): c for c, r in prepared}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+    def stop(self, signum: int) -> None:
+        """Send each worker one stop signal; their fits checkpoint and end KILLED."""
+        while not self._pids.empty():
+            self.pids.add(self._pids.get())
+        for pid in self.pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _resumable(client, existing, child: Child, uri: str) -> tuple[str, int] | None:
