@@ -422,7 +422,7 @@ EXPERIMENT = Experiment(
     base={"model": {"hidden_size": 8},
           "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 10, "val_size": 32,
                    "test_size": 32},
-          "trainer": {"max_steps": 3000, "enable_progress_bar": False}},
+          "trainer": {"max_steps": 1200, "enable_progress_bar": False}},
 )
 """
 
@@ -470,3 +470,44 @@ def test_sigterm_to_a_parallel_sweep_stops_every_worker_then_rerun_continues(
         "gru | seed=0", "gru | seed=1", "gru | seed=2"]  # fmt: skip
     assert all(r.info.status == "FINISHED" for r in runs)
     assert {r.info.run_id for r in running} <= {r.info.run_id for r in runs}
+
+
+def test_a_worker_killed_minus_9_fails_its_child_and_the_rerun_completes(
+    tracking_uri, client, tmp_path
+):
+    import os
+    import signal
+    import threading
+    import time
+
+    path = tmp_path / "parallel.py"
+    path.write_text(PARALLEL)
+    experiment = load_experiment(path)
+    killed: list[str] = []
+
+    def kill_a_training_worker():
+        deadline = time.monotonic() + 180
+        while not killed and time.monotonic() < deadline:
+            time.sleep(0.5)
+            found = client.get_experiment_by_name("parallel")
+            for run in sweep_runs(client, found.experiment_id, "parallel:quick") if found else []:
+                if run.info.status == "RUNNING" and client.get_metric_history(
+                    run.info.run_id, "train/loss"
+                ):
+                    os.kill(int(run.data.tags["grubench.pid"]), signal.SIGKILL)
+                    killed.append(run.info.run_id)
+                    return
+
+    killer = threading.Thread(target=kill_a_training_worker)
+    killer.start()
+    result = run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None, workers=2)
+    killer.join()
+    assert killed and result.failed  # recorded, not a traceback
+    # the re-run fits what is left; every child ends FINISHED once
+    again = run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None, workers=2)
+    assert not again.failed
+    runs = sweep_runs(client, client.get_experiment_by_name("parallel").experiment_id,
+                      "parallel:quick")  # fmt: skip
+    assert sorted(r.data.tags["grubench.child_key"] for r in runs) == [
+        "gru | seed=0", "gru | seed=1", "gru | seed=2"]  # fmt: skip
+    assert all(r.info.status == "FINISHED" for r in runs)

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,6 +120,10 @@ def run_sweep(
         raise ConfigError([f"shard {index}/{count}: need 0 <= i < n"])
     if not (isinstance(workers, int) and workers >= 1):
         raise ConfigError([f"workers {workers!r}: need a whole number >= 1"])
+    devices = (overrides or {}).get("trainer", {}).get("devices")
+    if workers > 1 and devices not in (None, 1, "1", "auto"):
+        raise ConfigError([f"workers {workers} with trainer.devices {devices!r}: a multi-device "
+                           "fit launches processes of its own; use one worker"])  # fmt: skip
     all_tuning = expand_tuning(experiment, profile, overrides)
     tuning = all_tuning[index::count]
     # every evaluation child differs from a tuning child only in its seed: checking them at
@@ -209,9 +214,11 @@ def run_sweep(
             pool.stop(getattr(stop, "signum", None) or signal.SIGTERM)
         raise
     finally:
-        if pool is not None:
-            pool.close()
-        client.set_terminated(parent_id, status)
+        try:
+            if pool is not None:
+                pool.close()
+        finally:
+            client.set_terminated(parent_id, status)
 
 
 def _evaluation(experiment, profile, overrides, selection, mine: set[str]) -> list[Child]:
@@ -314,65 +321,126 @@ class _Stage:
         for child in children:
             resume = _prepare(child, *where)
             prepared.append((child, resume[0] if resume else None))
-        for child, (summary, seconds, failed) in self.pool.map(prepared):
+        stopped = None
+        for child, (summary, seconds, status) in self.pool.map(prepared):
             self.progress.position += 1
-            if failed:
+            if status == "failed":
                 self.result.failed.append(child.key)
+            if status == "stopped" and stopped is None:  # a worker was signalled directly
+                stopped = child
+                self.pool.stop(signal.SIGTERM)
             _report(child, summary, seconds, self.progress)
+        if stopped is not None:  # the sweep stops as if it had been signalled itself
+            raise Interrupted(signal.SIGTERM)
 
 
-def _worker_init(threads: int, pids) -> None:
+_STOP = None  # in a pool worker: the pool's stop event (set by the sweep's process)
+
+
+def _worker_init(threads: int, pids, stop) -> None:
     """A pool worker: its share of the cores, quiet Lightning, its own process group (a
-    terminal's Ctrl+C reaches the sweep's process only, which stops each worker once)."""
+    terminal's Ctrl+C reaches the sweep's process only, which stops each worker once), and a
+    signal outside a fit only marks the worker as stopping (a fit handles its own)."""
     import torch
 
+    global _STOP
+    _STOP = stop
     os.setpgrp()
+    try:  # Linux: end with the sweep's process, even one killed -9
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     torch.set_num_threads(threads)
     pids.put(os.getpid())
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 
-def _fit_in_worker(child: Child, resume: str | None) -> tuple[str, float, bool]:
-    """(summary, seconds, failed) of one child fitted in a pool worker."""
+def _fit_in_worker(child: Child, resume: str | None) -> tuple[str, float, str]:
+    """(summary, seconds, status) of one child fitted in a pool worker; status is "ok",
+    "failed", "stopped" (by a signal: its run is KILLED with a checkpoint) or "skipped" (the
+    pool was stopping before it started)."""
     start = time.perf_counter()
+    if _STOP is not None and _STOP.is_set():
+        return "not started (stopping)", 0.0, "skipped"
     try:
         outcome = run_fit(child.config, resume=resume).outcome
-        return outcome, time.perf_counter() - start, False
-    except Interrupted as stop:  # its run is KILLED with a checkpoint; the sweep stops
-        return f"stopped by {stop.signal_name}", time.perf_counter() - start, False
+        return outcome, time.perf_counter() - start, "ok"
+    except Interrupted as stop:
+        return f"stopped by {stop.signal_name}", time.perf_counter() - start, "stopped"
     except Exception as err:
-        return f"FAILED: {type(err).__name__}: {err}", time.perf_counter() - start, True
+        return f"FAILED: {type(err).__name__}: {err}", time.perf_counter() - start, "failed"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (taskset, cgroups, SLURM), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class _Pool:
     """``workers`` processes (spawned: no state shared with the sweep's process), each with
-    ``cores // workers`` torch threads, fitting children as they free up. Results come back in
-    the order children finish."""
+    ``usable cores // workers`` torch threads, fitting children as they free up. Results come
+    back in the order children finish; a worker that dies (killed -9, out of memory) fails
+    the children it and the pool had in hand, and the pool starts afresh."""
 
     def __init__(self, workers: int) -> None:
         import multiprocessing
+
+        from grubench.models.gru_bptt import load_extension
+
+        load_extension()  # built once here, not by every worker at once
+        self.workers = workers
+        self.context = multiprocessing.get_context("spawn")
+        self.threads = max(1, usable_cores() // workers)
+        self._pids = self.context.Queue()
+        self.stopping = self.context.Event()
+        self.pids: set[int] = set()
+        self.executor = self._executor()
+
+    def _executor(self):
         from concurrent.futures import ProcessPoolExecutor
 
-        context = multiprocessing.get_context("spawn")
-        self.threads = max(1, (os.cpu_count() or 1) // workers)
-        self._pids = context.Queue()
-        self.executor = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_worker_init,
-            initargs=(self.threads, self._pids),
+        return ProcessPoolExecutor(
+            self.workers, mp_context=self.context, initializer=_worker_init,
+            initargs=(self.threads, self._pids, self.stopping),
         )  # fmt: skip
-        self.pids: set[int] = set()
 
     def map(self, prepared: list[tuple[Child, str | None]]):
         from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
 
         futures = {self.executor.submit(_fit_in_worker, c, r): c for c, r in prepared}
+        broken = False
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            try:
+                yield futures[future], future.result()
+            except BrokenProcessPool:
+                broken = True
+                yield futures[future], ("FAILED: its worker process died", 0.0, "failed")
+        if broken:
+            self.executor.shutdown(wait=True)
+            self.executor = self._executor()
 
     def stop(self, signum: int) -> None:
-        """Send each worker one stop signal; their fits checkpoint and end KILLED."""
-        while not self._pids.empty():
-            self.pids.add(self._pids.get())
+        """Send each worker one stop signal: a fit checkpoints and ends KILLED, a worker
+        between fits starts no other."""
+        import queue
+
+        if self.stopping.is_set():  # once: a second signal would stop fits without a checkpoint
+            return
+        self.stopping.set()
+        while True:
+            try:
+                self.pids.add(self._pids.get(timeout=0.2))
+            except queue.Empty:
+                break
+        self.pids |= set(getattr(self.executor, "_processes", None) or {})
         for pid in self.pids:
             try:
                 os.kill(pid, signum)
@@ -380,7 +448,24 @@ class _Pool:
                 pass
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        """Wait for the workers to end; a further signal meanwhile is passed on to them."""
+        forward = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+        if threading.current_thread() is threading.main_thread():
+            for signum in forward:
+                signal.signal(signum, lambda signum, _: self._signal_all(signum))
+        try:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                for signum, handler in forward.items():
+                    signal.signal(signum, handler)
+
+    def _signal_all(self, signum: int) -> None:
+        for pid in self.pids | set(getattr(self.executor, "_processes", None) or {}):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
 
 
 def _resumable(client, existing, child: Child, uri: str) -> tuple[str, int] | None:

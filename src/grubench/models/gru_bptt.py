@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -115,13 +116,14 @@ def library_path() -> Path:
 def _build() -> object | None:
     if extension_disabled():
         return None
-    if hasattr(torch.ops, "grubench_gru") and hasattr(torch.ops.grubench_gru, "forward"):
+    if _registered():
         return torch.ops.grubench_gru  # already registered in this process
     try:
         library = library_path()
         if not library.is_file():
-            _compile(library)
-        torch.ops.load_library(str(library))
+            _compile(library)  # loads what it built
+        if not _registered():
+            torch.ops.load_library(str(library))
     except Exception as error:  # noqa: BLE001 - any build failure means: use the Python path
         warnings.warn(
             f"grubench: could not build the compiled GRU loops ({type(error).__name__}: "
@@ -132,6 +134,10 @@ def _build() -> object | None:
         )
         return None
     return torch.ops.grubench_gru
+
+
+def _registered() -> bool:
+    return hasattr(torch.ops, "grubench_gru") and hasattr(torch.ops.grubench_gru, "forward")
 
 
 def _compile(library: Path) -> None:
@@ -152,12 +158,13 @@ def _compile(library: Path) -> None:
 
     library.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_builds(library.parent)
-    build = Path(tempfile.mkdtemp(prefix=f"build-{os.getpid()}-", dir=library.parent))
+    prefix = f"build-{os.getpid()}@{socket.gethostname()}-"  # the folder may be shared by hosts
+    build = Path(tempfile.mkdtemp(prefix=prefix, dir=library.parent))
     print(f"grubench: compiling the GRU loops (first use, about 30 s) in {build}",
           file=sys.stderr, flush=True)  # fmt: skip
     try:
         capability, flags = _capability()
-        load(
+        built = load(
             name=library.stem,
             sources=[str(_SOURCE)],
             extra_cflags=_cflags(capability, flags),
@@ -166,20 +173,22 @@ def _compile(library: Path) -> None:
             is_python_module=False,
             verbose=False,
         )
-        os.replace(build / library.name, library)  # another process may have won: the same
+        os.replace(built or build / library.name, library)  # a rival build made the same
     finally:
         shutil.rmtree(build, ignore_errors=True)
 
 
 def _remove_abandoned_builds(folder: Path) -> None:
-    """Build folders of processes that no longer run (killed while compiling)."""
-    for build in folder.glob("build-*-*"):
+    """Build folders of this host's processes that no longer run (killed while compiling)."""
+    for build in folder.glob("build-*@*-*"):
+        owner, host = build.name.rsplit("-", 1)[0].removeprefix("build-").split("@", 1)
+        if host != socket.gethostname() or not owner.isdigit():
+            continue
         try:
-            pid = int(build.name.split("-")[1])
-            os.kill(pid, 0)
+            os.kill(int(owner), 0)
         except ProcessLookupError:
             shutil.rmtree(build, ignore_errors=True)
-        except (ValueError, PermissionError):
+        except PermissionError:  # someone else's live process
             continue
 
 
