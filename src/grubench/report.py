@@ -362,7 +362,8 @@ def plot_curves(client, report: Report, path: Path) -> Path:
     conditions = list(dict.fromkeys(cell.condition for cell in report.cells))
     columns = min(len(conditions), 3)
     rows = math.ceil(len(conditions) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), squeeze=False)
+    width = max(4.2 * columns, 7.0)  # room for the legend and the title with one panel
+    fig, axes = plt.subplots(rows, columns, figsize=(width, 3.3 * rows), squeeze=False)
     colors = arm_colors(report.experiment)
     for ax, condition in zip(axes.flat, conditions):
         metric, chance = "", None
@@ -397,10 +398,11 @@ def plot_curves(client, report: Report, path: Path) -> Path:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=colors[a], label=a) for a in report.experiment.arms]
     handles.append(plt.Line2D([], [], color="gray", linestyle=":", label="chance level"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8,
+    per_row = 3 if width < 8 else 4
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), per_row), fontsize=8,
                frameon=False)  # fmt: skip
     fig.suptitle(report.experiment.question, fontsize=10)
-    legend_rows = math.ceil(len(handles) / 4)
+    legend_rows = math.ceil(len(handles) / per_row)
     fig.tight_layout(rect=(0, 0.05 * legend_rows + 0.02, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
