@@ -519,12 +519,11 @@ def faq_block(
     ``write_report`` runs for each question (tables and plots under ``results``)."""
     from grubench.experiment import load_experiment
 
-    client = get_client(resolve_tracking_uri(tracking_uri))
     sections, tips = [], []
     for path in paths:
         experiment = load_experiment(path)
         report, files = write_report(experiment, profile, results, tracking_uri)
-        seconds = sweep_seconds(client, experiment, profile)
+        seconds = report.seconds
         command = f"grubench run {_relative(path, root)}"
         ran = f"# {duration(seconds)} here" if seconds else "# not run into this store yet"
         text = to_markdown(report, heading="####").split("\n", 1)[1]
