@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every question's quick profile into ./mlruns as two shards at once (one torch thread each:
-# the quick models are too small to use two threads well), each shard run twice so that its
-# evaluation stage sees the other shard's tuning runs; then the README's FAQ block.
+# Every question's quick profile into ./mlruns, one child per core at once (--workers auto: one
+# torch thread each; the quick models are too small to use two threads well), then the
+# README's FAQ block. Interrupted, it continues where it stopped.
 #   experiments/run_all_quick.sh                 # every question
 #   experiments/run_all_quick.sh gru_vs_lstm     # some
 set -euo pipefail
@@ -14,12 +14,7 @@ if [ ${#questions[@]} -eq 0 ]; then
 fi
 for question in "${questions[@]}"; do
   start=$(date +%s)
-  for pass in 1 2; do
-    OMP_NUM_THREADS=1 "$grubench" run "experiments/$question.py" --shard 0/2 > /dev/null &
-    OMP_NUM_THREADS=1 "$grubench" run "experiments/$question.py" --shard 1/2 > /dev/null &
-    wait
-  done
-  "$grubench" run "experiments/$question.py" | tail -n 1
+  "$grubench" run "experiments/$question.py" --workers auto | tail -n 1
   echo "$question: $(( $(date +%s) - start )) s"
 done
 # the README's order: the questions people ask first, then the checks of the models themselves

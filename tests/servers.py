@@ -55,3 +55,54 @@ def rest(base: str, path: str, body: dict) -> dict:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
+
+
+@contextmanager
+def ray_head(num_cpus: int = 2, timeout: float = 120) -> Iterator[str]:
+    """A real Ray head (``ray start --head --block``) on 127.0.0.1 in its own session; yields
+    its address. Every port it opens is on 127.0.0.1 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0,
+    which the caller's environment also needs), and the whole process group (GCS, raylet,
+    workers) is stopped afterwards, pass or fail."""
+    import shutil
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+        "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", str(num_cpus),
+        "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp,
+        "--object-store-memory", str(200 * 1024 * 1024),
+        "--ray-client-server-port", str(free_port()),
+        "--dashboard-agent-listen-port", str(free_port()),
+    ]  # fmt: skip
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    log = open(Path(temp) / "head.log", "w+")
+    process = subprocess.Popen(command, start_new_session=True, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while "Ray runtime started" not in (Path(temp) / "head.log").read_text():
+            assert process.poll() is None, (Path(temp) / "head.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, f"no Ray head in {timeout} s"
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, signum)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                process.poll()  # reaps the leader once it exits
+                try:
+                    os.killpg(process.pid, 0)  # any process of the group left?
+                except ProcessLookupError:
+                    break
+                time.sleep(0.2)
+        process.wait()
+        log.close()
+        shutil.rmtree(temp, ignore_errors=True)

@@ -4,9 +4,12 @@ strategy="ddp" Trainer inside pytest (Lightning re-executes the command line for
 import subprocess
 import sys
 
+import pytest
+
 from tests.test_cli import TINY
 
 
+@pytest.mark.slow  # ~25 s; the torchrun test covers the same one-run rule
 def test_two_process_ddp_fit_makes_one_run(tracking_uri, client):
     command = [
         sys.executable, "-m", "grubench.cli", "fit", *TINY,

@@ -80,7 +80,8 @@ def store(tmp_path_factory):
     experiment_id = client.create_experiment("grubench")
     ids = {}
     for name, status in (("finished", "FINISHED"), ("killed", "KILLED"), ("stopped", "KILLED"),
-                         ("running", "RUNNING"), ("superseded", "KILLED")):  # fmt: skip
+                         ("running", "RUNNING"), ("superseded", "KILLED"),
+                         ("corrupt", "KILLED")):  # fmt: skip
         run_id = client.create_run(experiment_id).info.run_id
         log_config(client, run_id, resolved_config(tiny_config(uri)))  # hidden_size 8
         client.set_terminated(run_id, status)
@@ -93,6 +94,9 @@ def store(tmp_path_factory):
         checkpoint = checkpoint_dir(uri, ids[name]) / "last.ckpt"
         checkpoint.parent.mkdir(parents=True)
         torch.save({"global_step": 4}, checkpoint)
+    corrupt = checkpoint_dir(uri, ids["corrupt"]) / "last.ckpt"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes((checkpoint_dir(uri, ids["stopped"]) / "last.ckpt").read_bytes()[:100])
     (root / "broken.yaml").write_text("model:\n  name: [lstm\n")
     (root / "keys.yaml").write_text("seed: 1\nmodels:\n  name: lstm\n")
     (root / "options.yaml").write_text("model:\n  name: lstm\n  hiden_size: 3\n")
@@ -137,12 +141,12 @@ BAD_INPUTS = [
     ("resume-finished", "fit --resume {finished}", ["the run is FINISHED already; there is nothing to resume", RESUME_FORM]),
     ("resume-no-checkpoint", "fit --resume {killed}", ["the run (KILLED) has no checkpoint", "start it again with: grubench fit --config ", "config.yaml"]),
     ("resume-running", "fit --resume {running}", ["the run is RUNNING in process", "stop it first", RESUME_FORM]),
+    ("resume-corrupt", "fit --resume {corrupt}", ["its checkpoint ", "last.ckpt cannot be read (", "start the run afresh with: grubench fit --config ", "config.yaml"]),
     ("resume-superseded", "fit --resume {superseded}", ["superseded by a newer run of its sweep child", RESUME_FORM]),
     ("resume-conflict", "fit --resume {stopped} --model.hidden_size 16", ["model.hidden_size is 8 in the run's config, not 16", "a resumed run keeps its config"]),
     ("resume-no-store", "fit --resume {stopped} --tracking_uri sqlite:///{dir}/none/mlflow.db", ["no store at sqlite:///", RESUME_FORM]),
-    ("shard-range", "run {dir}/tiny.py --shard 2/2", ["shard 2/2: need 0 <= i < n"]),
-    ("shard-form", "run {dir}/tiny.py --shard half", ["--shard 'half': expected i/n, e.g. 0/2"]),
-    ("workers", "run {dir}/tiny.py --workers 0", ["--workers '0': expected a whole number >= 1"]),
+    ("cpus", "run {dir}/tiny.py --cpus-per-child half", ["--cpus-per-child 'half': expected a whole number >= 1"]),
+    ("workers", "run {dir}/tiny.py --workers 0", ["--workers '0': expected a whole number >= 1 or auto"]),
     ("experiment-file", "run {dir}/missing.py", ["no experiment file", "missing.py"]),
     ("profile", "run {dir}/tiny.py --profile fast", ["--profile 'fast': choose from: quick, full"]),
     ("sweep-child", "run {dir}/bad_child.py", ["bad | seed=0: model.name: unknown model 'gruu'", CHOICES_MODEL]),
@@ -363,7 +367,8 @@ def test_sweep_killed_minus_9_mid_child_completes_each_child_once(tracking_uri, 
     )
     get_client(tracking_uri)  # the store exists before the worker starts
     process = subprocess.Popen(
-        [sys.executable, "-m", "grubench.cli", "run", str(path), "--tracking_uri", tracking_uri],
+        [sys.executable, "-m", "grubench.cli", "run", str(path), "--tracking_uri", tracking_uri,
+         "--workers", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -391,7 +396,7 @@ def test_sweep_killed_minus_9_mid_child_completes_each_child_once(tracking_uri, 
     logged = max(m.step for m in client.get_metric_history(crashed, "train/loss"))
     assert step < logged < 60  # steps after the checkpoint were logged before the kill
 
-    assert main(["run", str(path), "--tracking_uri", tracking_uri]) == 0
+    assert main(["run", str(path), "--tracking_uri", tracking_uri, "--workers", "1"]) == 0
     runs = client.search_runs([experiment_id], "tags.`grubench.role` = 'child'")
     assert sorted(r.data.tags["grubench.seed"] for r in runs) == ["0", "1"]  # nothing extra
     assert all(r.info.status == "FINISHED" for r in runs)

@@ -34,7 +34,7 @@ def test_three_concurrent_fits_on_a_fresh_embedded_store(tracking_uri):
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2"]
 
 
-def test_fit_and_two_shard_sweep_against_a_tracking_server(tmp_path):
+def test_fit_and_a_parallel_sweep_against_a_tracking_server(tmp_path):
     port = free_port()
     (tmp_path / "server").mkdir()
     command = [
@@ -49,9 +49,9 @@ def test_fit_and_two_shard_sweep_against_a_tracking_server(tmp_path):
         fit = subprocess.run([sys.executable, "-m", "grubench.cli", "fit", *TINY],
                              env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
         assert fit.returncode == 0, fit.stdout[-2000:] + fit.stderr[-2000:]
-        # a sweep split over two shards, both against the server
+        # a sweep on two worker processes, each writing to the server
         experiment = Experiment(
-            name="served", question="two shards, one server",
+            name="served", question="two workers, one server",
             arms={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
             base={"model": {"hidden_size": 8},
                   "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 3, "val_size": 32,
@@ -59,8 +59,8 @@ def test_fit_and_two_shard_sweep_against_a_tracking_server(tmp_path):
                   "trainer": {"max_steps": 3, "enable_progress_bar": False}},
             seeds={"quick": [0, 1, 2], "full": [0]},
         )  # fmt: skip
-        for shard in (0, 1):
-            run_sweep(experiment, "quick", base, shard=(shard, 2), echo=lambda _: None)
+        result = run_sweep(experiment, "quick", base, echo=lambda _: None, workers=2)
+        assert (result.ran, result.failed) == (6, [])
         # read back over the REST API
         experiments = rest(base, "experiments/search", {"max_results": 100})["experiments"]
         ids = {e["name"]: e["experiment_id"] for e in experiments}
@@ -70,5 +70,20 @@ def test_fit_and_two_shard_sweep_against_a_tracking_server(tmp_path):
                                            "max_results": 100})["runs"]  # fmt: skip
         children = [r for r in sweep if {"key": "grubench.role", "value": "child"}
                     in r["data"]["tags"]]  # fmt: skip
-        assert len(children) == 6 and len(sweep) == 8  # 6 children, one parent per shard
+        assert len(children) == 6 and len(sweep) == 7  # 6 children, one parent
         assert build_report(experiment, "quick", base).missing == []
+
+
+def test_a_child_that_cannot_reach_its_store_fails_with_a_message(monkeypatch):
+    from grubench.children import Where, fit_child
+    from grubench.experiment import expand
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    experiment = Experiment(name="gone", question="?", arms={"gru": {}},
+                            seeds={"quick": [0], "full": [0]})  # fmt: skip
+    (child,) = expand(experiment, "quick")
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    outcome = fit_child(child, Where(uri, "0", "parent", "gone:quick"))
+    assert outcome.status == "failed"
+    assert outcome.summary.startswith(f"FAILED: cannot reach the tracking store {uri}: ")
+    assert "\n" not in outcome.summary

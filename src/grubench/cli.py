@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
+import os
 import subprocess
 import sys
 from dataclasses import fields
@@ -383,7 +384,7 @@ def cmd_run(argv: list[str]) -> int:
     from grubench.experiment import PROFILES
     from grubench.fit import ConfigError
     from grubench.report import build_report, to_markdown
-    from grubench.runner import parse_shard, run_sweep
+    from grubench.runner import run_sweep
 
     prog = "grubench run"
     parser = _sweep_parser(prog, "Run an FAQ experiment's sweep (resumable), then print its table.")
@@ -392,23 +393,36 @@ def cmd_run(argv: list[str]) -> int:
         "is passed to every child's lightning.Trainer."
     )
     parser.add_argument("--dry-run", action="store_true", help="list the grid and exit")
-    parser.add_argument("--shard", default="0/1", help="i/n: run every n-th child from i")
     parser.add_argument(
-        "--workers", default="1",
-        help="fit N children at once, each in a process of its own with its share of the cores",
+        "--workers", default="auto",
+        help="fit N children at once, each in a process of its own with its share of the "
+        "cores (default auto: one per usable core on CPU, one with a GPU accelerator)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray-address", default=os.environ.get("RAY_ADDRESS"),
+        help="run each child as a task on this Ray cluster (default: $RAY_ADDRESS; none: this "
+        "machine)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cpus-per-child", default="1",
+        help="with --ray-address: the CPUs (torch threads) each child's task asks for",
     )  # fmt: skip
     args, extra = parser.parse_known_args(argv)
     if args.profile not in PROFILES:
         return _fail([f"--profile {args.profile!r}: choose from: {', '.join(PROFILES)}"], prog)
     experiment = _load(args.experiment, prog)
     overrides = {"trainer": _trainer_pairs(extra, prog)} if extra else {}
-    shard = parse_shard(args.shard)
-    if not args.workers.isdigit() or int(args.workers) < 1:
-        return _fail([f"--workers {args.workers!r}: expected a whole number >= 1"], prog)
+    if args.workers != "auto" and (not args.workers.isdigit() or int(args.workers) < 1):
+        return _fail([f"--workers {args.workers!r}: expected a whole number >= 1 or auto"], prog)
+    if not args.cpus_per_child.isdigit() or int(args.cpus_per_child) < 1:
+        return _fail([f"--cpus-per-child {args.cpus_per_child!r}: expected a whole number >= 1"],
+                     prog)  # fmt: skip
     try:
         result = run_sweep(
-            experiment, args.profile, args.tracking_uri, overrides, shard, args.dry_run,
-            workers=int(args.workers),
+            experiment, args.profile, args.tracking_uri, overrides, args.dry_run,
+            workers=args.workers if args.workers == "auto" else int(args.workers),
+            ray_address=args.ray_address or None,
+            cpus_per_child=int(args.cpus_per_child),
         )  # fmt: skip
     except ConfigError as err:
         return _fail(err.problems, prog)
@@ -416,14 +430,15 @@ def cmd_run(argv: list[str]) -> int:
         return _fail([str(err)], prog)
     if args.dry_run:
         return 0
-    if shard == (0, 1):
-        print()
-        print(to_markdown(build_report(experiment, args.profile, args.tracking_uri)))
-        where = f" --tracking_uri {args.tracking_uri}" if args.tracking_uri else ""
-        print(f"plots and the table as files: grubench report {args.experiment}{where}")
-        print(f"browse the runs: grubench ui{where}")
+    print()
+    print(to_markdown(build_report(experiment, args.profile, args.tracking_uri)))
+    where = f" --tracking_uri {args.tracking_uri}" if args.tracking_uri else ""
+    print(f"plots and the table as files: grubench report {args.experiment}{where}")
+    print(f"browse the runs: grubench ui{where}")
     if result.failed:
-        print(f"{len(result.failed)} children failed: {', '.join(result.failed)}", file=sys.stderr)
+        print(f"{len(result.failed)} children failed:", file=sys.stderr)
+        for key in result.failed:
+            print(f"  {key}: {result.reasons.get(key, 'FAILED')}", file=sys.stderr)
         return 1
     return 0
 

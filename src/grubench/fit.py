@@ -394,15 +394,22 @@ def resume_point(client, run_id: str, tracking_uri: str) -> ResumePoint:
              "stop it first (a SIGTERM stops it with a checkpoint)"]
         )  # fmt: skip
     path = checkpoint_dir(tracking_uri, run_id) / CHECKPOINT_NAME
+    config = f"{run.info.artifact_uri}/config.yaml".removeprefix("file://")
     if not path.is_file():
-        config = f"{run.info.artifact_uri}/config.yaml".removeprefix("file://")
         raise ConfigError(
             [f"{where}: the run ({status}) has no checkpoint ({path} does not exist: it "
              f"stopped before writing one); start it again with: grubench fit --config {config}"]
         )  # fmt: skip
     import torch
 
-    step = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+    try:
+        step = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+    except Exception as err:  # truncated or overwritten: not a checkpoint torch can read
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(
+            [f"{where}: its checkpoint {path} cannot be read ({reason}); start the run afresh "
+             f"with: grubench fit --config {config}"]
+        ) from None  # fmt: skip
     return ResumePoint(run, path, int(step))
 
 

@@ -490,7 +490,7 @@ FAQ_START, FAQ_END = "<!-- faq:start -->", "<!-- faq:end -->"
 
 
 def sweep_seconds(client, experiment: Experiment, profile: str) -> float:
-    """Wall time during which the sweep ran: the union of its parent runs' intervals (shards
+    """Wall time during which the sweep ran: the union of its parent runs' intervals (drivers
     that ran at once count once)."""
     found = client.get_experiment_by_name(experiment.name)
     if found is None:

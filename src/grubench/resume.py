@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Mapping
@@ -150,8 +151,12 @@ class RunCheckpoint(Checkpoint):
         self.signals.deferring = False
 
     def _save(self, trainer) -> None:
-        # Lightning writes it whole, then moves it in place: a kill leaves the previous one
-        trainer.save_checkpoint(self.path, weights_only=False)  # False: with optimizer states
+        # written whole to a file of its own, then renamed over last.ckpt: a process killed
+        # during the save leaves the previous checkpoint
+        partial = self.dirpath / f".{CHECKPOINT_NAME}.{os.getpid()}.partial"
+        trainer.save_checkpoint(partial, weights_only=False)  # False: with optimizer states
+        if trainer.is_global_zero:
+            os.replace(partial, self.path)
         self._saved_step = trainer.global_step
 
 

@@ -4,7 +4,8 @@ The default store is embedded in ``./mlruns``: a SQLite database (``mlruns/mlflo
 artifact folder (``mlruns/artifacts``) and checkpoints (``mlruns/checkpoints/<run_id>``).
 MLflow 3.13+ refuses the old file store without an opt-in flag, hence SQLite. Any other
 tracking URI (``--tracking_uri`` or ``MLFLOW_TRACKING_URI``), such as an ``http://`` server,
-is used as given; its checkpoints then go under ``./mlruns/checkpoints``.
+is used as given; its checkpoints then go under ``$GRUBENCH_CHECKPOINT_DIR``, else
+``./mlruns/checkpoints``.
 """
 
 from __future__ import annotations
@@ -45,16 +46,28 @@ def artifact_root(tracking_uri: str) -> str | None:
     return None
 
 
+# where checkpoints go when the store is not an embedded SQLite file (e.g. an ``mlflow server``
+# shared by a Ray cluster: point it at a filesystem every node sees, so that a child retried on
+# another node continues from its checkpoint)
+CHECKPOINT_ENV = "GRUBENCH_CHECKPOINT_DIR"
+
+
+def checkpoint_root(tracking_uri: str) -> Path:
+    if not tracking_uri.startswith("sqlite:///") and os.environ.get(CHECKPOINT_ENV):
+        return Path(os.environ[CHECKPOINT_ENV]).resolve()
+    return store_dir(tracking_uri) / "checkpoints"
+
+
 def checkpoint_dir(tracking_uri: str, run_id: str) -> Path:
-    return store_dir(tracking_uri) / "checkpoints" / run_id
+    return checkpoint_root(tracking_uri) / run_id
 
 
 def get_client(tracking_uri: str):
     """An MlflowClient; an embedded SQLite store is created (or migrated) under a file lock.
 
     Several processes opening a fresh SQLite store at once race in MLflow's schema migration
-    ("table already exists"), e.g. the shards of a sweep started together; the lock makes the
-    first one create the schema while the others wait, then find it.
+    ("table already exists"), e.g. the drivers or workers of a sweep started together; the
+    lock makes the first one create the schema while the others wait, then find it.
     """
     from mlflow.tracking import MlflowClient
 

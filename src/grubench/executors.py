@@ -1,0 +1,332 @@
+"""Where a sweep's children run: one after the other in the sweep's process
+(:class:`Serial`), in a pool of local worker processes (:class:`Pool`, ``--workers N``), or as
+tasks on a Ray cluster (:class:`RayTasks`, ``--ray-address``).
+
+Every executor offers the same three things to the sweep: ``free`` (how many more children
+it would start now), ``submit(child)``, and ``wait(timeout)`` (the children that ended since,
+with their :class:`~grubench.children.Outcome`). Each child runs
+:func:`grubench.children.fit_child`, which reads the child's runs from the store itself: a
+child retried after its worker died continues the run that worker left, from its checkpoint.
+
+Locally a process pool, not Ray: a pool worker costs a Python process (~0.3 GB with torch),
+starts in about a second and needs nothing beyond the standard library, where a local Ray
+instance adds ~7 s of start-up, a few hundred MB of resident services and 240 MB of install.
+Ray is for what a pool cannot do: children on other machines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from grubench.children import Outcome, Where, fit_child
+from grubench.experiment import Child
+from grubench.fit import ConfigError
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (taskset, cgroups, SLURM), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class Serial:
+    """Each child in the sweep's own process, when ``wait`` is called; ``announce(child,
+    note)`` prints its start line first."""
+
+    announced = False  # whether the child's start line was printed
+
+    def __init__(self, where: Where, announce: Callable[[Child, str], None]) -> None:
+        self.where, self.announce = where, announce
+        self.pending: list[Child] = []
+
+    @property
+    def free(self) -> int:
+        return 0 if self.pending else 1
+
+    @property
+    def busy(self) -> int:
+        return len(self.pending)
+
+    def submit(self, child: Child) -> None:
+        self.pending.append(child)
+
+    def wait(self, timeout: float) -> list[tuple[Child, Outcome]]:
+        child = self.pending.pop()
+        self.announced = False
+
+        def announce(note: str) -> None:
+            self.announced = True
+            self.announce(child, note)
+
+        return [(child, fit_child(child, self.where, announce))]
+
+    def stop(self, signum: int) -> None:
+        pass  # the fit in this process has its own signal handlers
+
+    def close(self) -> None:
+        pass
+
+
+_STOP = None  # in a pool worker: the pool's stop event (set by the sweep's process)
+
+
+def _worker_init(threads: int, pids, stop) -> None:
+    """A pool worker: its share of the cores, quiet Lightning, its own process group (a
+    terminal's Ctrl+C reaches the sweep's process only, which stops each worker once), and a
+    signal outside a fit only marks the worker as stopping (a fit handles its own)."""
+    import torch
+
+    global _STOP
+    _STOP = stop
+    os.setpgrp()
+    try:  # Linux: end with the sweep's process, even one killed -9
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    torch.set_num_threads(threads)
+    pids.put(os.getpid())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+def _fit_in_worker(child: Child, where: Where) -> Outcome:
+    if _STOP is not None and _STOP.is_set():
+        return Outcome("not started (stopping)", 0.0, "skipped")
+    return fit_child(child, where)
+
+
+class Pool:
+    """``workers`` processes (spawned: no state shared with the sweep's process), each with
+    ``usable cores // workers`` torch threads. A worker that dies (killed -9, out of memory)
+    breaks the pool: it starts afresh and the children it had in hand go again, up to
+    ``retries`` times each (continuing their runs from their checkpoints)."""
+
+    def __init__(self, workers: int, where: Where, retries: int = 2) -> None:
+        import multiprocessing
+
+        from grubench.models.gru_bptt import load_extension
+
+        load_extension()  # built once here, not by every worker at once
+        self.workers, self.where, self.retries = workers, where, retries
+        self.context = multiprocessing.get_context("spawn")
+        self.threads = max(1, usable_cores() // workers)
+        self._pids = self.context.Queue()
+        self.stopping = self.context.Event()
+        self.stop_requested = False
+        self.pids: set[int] = set()
+        self.executor = self._executor()
+        self.futures: dict[Any, Child] = {}
+        self.attempts: dict[str, int] = {}
+
+    def _executor(self):
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(
+            self.workers, mp_context=self.context, initializer=_worker_init,
+            initargs=(self.threads, self._pids, self.stopping),
+        )  # fmt: skip
+
+    @property
+    def free(self) -> int:
+        return max(0, self.workers - len(self.futures))
+
+    @property
+    def busy(self) -> int:
+        return len(self.futures)
+
+    def submit(self, child: Child) -> None:
+        self.futures[self.executor.submit(_fit_in_worker, child, self.where)] = child
+
+    def wait(self, timeout: float) -> list[tuple[Child, Outcome]]:
+        from concurrent.futures import FIRST_COMPLETED
+        from concurrent.futures import wait as wait_for
+        from concurrent.futures.process import BrokenProcessPool
+
+        done, _ = wait_for(list(self.futures), timeout=timeout, return_when=FIRST_COMPLETED)
+        ended, lost = [], []
+        for future in done:
+            child = self.futures.pop(future)
+            try:
+                ended.append((child, future.result()))
+            except BrokenProcessPool:
+                lost.append(child)
+        if lost:  # every child in hand is lost with the pool
+            lost += list(self.futures.values())
+            self.futures.clear()
+            self.executor.shutdown(wait=True)  # (it signals the workers left: not a stop)
+            if not self.stop_requested:
+                self.stopping = self.context.Event()
+            self.executor = self._executor()
+            for child in lost:
+                self.attempts[child.key] = self.attempts.get(child.key, 0) + 1
+                if self.attempts[child.key] > self.retries or self.stop_requested:
+                    ended.append((child, Outcome(
+                        f"FAILED: its worker process died ({self.attempts[child.key]} times)",
+                        0.0, "failed")))  # fmt: skip
+                else:
+                    self.submit(child)
+        return ended
+
+    def stop(self, signum: int) -> None:
+        """Send each worker one stop signal: a fit checkpoints and ends KILLED, a worker
+        between fits starts no other."""
+        import queue
+
+        if self.stop_requested:  # once: a second signal would stop fits without a checkpoint
+            return
+        self.stop_requested = True
+        self.stopping.set()
+        while True:
+            try:
+                self.pids.add(self._pids.get(timeout=0.2))
+            except queue.Empty:
+                break
+        self._signal_all(signum)
+
+    def close(self) -> None:
+        """Wait for the workers to end; a further signal meanwhile is passed on to them."""
+        forward = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+        if threading.current_thread() is threading.main_thread():
+            for signum in forward:
+                signal.signal(signum, lambda signum, _: self._signal_all(signum))
+        try:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                for signum, handler in forward.items():
+                    signal.signal(signum, handler)
+
+    def _signal_all(self, signum: int) -> None:
+        for pid in self.pids | set(getattr(self.executor, "_processes", None) or {}):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+def _ray_fit(child: Child, where: Where, threads: int) -> Outcome:
+    """A child as a Ray task: ``threads`` torch threads (the CPUs the task asked for)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    return fit_child(child, where)
+
+
+def gpus_per_child(child: Child) -> int:
+    """The GPUs a child's Trainer uses: its devices when its accelerator is a GPU."""
+    trainer = child.config.trainer
+    if str(trainer.get("accelerator", "cpu")) not in ("gpu", "cuda"):
+        return 0
+    devices = trainer.get("devices", 1)
+    return int(devices) if str(devices).isdigit() else 1
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` address must accept a connection (other forms go to Ray as given)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if "://" in address or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise ConfigError(
+            [f"--ray-address {address}: no Ray cluster answers there ({err.strerror or err}); "
+             "start one with: ray start --head"]
+        ) from None  # fmt: skip
+
+
+class RayTasks:
+    """Each child a Ray task on the cluster at ``address``, asking for ``cpus`` CPUs and
+    the GPUs its Trainer uses; as many in flight as the cluster's CPUs hold (so that the
+    leases of the children waiting stay free for other drivers). Ray retries a task whose
+    worker died (``retries`` times); the retry continues the child's run from its
+    checkpoint when every node sees the checkpoint folder (``GRUBENCH_CHECKPOINT_DIR``)."""
+
+    def __init__(self, address: str, where: Where, cpus: int = 1, retries: int = 2) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError(
+                [f"--ray-address {address}: Ray is not installed; pip install 'grubench[ray]'"]
+            ) from None
+        from grubench.tracking import CHECKPOINT_ENV, checkpoint_root
+
+        self.ray, self.where, self.cpus, self.retries = ray, where, cpus, retries
+        if not ray.is_initialized():
+            _check_reachable(address)  # ray.init retries an address that never answers for minutes
+            try:
+                env = {CHECKPOINT_ENV: str(checkpoint_root(where.uri))}
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                         runtime_env={"env_vars": env})  # fmt: skip
+            except (ConnectionError, ValueError, RuntimeError) as err:
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise ConfigError(
+                    [f"--ray-address {address}: no Ray cluster answers there ({reason}); start "
+                     "one with: ray start --head"]
+                ) from None  # fmt: skip
+            self._owns_connection = True
+        else:
+            self._owns_connection = False
+        self.task = ray.remote(_ray_fit)
+        self.refs: dict[Any, Child] = {}
+
+    def _capacity(self) -> int:
+        total = self.ray.cluster_resources().get("CPU", 1)
+        return max(1, int(total // self.cpus))
+
+    @property
+    def free(self) -> int:
+        return max(0, self._capacity() - len(self.refs))
+
+    @property
+    def busy(self) -> int:
+        return len(self.refs)
+
+    def submit(self, child: Child) -> None:
+        ref = self.task.options(
+            num_cpus=self.cpus, num_gpus=gpus_per_child(child), max_retries=self.retries,
+            name=child.key,
+        ).remote(child, self.where, self.cpus)  # fmt: skip
+        self.refs[ref] = child
+
+    def wait(self, timeout: float) -> list[tuple[Child, Outcome]]:
+        ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
+        ended = []
+        for ref in ready:
+            child = self.refs.pop(ref)
+            try:
+                ended.append((child, self.ray.get(ref)))
+            except Exception as err:  # the task's worker died more often than retried
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                ended.append((child, Outcome(f"FAILED: {type(err).__name__}: {reason}", 0.0,
+                                             "failed")))  # fmt: skip
+        return ended
+
+    def stop(self, signum: int) -> None:
+        """Cancel every task: a fit stops at its next step with a checkpoint (KILLED)."""
+        for ref in list(self.refs):
+            try:
+                self.ray.cancel(ref)
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        deadline = time.monotonic() + 60
+        while self.refs and time.monotonic() < deadline:  # let cancelled fits checkpoint
+            self.wait(timeout=1.0)
+        if self._owns_connection:
+            self.ray.shutdown()
