@@ -33,6 +33,18 @@ def test_readme_block_is_what_the_command_writes(tracking_uri, tmp_path, capsys)
     before, after = "# title\n\nintro\n", "\n## after\n\nkept as it is\n"
     readme.write_text(f"{before}{FAQ_START}\nstale text\n{FAQ_END}{after}")
     assert main(["run", str(question), "--tracking_uri", tracking_uri]) == 0
+    printed = capsys.readouterr().out
+    # the sweep's parent run carries the printed table and verdict as its description
+    from mlflow.tracking import MlflowClient
+
+    from grubench.runner import sweep_runs
+
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name("tiny_readme")
+    (parent,) = sweep_runs(client, found.experiment_id, "tiny_readme:quick", "parent")
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("### Does a tiny GRU beat a tiny RNN?") and "**Verdict**" in note
+    assert note in printed
     argv = ["readme", "--readme", str(readme), "--experiments", str(tmp_path / "experiments"),
             "--tracking_uri", tracking_uri]  # fmt: skip
     assert main(argv) == 0
@@ -70,3 +82,20 @@ def test_the_repository_readme_holds_every_question():
         assert f"### {experiment.question}" in block, path.name
         for tip in experiment.tips:
             assert f'- "{tip.text}" ' in block, tip.text
+
+
+def test_a_long_report_is_cut_at_a_line_in_the_run_description(tracking_uri):
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    from grubench.report import describe_parent
+
+    client = MlflowClient(tracking_uri)
+    run_id = client.create_run(client.create_experiment("long")).info.run_id
+    lines = [f"| row {i} | {'x' * 60} |" for i in range(400)]
+    describe_parent(client, run_id, "\n".join(lines))
+    note = client.get_run(run_id).data.tags["mlflow.note.content"]
+    assert len(note) <= MAX_TAG_VAL_LENGTH
+    kept, tail = note.split("\n\n... (cut: ", 1)
+    assert kept.split("\n") == lines[: len(kept.split("\n"))]  # whole lines only
+    assert tail.startswith("`grubench report` writes the whole report")

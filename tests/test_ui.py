@@ -1,9 +1,16 @@
 """`grubench ui` serves the store on 127.0.0.1 and lists the runs (a real mlflow server)."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
+
+import pytest
 
 from grubench.fit import run_fit
+from grubench.tracking import get_client
 from tests.servers import free_port, rest, served
 
 
@@ -50,3 +57,65 @@ def test_basic_auth_without_the_extra_fails_clearly(tracking_uri, capsys):
         pytest.skip("mlflow[auth] is installed: --basic-auth would start a server")
     assert main(["ui", "--basic-auth", "--tracking_uri", tracking_uri]) == 2
     assert "pip install 'mlflow[auth]'" in capsys.readouterr().err
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (read from /proc)."""
+    from pathlib import Path
+
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":  # a zombie has ended already
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_signal_to_grubench_ui_stops_its_server_and_everything_it_started(tracking_uri, signum):
+    get_client(tracking_uri)
+    port = free_port()
+    command = [sys.executable, "-m", "grubench.cli", "ui", "--tracking_uri", tracking_uri,
+               "--port", str(port)]  # fmt: skip
+    ui = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)  # fmt: skip
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert ui.poll() is None and time.monotonic() < deadline, "no server"
+                time.sleep(0.5)
+        started = descendants(ui.pid)
+        assert len(started) >= 2  # the server and the workers it started
+        os.kill(ui.pid, signum)  # to grubench ui only, as `kill` or a service manager does
+        assert ui.wait(timeout=60) == 0
+        assert not [pid for pid in started if alive(pid)]  # nothing left
+        with pytest.raises(OSError):  # nothing listening
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+    finally:
+        for pid in started | {ui.pid}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        ui.wait()

@@ -339,10 +339,44 @@ def cmd_ui(argv: list[str]) -> int:
         url = runs_table_url(args.host, args.port, experiment.experiment_id)
         print(f"  {experiment.name}: {url}")
     sys.stdout.flush()
+    return serve(command)
+
+
+def serve(command: list[str]) -> int:
+    """Run the server ``command`` until it exits, or until this process gets SIGTERM or
+    SIGINT: then stop the server and every process it started (its uvicorn workers and job
+    consumers), which share its own process group, and wait until none is left."""
+    import signal
+    import time
+
+    server = subprocess.Popen(command, start_new_session=True)
+    stopping: list[int] = []
+
+    def stop(signum, frame) -> None:
+        stopping.append(signum)
+        _signal_group(server.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+        code = server.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        deadline = time.monotonic() + 15  # what the server started may outlive it
+        while _signal_group(server.pid, 0) and time.monotonic() < deadline:
+            _signal_group(server.pid, signal.SIGTERM)
+            time.sleep(0.2)
+        _signal_group(server.pid, signal.SIGKILL)
+    return 0 if stopping else code
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to the process group ``pgid``; whether any process of it is left."""
+    try:
+        os.killpg(pgid, signum)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def _sweep_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -383,8 +417,9 @@ def _load(path: str, prog: str):
 def cmd_run(argv: list[str]) -> int:
     from grubench.experiment import PROFILES
     from grubench.fit import ConfigError
-    from grubench.report import build_report, to_markdown
+    from grubench.report import build_report, describe_parent, to_markdown
     from grubench.runner import run_sweep
+    from grubench.tracking import get_client, resolve_tracking_uri
 
     prog = "grubench run"
     parser = _sweep_parser(prog, "Run an FAQ experiment's sweep (resumable), then print its table.")
@@ -431,7 +466,11 @@ def cmd_run(argv: list[str]) -> int:
     if args.dry_run:
         return 0
     print()
-    print(to_markdown(build_report(experiment, args.profile, args.tracking_uri)))
+    table = to_markdown(build_report(experiment, args.profile, args.tracking_uri))
+    print(table)
+    if result.parent_run_id:  # the run page in the UI opens on the answer
+        describe_parent(get_client(resolve_tracking_uri(args.tracking_uri)),
+                        result.parent_run_id, table)  # fmt: skip
     where = f" --tracking_uri {args.tracking_uri}" if args.tracking_uri else ""
     print(f"plots and the table as files: grubench report {args.experiment}{where}")
     print(f"browse the runs: grubench ui{where}")

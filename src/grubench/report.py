@@ -483,7 +483,27 @@ def write_report(
         if parents:
             for path in paths:
                 client.log_artifact(parents[0].info.run_id, str(path), "report")
+            describe_parent(client, parents[0].info.run_id, to_markdown(report))
     return report, paths
+
+
+NOTE = "mlflow.note.content"  # the run page's description, rendered as Markdown by the UI
+
+
+def describe_parent(client, run_id: str, markdown: str) -> None:
+    """The report's table and verdict as the parent run's description: the run page opens on
+    the answer. MLflow caps a tag's value (8,000 characters in 3.x): a longer report is cut at
+    a line and says where the whole one is."""
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    if len(markdown) > MAX_TAG_VAL_LENGTH:
+        tail = (
+            "\n\n... (cut: `grubench report` writes the whole report, and logs it as this "
+            "run's artifact report/*.md)"
+        )
+        cut = markdown[: MAX_TAG_VAL_LENGTH - len(tail)]
+        markdown = cut[: cut.rfind("\n")] + tail
+    client.set_tag(run_id, NOTE, markdown)
 
 
 FAQ_START, FAQ_END = "<!-- faq:start -->", "<!-- faq:end -->"
