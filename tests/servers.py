@@ -75,9 +75,12 @@ def ray_head(num_cpus: int = 2, timeout: float = 120) -> Iterator[str]:
         "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", str(num_cpus),
         "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp,
         "--object-store-memory", str(200 * 1024 * 1024),
-        "--ray-client-server-port", str(free_port()),
         "--dashboard-agent-listen-port", str(free_port()),
     ]  # fmt: skip
+    import importlib.util
+
+    if importlib.util.find_spec("grpc") is not None:  # ray[client]: its server starts too
+        command += ["--ray-client-server-port", str(free_port())]
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     log = open(Path(temp) / "head.log", "w+")
     process = subprocess.Popen(command, start_new_session=True, env=env, stdout=log,

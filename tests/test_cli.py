@@ -176,3 +176,12 @@ def test_config_file_errors_name_the_file_and_line(text, message, tmp_path, caps
     err = capsys.readouterr().err
     assert message in err and err.startswith("grubench fit: error: ")
     assert not (tmp_path / "mlruns").exists()  # nothing written to the default store
+
+
+def test_fit_help_names_its_groups_in_words(capsys):
+    """Each option group's title is a sentence, not a dataclass's generated signature."""
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = capsys.readouterr().out
+    assert "Config(" not in out
+    assert "The task and its data" in out and "The optimizer, its learning rate" in out

@@ -105,6 +105,9 @@ def store(tmp_path_factory):
         "EXPERIMENT = Experiment(name='bad', question='?', arms={'bad': {'model': "
         "{'name': 'gruu'}}}, seeds={'quick': [0], 'full': [0]})\n"
     )
+    (root / "syntax.py").write_text("from grubench.experiment import Experiment\n"
+                                    "EXPERIMENT = Experiment(\n    name='x',,\n)\n")  # fmt: skip
+    (root / "raises.py").write_text("from grubench.experiment import Experiment\nRATE = 1 / 0\n")
     (root / "tiny.py").write_text(
         "from grubench.experiment import Experiment\n"
         "EXPERIMENT = Experiment(name='tiny', question='?', arms={'gru': {}}, "
@@ -148,6 +151,10 @@ BAD_INPUTS = [
     ("cpus", "run {dir}/tiny.py --cpus-per-child half", ["--cpus-per-child 'half': expected a whole number >= 1"]),
     ("workers", "run {dir}/tiny.py --workers 0", ["--workers '0': expected a whole number >= 1 or auto"]),
     ("experiment-file", "run {dir}/missing.py", ["no experiment file", "missing.py"]),
+    ("experiment-syntax", "run {dir}/syntax.py", ["syntax.py:3: SyntaxError: "]),
+    ("experiment-raises", "run {dir}/raises.py", ["raises.py:2: ZeroDivisionError: division by zero"]),
+    ("seed", "fit --seed -1", ["seed must be a whole number in [0, 2**32), got -1"]),
+    ("database-driver", "fit --tracking_uri postgresql://u:p@127.0.0.1:1/db", ["--tracking_uri postgresql://...: its database driver is not installed (no module ", "pip install "]),
     ("profile", "run {dir}/tiny.py --profile fast", ["--profile 'fast': choose from: quick, full"]),
     ("sweep-child", "run {dir}/bad_child.py", ["bad | seed=0: model.name: unknown model 'gruu'", CHOICES_MODEL]),
     ("command", "train", ["unknown command 'train'; choose from: fit, run, report, readme, ui"]),

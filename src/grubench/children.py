@@ -63,6 +63,11 @@ def finished_by_key(runs) -> dict[tuple[str, str], Any]:
     return done
 
 
+class StillRunning(Exception):
+    """The child's newest run is RUNNING in a live process of this host (a driver whose
+    lease was given up while its fit still checkpoints)."""
+
+
 @dataclass
 class Where:
     """What a child needs to know of its sweep, wherever it runs."""
@@ -77,7 +82,9 @@ class Where:
 class Outcome:
     summary: str  # the fit's outcome (solved, unsolved, diverged) or why it did not end
     seconds: float
-    status: str  # "ok", "failed", "stopped" (by a signal: KILLED with a checkpoint), "skipped"
+    # "ok", "failed", "stopped" (by a signal: KILLED with a checkpoint), "skipped" (a stopping
+    # worker did not start it), "held" (its run still runs in another live process)
+    status: str
     note: str = ""  # how it started: resumed, restarted after an unreadable checkpoint
     resumed: bool = False
 
@@ -98,6 +105,8 @@ def fit_child(child: Child, where: Where, announce=None) -> Outcome:
             outcome = done.data.tags.get("grubench.outcome", "finished")
             return Outcome(outcome, 0.0, "ok", f"run {done.info.run_id} had finished")
         note, resume = prepare(child, client, where, existing)
+    except StillRunning as running:
+        return Outcome(str(running), 0.0, "held")
     except (OSError, MlflowException) as err:  # no store: this child fails, not the sweep
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         return Outcome(f"FAILED: cannot reach the tracking store {where.uri}: {message}",
@@ -152,6 +161,8 @@ def resumable(client, existing, child: Child, uri: str) -> tuple[tuple[str, int]
         try:
             return (run.info.run_id, resume_point(client, run.info.run_id, uri).step), ""
         except ConfigError as err:  # no checkpoint, or an unreadable one: start afresh
+            if "is RUNNING in process" in err.problems[0]:  # its process lives: not ours
+                raise StillRunning(err.problems[0].split(": ", 1)[1]) from None
             unreadable = "cannot be read" in err.problems[0]
             return None, (f"run {run.info.run_id}'s checkpoint cannot be read: starting afresh"
                           if unreadable else "")  # fmt: skip

@@ -415,6 +415,8 @@ def _load(path: str, prog: str):
 
 
 def cmd_run(argv: list[str]) -> int:
+    from mlflow.exceptions import MlflowException
+
     from grubench.experiment import PROFILES
     from grubench.fit import ConfigError
     from grubench.report import build_report, describe_parent, to_markdown
@@ -463,6 +465,11 @@ def cmd_run(argv: list[str]) -> int:
         return _fail(err.problems, prog)
     except ValueError as err:
         return _fail([str(err)], prog)
+    except MlflowException as err:  # the store went away mid-sweep: not a bad input
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"{prog}: error: the tracking store stopped answering ({reason}); the same "
+              "command continues the sweep once it answers again", file=sys.stderr)  # fmt: skip
+        return 1
     if args.dry_run:
         return 0
     print()

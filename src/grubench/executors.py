@@ -225,12 +225,17 @@ def _ray_fit(child: Child, where: Where, threads: int) -> Outcome:
 
 
 def gpus_per_child(child: Child) -> int:
-    """The GPUs a child's Trainer uses: its devices when its accelerator is a GPU."""
+    """The GPUs a child's Trainer uses: its devices when its accelerator is a GPU (a count,
+    a list of indices or "0,1"; "auto" and -1 count as one)."""
     trainer = child.config.trainer
     if str(trainer.get("accelerator", "cpu")) not in ("gpu", "cuda"):
         return 0
     devices = trainer.get("devices", 1)
-    return int(devices) if str(devices).isdigit() else 1
+    if isinstance(devices, (list, tuple)):
+        return max(1, len(devices))
+    if isinstance(devices, str) and "," in devices:
+        return len([d for d in devices.split(",") if d.strip()])
+    return int(devices) if str(devices).isdigit() and int(devices) > 0 else 1
 
 
 def _check_reachable(address: str) -> None:
@@ -251,12 +256,14 @@ def _check_reachable(address: str) -> None:
 
 class RayTasks:
     """Each child a Ray task on the cluster at ``address``, asking for ``cpus`` CPUs and
-    the GPUs its Trainer uses; as many in flight as the cluster's CPUs hold (so that the
-    leases of the children waiting stay free for other drivers). Ray retries a task whose
-    worker died (``retries`` times); the retry continues the child's run from its
-    checkpoint when every node sees the checkpoint folder (``GRUBENCH_CHECKPOINT_DIR``)."""
+    ``gpus`` GPUs (what its Trainer uses); as many in flight as the cluster's CPUs and GPUs
+    hold (so that the leases of the children waiting stay free for other drivers). Ray
+    retries a task whose worker died (``retries`` times), and a task stopped by a signal on
+    its node goes again as often; either continues the child's run from its checkpoint when
+    the node sees the checkpoint folder (``GRUBENCH_CHECKPOINT_DIR``)."""
 
-    def __init__(self, address: str, where: Where, cpus: int = 1, retries: int = 2) -> None:
+    def __init__(self, address: str, where: Where, cpus: int = 1, gpus: int = 0,
+                 retries: int = 2) -> None:  # fmt: skip
         try:
             import ray
         except ImportError:
@@ -265,9 +272,15 @@ class RayTasks:
             ) from None
         from grubench.tracking import CHECKPOINT_ENV, checkpoint_root
 
-        self.ray, self.where, self.cpus, self.retries = ray, where, cpus, retries
-        if not ray.is_initialized():
+        self.ray, self.where, self.cpus, self.gpus = ray, where, cpus, gpus
+        self.retries, self.stop_requested = retries, False
+        self.refs: dict[Any, Child] = {}
+        self.attempts: dict[str, int] = {}
+        self.unplaceable: list[tuple[Child, Outcome]] = []
+        self._owns_connection = not ray.is_initialized()
+        if self._owns_connection:
             _check_reachable(address)  # ray.init retries an address that never answers for minutes
+            handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
             try:
                 env = {CHECKPOINT_ENV: str(checkpoint_root(where.uri))}
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
@@ -278,15 +291,28 @@ class RayTasks:
                     [f"--ray-address {address}: no Ray cluster answers there ({reason}); start "
                      "one with: ray start --head"]
                 ) from None  # fmt: skip
-            self._owns_connection = True
-        else:
-            self._owns_connection = False
+            finally:  # ray.init puts its own SIGTERM handler on the driver: grubench's stay
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+        nodes = self._nodes()
+        if len(nodes) > 1 and where.uri.startswith("sqlite:"):
+            self.close()
+            raise ConfigError(
+                [f"--ray-address {address}: the cluster has {len(nodes)} nodes and the store "
+                 f"{where.uri} is a file on this one; give every node one store: "
+                 "--tracking_uri http://HOST:5000 (an mlflow server)"]
+            )  # fmt: skip
         self.task = ray.remote(_ray_fit)
-        self.refs: dict[Any, Child] = {}
+
+    def _nodes(self) -> list[dict[str, float]]:
+        return [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
 
     def _capacity(self) -> int:
-        total = self.ray.cluster_resources().get("CPU", 1)
-        return max(1, int(total // self.cpus))
+        total = self.ray.cluster_resources()
+        capacity = int(total.get("CPU", 0) // self.cpus)
+        if self.gpus:
+            capacity = min(capacity, int(total.get("GPU", 0) // self.gpus))
+        return max(1, capacity)
 
     @property
     def free(self) -> int:
@@ -294,30 +320,47 @@ class RayTasks:
 
     @property
     def busy(self) -> int:
-        return len(self.refs)
+        return len(self.refs) + len(self.unplaceable)
 
     def submit(self, child: Child) -> None:
+        gpus = gpus_per_child(child)
+        if not any(n.get("CPU", 0) >= self.cpus and n.get("GPU", 0) >= gpus
+                   for n in self._nodes()):  # fmt: skip
+            self.unplaceable.append((child, Outcome(
+                f"FAILED: no node of the Ray cluster has {self.cpus} CPUs and {gpus} GPUs "
+                "free for it", 0.0, "failed")))  # fmt: skip
+            return
         ref = self.task.options(
-            num_cpus=self.cpus, num_gpus=gpus_per_child(child), max_retries=self.retries,
-            name=child.key,
+            num_cpus=self.cpus, num_gpus=gpus, max_retries=self.retries, name=child.key,
         ).remote(child, self.where, self.cpus)  # fmt: skip
         self.refs[ref] = child
 
     def wait(self, timeout: float) -> list[tuple[Child, Outcome]]:
+        ended, self.unplaceable = self.unplaceable, []
+        if not self.refs:
+            return ended
         ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
-        ended = []
         for ref in ready:
             child = self.refs.pop(ref)
             try:
-                ended.append((child, self.ray.get(ref)))
+                outcome = self.ray.get(ref)
             except Exception as err:  # the task's worker died more often than retried
                 reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-                ended.append((child, Outcome(f"FAILED: {type(err).__name__}: {reason}", 0.0,
-                                             "failed")))  # fmt: skip
+                outcome = Outcome(f"FAILED: {type(err).__name__}: {reason}", 0.0, "failed")
+            if outcome.status in ("stopped", "skipped") and not self.stop_requested:
+                # a signal on its node (ray stop, a drain), not this driver's: it goes again
+                self.attempts[child.key] = self.attempts.get(child.key, 0) + 1
+                if self.attempts[child.key] <= self.retries:
+                    self.submit(child)
+                    continue
+                outcome = Outcome(f"FAILED: {outcome.summary} on its node "
+                                  f"{self.attempts[child.key]} times", 0.0, "failed")  # fmt: skip
+            ended.append((child, outcome))
         return ended
 
     def stop(self, signum: int) -> None:
         """Cancel every task: a fit stops at its next step with a checkpoint (KILLED)."""
+        self.stop_requested = True
         for ref in list(self.refs):
             try:
                 self.ray.cancel(ref)
@@ -325,8 +368,24 @@ class RayTasks:
                 pass
 
     def close(self) -> None:
-        deadline = time.monotonic() + 60
-        while self.refs and time.monotonic() < deadline:  # let cancelled fits checkpoint
-            self.wait(timeout=1.0)
-        if self._owns_connection:
-            self.ray.shutdown()
+        """Wait (a minute at most) for cancelled fits to checkpoint; a further signal
+        meanwhile stops waiting."""
+        deadline = [time.monotonic() + 60]
+
+        def hurry(signum, frame) -> None:
+            deadline[0] = 0.0
+
+        main = threading.current_thread() is threading.main_thread()
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        if main:
+            for sig in handlers:
+                signal.signal(sig, hurry)
+        try:
+            while self.refs and time.monotonic() < deadline[0]:
+                self.wait(timeout=1.0)
+        finally:
+            if main:
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+            if self._owns_connection:
+                self.ray.shutdown()

@@ -18,6 +18,7 @@ import importlib.util
 import itertools
 import json
 import math
+import traceback
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,15 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ValueError(f"no experiment file {str(path)!r}")
     spec = importlib.util.spec_from_file_location(f"grubench_experiment_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:  # the file's own line, not grubench's frames
+        raise ValueError(f"{path}:{err.lineno}: SyntaxError: {err.msg}") from None
+    except Exception as err:  # anything the file raises while it is imported
+        line = next((frame.lineno for frame in reversed(traceback.extract_tb(err.__traceback__))
+                     if Path(frame.filename) == path), None)  # fmt: skip
+        where = f"{path}:{line}" if line else str(path)
+        raise ValueError(f"{where}: {type(err).__name__}: {err}") from None
     experiment = getattr(module, "EXPERIMENT", None)
     if not isinstance(experiment, Experiment):
         raise ValueError(f"{path} does not define EXPERIMENT = Experiment(...)")

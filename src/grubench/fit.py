@@ -81,6 +81,8 @@ warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
 
 @dataclass
 class TaskConfig:
+    """The task and its data: which task, its length, batch size and set sizes"""
+
     name: str = "adding"
     seq_len: int = 100
     batch_size: int = 64
@@ -200,6 +202,9 @@ def validate_fit_config(cfg: FitConfig) -> list[str]:
     problems += validate_optim_config(cfg.optim)
     if not cfg.experiment_name:
         problems.append("experiment_name must not be empty")
+    if not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
+        problems.append(f"seed must be a whole number in [0, 2**32), got {cfg.seed!r}")
+    problems += tracking_uri_problems(cfg.tracking_uri)
     if cfg.diagnostics_every_n_steps < 0:
         problems.append(
             f"diagnostics_every_n_steps must be 0 (off) or positive, "
@@ -215,6 +220,32 @@ def validate_fit_config(cfg: FitConfig) -> list[str]:
     if not problems:
         problems += validate_trainer_options(trainer_options(cfg))
     return problems
+
+
+def tracking_uri_problems(uri: str | None) -> list[str]:
+    """A database URI whose driver is not installed (``postgresql://`` without psycopg2):
+    said before anything runs, not as a ModuleNotFoundError from inside MLflow."""
+    uri = resolve_tracking_uri(uri)
+    scheme = uri.split(":", 1)[0]
+    if scheme in ("http", "https", "file", "databricks") or "://" not in uri:
+        return []
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(uri).get_dialect().import_dbapi()
+    except ImportError as err:
+        module = getattr(err, "name", None) or str(err)
+        package = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary",
+                   "MySQLdb": "mysqlclient"}.get(module, module)  # fmt: skip
+        return [f"--tracking_uri {scheme}://...: its database driver is not installed "
+                f"(no module {module!r}): pip install {package}"]  # fmt: skip
+    except (ArgumentError, NoSuchModuleError):
+        return [
+            f"--tracking_uri {uri!r}: not a store URI MLflow knows; use sqlite:///PATH, "
+            "http(s)://HOST:PORT, or a database URI (postgresql://, mysql://, mssql://)"
+        ]
+    return []
 
 
 def resolved_config(cfg: FitConfig) -> dict[str, Any]:

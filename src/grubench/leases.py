@@ -11,10 +11,12 @@ Taking a lease is write-then-read: the driver writes its claim, waits ``settle``
 owns the child only if the tag still names it. Two drivers that claim the same child at once
 both read the last write, so exactly one goes on. (The window this leaves: a driver that read
 the tag free, then took longer than ``settle`` to write its claim. It writes right after the
-read.) A thread refreshes the heartbeat of every lease held every ``beat`` seconds; a lease is
-deleted when its child ends. The tags live on the MLflow experiment, so any store that every
-driver reaches (an embedded SQLite file on one machine, an ``mlflow server`` for several)
-coordinates them, with no other service to run.
+read.) A thread refreshes the heartbeat of every lease held every ``beat`` seconds (and gives
+up one that another driver took over); a lease is deleted when its child ends. Liveness
+compares the writer's clock with the reader's: drivers on several machines need clocks that
+agree to well within ``ttl`` (NTP does). The tags live on the MLflow experiment, so any
+store that every driver reaches (an embedded SQLite file on one machine, an ``mlflow server``
+for several) coordinates them, with no other service to run.
 """
 
 from __future__ import annotations
@@ -81,9 +83,10 @@ class Leases:
     settle: float = 0.3
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     held: dict[str, str] = field(default_factory=dict)  # tag -> child key
+    lost: list[str] = field(default_factory=list)  # keys another driver took over
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -115,6 +118,8 @@ class Leases:
         from mlflow.exceptions import MlflowException
 
         tag = self.tag(key)
+        with self._lock:  # held from the write on: a stop during the wait still releases it
+            self.held[tag] = key
         try:
             self.client.set_experiment_tag(self.experiment_id, tag, self._value(key))
         except MlflowException:  # a SQL store refuses the second of two first writes at once
@@ -122,31 +127,37 @@ class Leases:
                 raise
         time.sleep(self.settle)
         lease = self._read(key)
+        if lease is not None and lease.owner == self.owner:
+            return None
+        with self._lock:
+            self.held.pop(tag, None)
         if lease is None:  # the write that won was released already: try again
             return self.claim(key, attempts - 1) if attempts > 1 else None
-        if lease.owner != self.owner:
-            return lease
-        with self._lock:
-            self.held[tag] = key
-        return None
+        return lease
 
     def release(self, key: str) -> None:
         tag = self.tag(key)
-        with self._lock:
+        with self._lock:  # not while the heartbeat writes it
             if self.held.pop(tag, None) is None:
                 return
-        lease = self._read(key)
-        if lease is not None and lease.owner == self.owner:
             try:
-                self.client.delete_experiment_tag(self.experiment_id, tag)
+                lease = self._read(key)
+                if lease is not None and lease.owner == self.owner:
+                    self.client.delete_experiment_tag(self.experiment_id, tag)
             except Exception:  # the store is gone: the lease expires by itself
                 pass
 
     def refresh(self) -> None:
+        """A heartbeat on every lease still held; one that another driver has taken (this
+        one's heartbeats stopped for longer than ``ttl``) is given up, not taken back."""
         with self._lock:
-            held = dict(self.held)
-        for tag, key in held.items():
-            self.client.set_experiment_tag(self.experiment_id, tag, self._value(key))
+            for tag, key in list(self.held.items()):
+                lease = self._read(key)
+                if lease is not None and lease.owner != self.owner:
+                    del self.held[tag]
+                    self.lost.append(key)
+                    continue
+                self.client.set_experiment_tag(self.experiment_id, tag, self._value(key))
 
     def _beat(self) -> None:
         while not self._stop.wait(self.beat):

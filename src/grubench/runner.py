@@ -39,7 +39,7 @@ from grubench.children import (  # noqa: F401 (the sweep's tags, read by report 
     finished_by_key,
     sweep_runs,
 )
-from grubench.executors import Pool, RayTasks, Serial, usable_cores
+from grubench.executors import Pool, RayTasks, Serial, gpus_per_child, usable_cores
 from grubench.experiment import Child, Experiment, expand, expand_tuning, sweep_id
 from grubench.fit import ConfigError, quiet_lightning, validate_fit_config
 from grubench.leases import Leases
@@ -98,9 +98,10 @@ def run_sweep(
     if not (isinstance(cpus_per_child, int) and cpus_per_child >= 1):
         raise ConfigError([f"cpus per child {cpus_per_child!r}: need a whole number >= 1"])
     trainer = (overrides or {}).get("trainer", {})
-    if workers == "auto":  # one single-threaded child per core; one fit for a GPU's devices
-        on_cpu = str(trainer.get("accelerator", "cpu")) == "cpu"
-        workers = 1 if ray_address or not on_cpu else usable_cores()
+    tuning = expand_tuning(experiment, profile, overrides)
+    if workers == "auto":
+        children = tuning or expand(experiment, profile, overrides)
+        workers = 1 if ray_address else auto_workers(children)
     if ray_address and workers > 1:
         raise ConfigError([f"workers {workers} with a Ray address: the cluster's CPUs set how "
                            "many children run at once; leave --workers out"])  # fmt: skip
@@ -108,7 +109,6 @@ def run_sweep(
     if workers > 1 and devices not in (None, 1, "1", "auto"):
         raise ConfigError([f"workers {workers} with trainer.devices {devices!r}: a multi-device "
                            "fit launches processes of its own; use one worker"])  # fmt: skip
-    tuning = expand_tuning(experiment, profile, overrides)
     # every evaluation child differs from a tuning child only in its seed: checking them at
     # the first point checks what they will run
     first = {(a, c): next(iter(experiment.points_for(a))) for a in experiment.arms
@@ -133,7 +133,9 @@ def run_sweep(
     uri = resolve_tracking_uri(tracking_uri)
     executor = None
     if ray_address:  # connected before the store is opened: a bad address leaves nothing
-        executor = RayTasks(ray_address, Where(uri, "", "", sweep), cpus_per_child)
+        first_child = (tuning or evaluation_preview)[0]
+        executor = RayTasks(ray_address, Where(uri, "", "", sweep), cpus_per_child,
+                            gpus_per_child(first_child))  # fmt: skip
     client = get_client(uri)
     experiment_id = ensure_experiment(client, experiment.name, uri)
     existing = sweep_runs(client, experiment_id, sweep)
@@ -168,45 +170,65 @@ def run_sweep(
     progress = _Progress(len(todo) + len(eval_todo) + pending, started, echo)
     leases = Leases(client, experiment_id, sweep, ttl=lease_ttl, beat=min(15.0, lease_ttl / 6))
     try:
-        if executor is not None:
-            executor.where = where
-        elif min(workers, progress.total) > 1:
-            executor = Pool(min(workers, progress.total), where)
-        else:
-            executor = Serial(where, progress.starting)
-        stage = _Stage(client, where, result, progress, executor, leases, poll)
-        # Lightning's per-fit banner would bury the progress lines; a signal between two
-        # children stops the sweep at once (within one, the fit stops with a checkpoint)
-        with quiet_lightning(), StopSignals(), leases:
-            stage.run(todo)
-            if todo or stage.others:  # the tuning runs just made count for the selection
-                existing = sweep_runs(client, experiment_id, sweep)
-                selection = selection_from_store(tuning, existing)
-                done = finished_by_key(existing)
-                evaluation = _evaluation(experiment, profile, overrides, selection)
-                eval_todo = [c for c in evaluation if (c.key, c.config_hash()) not in done]
-                progress.total = progress.position + len(eval_todo)
-            result.selected = _points(selection)
-            if experiment.tuned:
-                client.log_dict(parent_id, _selection_record(selection), "selection.json")
-                for (arm, condition), kept in sorted(selection.items()):
-                    echo(f"selected for {', '.join(p for p in (arm, condition) if p)}: "
-                         f"{kept.point} (mean validation score "
-                         f"{kept.scores[kept.point]:.3f})")  # fmt: skip
-            stage.run(eval_todo)
-        status = "FINISHED" if not result.failed else "FAILED"
-        return result
-    except (KeyboardInterrupt, SystemExit) as stop:
-        status = "KILLED"
-        if executor is not None:  # each worker stops its fit with a checkpoint, as one process does
-            executor.stop(getattr(stop, "signum", None) or signal.SIGTERM)
-        raise
+        # the leases are released only once the executor has stopped: until then, another
+        # driver must not take a child whose fit is still writing its checkpoint
+        with leases:
+            try:
+                if executor is not None:
+                    executor.where = where
+                elif min(workers, progress.total) > 1:
+                    executor = Pool(min(workers, progress.total), where)
+                else:
+                    executor = Serial(where, progress.starting)
+                stage = _Stage(client, where, result, progress, executor, leases, poll)
+                # Lightning's per-fit banner would bury the progress lines; a signal between
+                # two children stops the sweep at once (within one, the fit checkpoints)
+                with quiet_lightning(), StopSignals():
+                    stage.run(todo)
+                    if todo or stage.others:  # the tuning runs just made count
+                        existing = sweep_runs(client, experiment_id, sweep)
+                        selection = selection_from_store(tuning, existing)
+                        done = finished_by_key(existing)
+                        evaluation = _evaluation(experiment, profile, overrides, selection)
+                        eval_todo = [c for c in evaluation
+                                     if (c.key, c.config_hash()) not in done]  # fmt: skip
+                        progress.total = progress.position + len(eval_todo)
+                    result.selected = _points(selection)
+                    if experiment.tuned:
+                        client.log_dict(parent_id, _selection_record(selection), "selection.json")
+                        for (arm, condition), kept in sorted(selection.items()):
+                            echo(f"selected for {', '.join(p for p in (arm, condition) if p)}: "
+                                 f"{kept.point} (mean validation score "
+                                 f"{kept.scores[kept.point]:.3f})")  # fmt: skip
+                    stage.run(eval_todo)
+                status = "FINISHED" if not result.failed else "FAILED"
+                return result
+            except BaseException as stop:
+                status = "KILLED" if isinstance(stop, (KeyboardInterrupt, SystemExit)) else "FAILED"
+                if executor is not None:  # each worker stops its fit with a checkpoint
+                    executor.stop(getattr(stop, "signum", None) or signal.SIGTERM)
+                raise
+            finally:
+                if executor is not None:
+                    executor.close()
     finally:
-        try:
-            if executor is not None:
-                executor.close()
-        finally:
-            client.set_terminated(parent_id, status)
+        client.set_terminated(parent_id, status)
+
+
+AUTO_WORKERS_MAX = 8  # each worker holds torch (~0.3 GB) and writes to the store
+
+
+def auto_workers(children: list[Child]) -> int:
+    """``--workers auto``: one single-threaded child per usable core (up to
+    ``AUTO_WORKERS_MAX``) when the children train on the CPU; 1 when their Trainer takes an
+    accelerator (Lightning's default "auto" takes a GPU where one is visible)."""
+    accelerator = str(children[0].config.trainer.get("accelerator", "auto")) if children else "cpu"
+    if accelerator == "auto":
+        import torch
+
+        gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
+        accelerator = "gpu" if gpu else "cpu"
+    return min(usable_cores(), AUTO_WORKERS_MAX) if accelerator == "cpu" else 1
 
 
 def _evaluation(experiment, profile, overrides, selection) -> list[Child]:
@@ -289,6 +311,13 @@ class _Stage:
                 self.executor.submit(child)
             if self.executor.busy:
                 for child, outcome in self.executor.wait(timeout=self.poll):
+                    if outcome.status == "held":  # still fitting elsewhere: wait for it
+                        self.leases.release(child.key)
+                        held[child.key] = child
+                        if child.key not in told:
+                            told.add(child.key)
+                            self.progress.echo(f"{child.key}: {outcome.summary}; waiting")
+                        continue
                     self._ended(child, outcome)
             elif held and not queue:
                 time.sleep(self.poll)

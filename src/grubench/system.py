@@ -32,6 +32,8 @@ CLIP_ALGORITHMS = ("norm", "value")
 
 @dataclass
 class OptimConfig:
+    """The optimizer, its learning rate, L1/L2 penalties and gradient clipping"""
+
     name: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0  # L2: coupled for adam/rmsprop/sgd, decoupled for adamw
