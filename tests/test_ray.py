@@ -2,17 +2,15 @@
 a real `mlflow server`, both stopped after the tests, pass or fail."""
 
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from grubench.experiment import load_experiment
 from grubench.runner import run_sweep, sweep_runs
+from tests.faults import WorkerKiller
 from tests.servers import free_port, ray_head, served
 
 TINY = """
@@ -89,26 +87,12 @@ def test_a_ray_worker_killed_minus_9_is_retried_and_each_child_ends_once(cluster
     path = tmp_path / "killed.py"
     path.write_text(TINY.format(name="killed", seeds=[0], steps=400))
     client = MlflowClient(cluster[1])
-    killed: list[str] = []
-
-    def kill_a_training_worker():
-        deadline = time.monotonic() + 300
-        while not killed and time.monotonic() < deadline:
-            time.sleep(0.5)
-            found = client.get_experiment_by_name("killed")
-            for run in sweep_runs(client, found.experiment_id, "killed:quick") if found else []:
-                if run.info.status == "RUNNING" and client.get_metric_history(
-                    run.info.run_id, "train/loss"
-                ):
-                    os.kill(int(run.data.tags["grubench.pid"]), signal.SIGKILL)
-                    killed.append(run.info.run_id)
-                    return
-
-    killer = threading.Thread(target=kill_a_training_worker)
+    killer = WorkerKiller(client, "killed")
     killer.start()
     sweep = grubench_run(path, cluster)
     output = sweep.communicate(timeout=600)[0]
     killer.join()
+    killed = killer.killed
     assert killed, output
     assert sweep.returncode == 0, output
     runs = sweep_runs(client, client.get_experiment_by_name("killed").experiment_id,

@@ -10,6 +10,7 @@ from grubench.experiment import Claim, Experiment, Tip, expand, expand_tuning, g
 from grubench.fit import ConfigError
 from grubench.report import build_report, to_markdown, write_report
 from grubench.runner import run_sweep, sweep_runs
+from tests.faults import WorkerKiller
 
 TINY_BASE = {
     "model": {"hidden_size": 8},
@@ -442,33 +443,15 @@ def test_sigterm_to_a_parallel_sweep_stops_every_worker_then_rerun_continues(
 def test_a_worker_killed_minus_9_is_retried_and_its_child_continues_its_run(
     tracking_uri, client, tmp_path
 ):
-    import os
-    import signal
-    import threading
-    import time
 
     path = tmp_path / "parallel.py"
     path.write_text(PARALLEL)
     experiment = load_experiment(path)
-    killed: list[str] = []
-
-    def kill_a_training_worker():
-        deadline = time.monotonic() + 180
-        while not killed and time.monotonic() < deadline:
-            time.sleep(0.5)
-            found = client.get_experiment_by_name("parallel")
-            for run in sweep_runs(client, found.experiment_id, "parallel:quick") if found else []:
-                if run.info.status == "RUNNING" and client.get_metric_history(
-                    run.info.run_id, "train/loss"
-                ):
-                    os.kill(int(run.data.tags["grubench.pid"]), signal.SIGKILL)
-                    killed.append(run.info.run_id)
-                    return
-
-    killer = threading.Thread(target=kill_a_training_worker)
+    killer = WorkerKiller(client, "parallel", timeout=180)
     killer.start()
     result = run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None, workers=2)
     killer.join()
+    killed = killer.killed
     # the pool started afresh and the children it had in hand went again, from checkpoints
     assert killed and not result.failed and result.resumed >= 1
     runs = sweep_runs(client, client.get_experiment_by_name("parallel").experiment_id,

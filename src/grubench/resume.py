@@ -154,6 +154,9 @@ class RunCheckpoint(Checkpoint):
         # written whole to a file of its own, then renamed over last.ckpt: a process killed
         # during the save leaves the previous checkpoint
         partial = self.dirpath / f".{CHECKPOINT_NAME}.{os.getpid()}.partial"
+        for stale in self.dirpath.glob(f".{CHECKPOINT_NAME}.*.partial"):  # a killed save's
+            if stale != partial and trainer.is_global_zero:  # (one process fits a run at a time)
+                stale.unlink(missing_ok=True)
         trainer.save_checkpoint(partial, weights_only=False)  # False: with optimizer states
         if trainer.is_global_zero:
             os.replace(partial, self.path)

@@ -215,7 +215,7 @@ def run_sweep(
         client.set_terminated(parent_id, status)
 
 
-AUTO_WORKERS_MAX = 8  # each worker holds torch (~0.3 GB) and writes to the store
+AUTO_WORKERS_MAX = 8  # each worker holds torch (0.6 GB resident) and writes to the store
 
 
 def auto_workers(children: list[Child]) -> int:
