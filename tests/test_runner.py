@@ -298,7 +298,8 @@ def test_report_statistics_and_tip_labels_by_hand(tracking_uri, client, tmp_path
     stale.parent.mkdir()
     stale.write_bytes(b"old")
     _, paths = write_report(experiment, "quick", tmp_path / "results", tracking_uri)
-    assert [p.name for p in paths] == ["tiny-quick.md", "tiny-quick-curves.png"]
+    assert [p.name for p in paths] == ["tiny-quick.md", "tiny-quick-curves.png",
+                                       "tiny-quick-intervals.png"]  # fmt: skip
     assert all(p.stat().st_size > 0 for p in paths) and not stale.exists()
 
 
@@ -319,6 +320,7 @@ def test_report_plots_gradient_flow_when_runs_probe_it(tracking_uri, tmp_path):
     assert [p.name for p in paths] == [
         "tiny-quick.md",
         "tiny-quick-curves.png",
+        "tiny-quick-intervals.png",
         "tiny-quick-grad-flow.png",
     ]
 
@@ -503,3 +505,22 @@ EXPERIMENT = Experiment(
           "trainer": {"max_steps": 150, "enable_progress_bar": False}},
 )
 """
+
+
+def test_the_curves_band_is_the_bootstrap_interval_of_the_mean():
+    import numpy as np
+
+    from grubench.report import mean_band
+
+    same = np.tile([1.0, 2.0, 3.0], (5, 1))  # five seeds, identical curves: no spread
+    low, high = mean_band(same)
+    assert np.allclose(low, [1, 2, 3]) and np.allclose(high, [1, 2, 3])
+    rng = np.random.default_rng(1)
+    values = rng.normal(0.0, 1.0, size=(8, 1))
+    low, high = mean_band(values)
+    expected = stats.bootstrap_interval(values[:, 0], statistic=np.mean)
+    assert abs(low[0] - expected.low) < 0.1 and abs(high[0] - expected.high) < 0.1
+    assert values.min() < low[0] < values.mean() < high[0] < values.max()
+    with_gap = np.array([[1.0, np.nan], [3.0, np.nan]])  # a step no run reached
+    low, high = mean_band(with_gap)
+    assert 1.0 <= low[0] <= high[0] <= 3.0 and np.isnan(low[1]) and np.isnan(high[1])

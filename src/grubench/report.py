@@ -18,6 +18,7 @@ import itertools
 import math
 import statistics
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -352,10 +353,24 @@ def arm_colors(experiment: Experiment) -> dict[str, tuple]:
     return {arm: palette[i % len(palette)] for i, arm in enumerate(experiment.arms)}
 
 
+def mean_band(values, resamples: int = stats.RESAMPLES, seed: int = stats.BOOTSTRAP_SEED):
+    """Per column of ``values`` (seeds x steps), the 95% percentile-bootstrap interval of the
+    mean over seeds (seeds resampled together, so a curve's steps stay one run's)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(values), size=(resamples, len(values)))  # (R, seeds)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column stays NaN
+        means = np.nanmean(values[picks], axis=1)  # (R, steps)
+        half = (1 - stats.CONFIDENCE) / 2 * 100
+        return np.nanpercentile(means, half, axis=0), np.nanpercentile(means, 100 - half, axis=0)
+
+
 def plot_curves(client, report: Report, path: Path) -> Path:
-    """Validation curves of the evaluation runs: one panel per condition, one colour per arm,
-    the mean over seeds with a band from the lowest to the highest seed (a run stopped after
-    solving counts with its last value until the longest run ends)."""
+    """Validation curves of the evaluation runs: one panel per condition (the metric on its
+    axis), one colour per arm, the mean over seeds with its 95% bootstrap band (a run stopped
+    after solving counts with its last value until the longest run ends)."""
     import numpy as np
 
     plt = _pyplot()
@@ -382,10 +397,10 @@ def plot_curves(client, report: Report, path: Path) -> Path:
                 if last.size:
                     row[last[-1] + 1 :] = row[last[-1]]
             color = colors[cell.arm]
+            low, high = mean_band(values)
             with np.errstate(all="ignore"):
                 ax.plot(steps, np.nanmean(values, axis=0), color=color, label=cell.arm)
-                ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
-                                color=color, alpha=0.15, linewidth=0)  # fmt: skip
+                ax.fill_between(steps, low, high, color=color, alpha=0.15, linewidth=0)
         if chance is not None:
             ax.axhline(chance, color="gray", linestyle=":", linewidth=1)
         ax.set_title(condition or report.experiment.name, fontsize=9)
@@ -404,6 +419,60 @@ def plot_curves(client, report: Report, path: Path) -> Path:
     fig.suptitle(report.experiment.question, fontsize=10)
     legend_rows = math.ceil(len(handles) / per_row)
     fig.tight_layout(rect=(0, 0.05 * legend_rows + 0.02, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_intervals(report: Report, path: Path) -> Path:
+    """The answer at a glance (rliable's figures): left, each arm's IQM test score with its
+    95% bootstrap interval, one row per condition, one colour per arm; right, each
+    comparison's P(A > B) with its 95% interval against the 0.5 of "no difference"."""
+    plt = _pyplot()
+    colors = arm_colors(report.experiment)
+    cells = [c for c in report.cells if c.runs]
+    conditions = list(dict.fromkeys(c.condition for c in cells))
+    arms = [a for a in report.experiment.arms if any(c.arm == a for c in cells)]
+    comparisons = [c for c in report.comparisons if c[0] in ("score", "steps_to_solve")]
+    rows = max(len(conditions) * len(arms) * 0.6, len(comparisons))
+    height = max(2.6, 0.9 + 0.36 * rows + 0.3 * math.ceil(len(arms) / 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, height),
+                                      gridspec_kw={"width_ratios": [1, 1.25]})  # fmt: skip
+    offsets = {a: (i - (len(arms) - 1) / 2) * 0.8 / max(len(arms), 1) for i, a in enumerate(arms)}
+    for row, condition in enumerate(conditions):
+        for cell in (c for c in cells if c.condition == condition):
+            score = stats.bootstrap_interval(cell.scores)
+            y = row + offsets[cell.arm]
+            left.errorbar(score.estimate, y, xerr=[[score.estimate - score.low],
+                          [score.high - score.estimate]], fmt="o", color=colors[cell.arm],
+                          markersize=4, capsize=2, linewidth=1.2)  # fmt: skip
+    left.set_yticks(range(len(conditions)), [c or "(all)" for c in conditions], fontsize=8)
+    left.set_ylim(len(conditions) - 0.5, -0.5)
+    left.set_xlim(-0.03, 1.03)
+    left.set_xlabel("normalized test score, IQM [95% CI]  (0 = chance, 1 = perfect)", fontsize=8)
+    left.tick_params(axis="x", labelsize=7)
+    handles = [plt.Line2D([], [], color=colors[a], marker="o", linestyle="", label=a)
+               for a in arms]  # fmt: skip
+    per_row = 4
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), per_row), fontsize=8,
+               frameon=False)  # fmt: skip
+    legend_rows = math.ceil(len(handles) / per_row)
+    for row, (*_, p, _) in enumerate(comparisons):
+        decided = p.excludes(0.5)
+        right.errorbar(p.estimate, row, xerr=[[p.estimate - p.low], [p.high - p.estimate]],
+                       fmt="o", color="black" if decided else "gray", markersize=4, capsize=2,
+                       linewidth=1.2)  # fmt: skip
+    right.axvline(0.5, color="gray", linestyle=":", linewidth=1)
+    right.set_yticks(range(len(comparisons)),
+                     [f"{MEASURE_WORDS[m]}: P({a} > {b})" for m, a, b, _, _ in comparisons],
+                     fontsize=7)  # fmt: skip
+    right.set_ylim(len(comparisons) - 0.5, -0.5)
+    right.set_xlim(-0.03, 1.03)
+    right.set_xlabel("P(A > B) [95% CI]; black: the interval excludes 0.5", fontsize=8)
+    right.tick_params(axis="x", labelsize=7)
+    fig.suptitle(report.experiment.question, fontsize=10)
+    bottom = (0.3 * legend_rows + 0.1) / height  # the legend's rows, in figure fractions
+    fig.tight_layout(rect=(0, bottom, 1, 1 - 0.35 / height))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -468,6 +537,7 @@ def write_report(
     paths = [table]
     if any(cell.runs for cell in report.cells):
         paths.append(plot_curves(client, report, out_dir / f"{stem}-curves.png"))
+        paths.append(plot_intervals(report, out_dir / f"{stem}-intervals.png"))
         with tempfile.TemporaryDirectory() as tmp:
             curves = grad_flow_curves(client, report, Path(tmp))
         if curves:
