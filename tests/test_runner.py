@@ -442,6 +442,7 @@ def test_sigterm_to_a_parallel_sweep_stops_every_worker_then_rerun_continues(
     assert {r.info.run_id for r in running} <= {r.info.run_id for r in runs}
 
 
+@pytest.mark.slow  # ~70 s; tests/test_ray.py kills a Ray worker the same way
 def test_a_worker_killed_minus_9_is_retried_and_its_child_continues_its_run(
     tracking_uri, client, tmp_path
 ):

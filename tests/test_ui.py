@@ -87,7 +87,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],  # the same path
+    ids=["sigterm", "sigint"],
+)
 def test_a_signal_to_grubench_ui_stops_its_server_and_everything_it_started(tracking_uri, signum):
     get_client(tracking_uri)
     port = free_port()
