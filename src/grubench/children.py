@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from grubench.experiment import Child
-from grubench.fit import ConfigError, resume_point, run_fit
+from grubench.fit import (
+    CheckpointUnreadable,
+    ConfigError,
+    RunStillRunning,
+    first_line,
+    resume_point,
+    run_fit,
+)
 from grubench.resume import Interrupted
 from grubench.tracking import SUPERSEDED, get_client
 
@@ -108,8 +115,7 @@ def fit_child(child: Child, where: Where, announce=None) -> Outcome:
     except StillRunning as running:
         return Outcome(str(running), 0.0, "held")
     except (OSError, MlflowException) as err:  # no store: this child fails, not the sweep
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return Outcome(f"FAILED: cannot reach the tracking store {where.uri}: {message}",
+        return Outcome(f"FAILED: cannot reach the tracking store {where.uri}: {first_line(err)}",
                        time.perf_counter() - start, "failed")  # fmt: skip
     if announce is not None:
         announce(note)
@@ -160,12 +166,12 @@ def resumable(client, existing, child: Child, uri: str) -> tuple[tuple[str, int]
             return None, ""
         try:
             return (run.info.run_id, resume_point(client, run.info.run_id, uri).step), ""
-        except ConfigError as err:  # no checkpoint, or an unreadable one: start afresh
-            if "is RUNNING in process" in err.problems[0]:  # its process lives: not ours
-                raise StillRunning(err.problems[0].split(": ", 1)[1]) from None
-            unreadable = "cannot be read" in err.problems[0]
-            return None, (f"run {run.info.run_id}'s checkpoint cannot be read: starting afresh"
-                          if unreadable else "")  # fmt: skip
+        except RunStillRunning as err:  # its process lives: not this driver's to take
+            raise StillRunning(err.problems[0].split(": ", 1)[1]) from None
+        except CheckpointUnreadable:
+            return None, f"run {run.info.run_id}'s checkpoint cannot be read: starting afresh"
+        except ConfigError:  # no checkpoint: it starts afresh
+            return None, ""
     return None, ""
 
 

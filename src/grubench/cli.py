@@ -349,6 +349,8 @@ def serve(command: list[str]) -> int:
     import signal
     import time
 
+    from grubench.resume import signal_handlers
+
     server = subprocess.Popen(command, start_new_session=True)
     stopping: list[int] = []
 
@@ -356,12 +358,10 @@ def serve(command: list[str]) -> int:
         stopping.append(signum)
         _signal_group(server.pid, signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        code = server.wait()
+        with signal_handlers(stop):
+            code = server.wait()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         deadline = time.monotonic() + 15  # what the server started may outlive it
         while _signal_group(server.pid, 0) and time.monotonic() < deadline:
             _signal_group(server.pid, signal.SIGTERM)
@@ -418,7 +418,7 @@ def cmd_run(argv: list[str]) -> int:
     from mlflow.exceptions import MlflowException
 
     from grubench.experiment import PROFILES
-    from grubench.fit import ConfigError
+    from grubench.fit import ConfigError, first_line
     from grubench.report import build_report, describe_parent, to_markdown
     from grubench.runner import run_sweep
     from grubench.tracking import get_client, resolve_tracking_uri
@@ -466,8 +466,7 @@ def cmd_run(argv: list[str]) -> int:
     except ValueError as err:
         return _fail([str(err)], prog)
     except MlflowException as err:  # the store went away mid-sweep: not a bad input
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"{prog}: error: the tracking store stopped answering ({reason}); the same "
+        print(f"{prog}: error: the tracking store stopped answering ({first_line(err)}); the same "
               "command continues the sweep once it answers again", file=sys.stderr)  # fmt: skip
         return 1
     if args.dry_run:

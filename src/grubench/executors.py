@@ -19,14 +19,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from grubench.children import Outcome, Where, fit_child
 from grubench.experiment import Child
-from grubench.fit import ConfigError
+from grubench.fit import ConfigError, first_line
+from grubench.resume import signal_handlers
 
 
 def usable_cores() -> int:
@@ -196,16 +196,8 @@ class Pool:
 
     def close(self) -> None:
         """Wait for the workers to end; a further signal meanwhile is passed on to them."""
-        forward = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-        if threading.current_thread() is threading.main_thread():
-            for signum in forward:
-                signal.signal(signum, lambda signum, _: self._signal_all(signum))
-        try:
+        with signal_handlers(lambda signum, _: self._signal_all(signum)):
             self.executor.shutdown(wait=True, cancel_futures=True)
-        finally:
-            if threading.current_thread() is threading.main_thread():
-                for signum, handler in forward.items():
-                    signal.signal(signum, handler)
 
     def _signal_all(self, signum: int) -> None:
         for pid in self.pids | set(getattr(self.executor, "_processes", None) or {}):
@@ -280,20 +272,20 @@ class RayTasks:
         self._owns_connection = not ray.is_initialized()
         if self._owns_connection:
             _check_reachable(address)  # ray.init retries an address that never answers for minutes
-            handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-            try:
-                env = {CHECKPOINT_ENV: str(checkpoint_root(where.uri))}
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                         runtime_env={"env_vars": env})  # fmt: skip
+            try:  # ray.init puts its own SIGTERM handler on the driver: grubench's stay
+                with signal_handlers():
+                    env = {CHECKPOINT_ENV: str(checkpoint_root(where.uri))}
+                    ray.init(
+                        address=address,
+                        log_to_driver=False,
+                        logging_level=logging.WARNING,
+                        runtime_env={"env_vars": env},
+                    )
             except (ConnectionError, ValueError, RuntimeError) as err:
-                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
                 raise ConfigError(
-                    [f"--ray-address {address}: no Ray cluster answers there ({reason}); start "
-                     "one with: ray start --head"]
+                    [f"--ray-address {address}: no Ray cluster answers there ({first_line(err)}); "
+                     "start one with: ray start --head"]
                 ) from None  # fmt: skip
-            finally:  # ray.init puts its own SIGTERM handler on the driver: grubench's stay
-                for sig, handler in handlers.items():
-                    signal.signal(sig, handler)
         nodes = self._nodes()
         if len(nodes) > 1 and where.uri.startswith("sqlite:"):
             self.close()
@@ -345,8 +337,8 @@ class RayTasks:
             try:
                 outcome = self.ray.get(ref)
             except Exception as err:  # the task's worker died more often than retried
-                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-                outcome = Outcome(f"FAILED: {type(err).__name__}: {reason}", 0.0, "failed")
+                outcome = Outcome(f"FAILED: {type(err).__name__}: {first_line(err)}", 0.0,
+                                  "failed")  # fmt: skip
             if outcome.status in ("stopped", "skipped") and not self.stop_requested:
                 # a signal on its node (ray stop, a drain), not this driver's: it goes again
                 self.attempts[child.key] = self.attempts.get(child.key, 0) + 1
@@ -375,17 +367,10 @@ class RayTasks:
         def hurry(signum, frame) -> None:
             deadline[0] = 0.0
 
-        main = threading.current_thread() is threading.main_thread()
-        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-        if main:
-            for sig in handlers:
-                signal.signal(sig, hurry)
         try:
-            while self.refs and time.monotonic() < deadline[0]:
-                self.wait(timeout=1.0)
+            with signal_handlers(hurry):
+                while self.refs and time.monotonic() < deadline[0]:
+                    self.wait(timeout=1.0)
         finally:
-            if main:
-                for sig, handler in handlers.items():
-                    signal.signal(sig, handler)
             if self._owns_connection:
                 self.ray.shutdown()

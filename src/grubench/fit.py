@@ -15,6 +15,7 @@ the metrics an uninterrupted fit would have (see :mod:`grubench.resume`).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -128,6 +129,19 @@ class ConfigError(ValueError):
         self.problems = problems
 
 
+class RunStillRunning(ConfigError):
+    """The run to resume is RUNNING in a live process of this host."""
+
+
+class CheckpointUnreadable(ConfigError):
+    """The run's checkpoint exists but torch cannot read it."""
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message cut to its first line (its type when it has none)."""
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
 def validate_task_config(cfg: TaskConfig) -> list[str]:
     problems = validate_task_options(cfg.name, cfg.options)
     if problems:
@@ -225,10 +239,14 @@ def validate_fit_config(cfg: FitConfig) -> list[str]:
 def tracking_uri_problems(uri: str | None) -> list[str]:
     """A database URI whose driver is not installed (``postgresql://`` without psycopg2):
     said before anything runs, not as a ModuleNotFoundError from inside MLflow."""
-    uri = resolve_tracking_uri(uri)
+    return list(_store_uri_problems(resolve_tracking_uri(uri)))
+
+
+@functools.lru_cache(maxsize=16)  # a sweep checks every child's config: one URI, checked once
+def _store_uri_problems(uri: str) -> tuple[str, ...]:
     scheme = uri.split(":", 1)[0]
     if scheme in ("http", "https", "file", "databricks") or "://" not in uri:
-        return []
+        return ()
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -238,14 +256,14 @@ def tracking_uri_problems(uri: str | None) -> list[str]:
         module = getattr(err, "name", None) or str(err)
         package = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary",
                    "MySQLdb": "mysqlclient"}.get(module, module)  # fmt: skip
-        return [f"--tracking_uri {scheme}://...: its database driver is not installed "
-                f"(no module {module!r}): pip install {package}"]  # fmt: skip
+        return (f"--tracking_uri {scheme}://...: its database driver is not installed "
+                f"(no module {module!r}): pip install {package}",)  # fmt: skip
     except (ArgumentError, NoSuchModuleError):
-        return [
+        return (
             f"--tracking_uri {uri!r}: not a store URI MLflow knows; use sqlite:///PATH, "
-            "http(s)://HOST:PORT, or a database URI (postgresql://, mysql://, mssql://)"
-        ]
-    return []
+            "http(s)://HOST:PORT, or a database URI (postgresql://, mysql://, mssql://)",
+        )
+    return ()
 
 
 def resolved_config(cfg: FitConfig) -> dict[str, Any]:
@@ -420,7 +438,7 @@ def resume_point(client, run_id: str, tracking_uri: str) -> ResumePoint:
             [f"{where}: the run was superseded by a newer run of its sweep child; resume that"]
         )
     if status == "RUNNING" and _alive_elsewhere(tags):
-        raise ConfigError(
+        raise RunStillRunning(
             [f"{where}: the run is RUNNING in process {tags['grubench.pid']} on this host; "
              "stop it first (a SIGTERM stops it with a checkpoint)"]
         )  # fmt: skip
@@ -436,10 +454,9 @@ def resume_point(client, run_id: str, tracking_uri: str) -> ResumePoint:
     try:
         step = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
     except Exception as err:  # truncated or overwritten: not a checkpoint torch can read
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(
-            [f"{where}: its checkpoint {path} cannot be read ({reason}); start the run afresh "
-             f"with: grubench fit --config {config}"]
+        raise CheckpointUnreadable(
+            [f"{where}: its checkpoint {path} cannot be read ({first_line(err)}); start the run "
+             f"afresh with: grubench fit --config {config}"]
         ) from None  # fmt: skip
     return ResumePoint(run, path, int(step))
 

@@ -25,6 +25,7 @@ import os
 import signal
 import threading
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,26 @@ class StopSignals:
         would also stop in the middle of a validation, and then resuming could not be exact."""
         if self._previous:
             signal.signal(signal.SIGTERM, self._handle)
+
+
+@contextmanager
+def signal_handlers(handler=None):
+    """SIGTERM and SIGINT go to ``handler`` (None: they stay as they are) for the length of
+    the block; the handlers from before are put back after it, also over any that code in the
+    block installed (``ray.init`` installs its own). In the main thread only, where Python
+    allows signal handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in StopSignals.SIGNALS}
+    if handler is not None:
+        for signum in previous:
+            signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, saved in previous.items():
+            signal.signal(signum, saved)
 
 
 class RunCheckpoint(Checkpoint):

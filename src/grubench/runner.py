@@ -97,23 +97,22 @@ def run_sweep(
         raise ConfigError([f"workers {workers!r}: need a whole number >= 1 or 'auto'"])
     if not (isinstance(cpus_per_child, int) and cpus_per_child >= 1):
         raise ConfigError([f"cpus per child {cpus_per_child!r}: need a whole number >= 1"])
-    trainer = (overrides or {}).get("trainer", {})
     tuning = expand_tuning(experiment, profile, overrides)
-    if workers == "auto":
-        children = tuning or expand(experiment, profile, overrides)
-        workers = 1 if ray_address else auto_workers(children)
-    if ray_address and workers > 1:
-        raise ConfigError([f"workers {workers} with a Ray address: the cluster's CPUs set how "
-                           "many children run at once; leave --workers out"])  # fmt: skip
-    devices = trainer.get("devices")
-    if workers > 1 and devices not in (None, 1, "1", "auto"):
-        raise ConfigError([f"workers {workers} with trainer.devices {devices!r}: a multi-device "
-                           "fit launches processes of its own; use one worker"])  # fmt: skip
     # every evaluation child differs from a tuning child only in its seed: checking them at
     # the first point checks what they will run
     first = {(a, c): next(iter(experiment.points_for(a))) for a in experiment.arms
              for c in experiment.conditions_for(profile)} if experiment.tuned else None  # fmt: skip
     evaluation_preview = expand(experiment, profile, overrides, first)
+    first_child = (tuning or evaluation_preview)[0]
+    if workers == "auto":
+        workers = 1 if ray_address else auto_workers(first_child)
+    if ray_address and workers > 1:
+        raise ConfigError([f"workers {workers} with a Ray address: the cluster's CPUs set how "
+                           "many children run at once; leave --workers out"])  # fmt: skip
+    devices = (overrides or {}).get("trainer", {}).get("devices")
+    if workers > 1 and devices not in (None, 1, "1", "auto"):
+        raise ConfigError([f"workers {workers} with trainer.devices {devices!r}: a multi-device "
+                           "fit launches processes of its own; use one worker"])  # fmt: skip
     sweep = sweep_id(experiment, profile)
     total = len(tuning) + len(evaluation_preview)
     if dry_run:
@@ -133,7 +132,6 @@ def run_sweep(
     uri = resolve_tracking_uri(tracking_uri)
     executor = None
     if ray_address:  # connected before the store is opened: a bad address leaves nothing
-        first_child = (tuning or evaluation_preview)[0]
         executor = RayTasks(ray_address, Where(uri, "", "", sweep), cpus_per_child,
                             gpus_per_child(first_child))  # fmt: skip
     client = get_client(uri)
@@ -218,11 +216,12 @@ def run_sweep(
 AUTO_WORKERS_MAX = 8  # each worker holds torch (0.6 GB resident) and writes to the store
 
 
-def auto_workers(children: list[Child]) -> int:
+def auto_workers(child: Child) -> int:
     """``--workers auto``: one single-threaded child per usable core (up to
-    ``AUTO_WORKERS_MAX``) when the children train on the CPU; 1 when their Trainer takes an
-    accelerator (Lightning's default "auto" takes a GPU where one is visible)."""
-    accelerator = str(children[0].config.trainer.get("accelerator", "auto")) if children else "cpu"
+    ``AUTO_WORKERS_MAX``) when the children (all trained like ``child``) train on the CPU; 1
+    when their Trainer takes an accelerator (Lightning's default "auto" takes a GPU where one
+    is visible)."""
+    accelerator = str(child.config.trainer.get("accelerator", "auto"))
     if accelerator == "auto":
         import torch
 
