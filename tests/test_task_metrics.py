@@ -9,7 +9,7 @@ import torch
 from torchmetrics.utilities.data import dim_zero_sum
 
 from grubench.tasks import IGNORE_INDEX, metrics
-from grubench.tasks.metrics import SequenceExactMatch, TokenAccuracy
+from grubench.tasks.metrics import CrossEntropy, SequenceExactMatch, TokenAccuracy
 
 WINDOWS = [None, (-3, None), (2, 5)]
 
@@ -114,3 +114,43 @@ def test_bad_shapes():
 def test_docstring_examples():
     result = doctest.testmod(metrics, extraglobs={"torch": torch})
     assert result.attempted > 0 and result.failed == 0
+
+
+def reference_cross_entropy(logits, target, ignore_index):
+    """Mean of -log softmax at the target over scored positions, in float64 numpy loops."""
+    import numpy as np
+
+    flat_logits = logits.reshape(-1, logits.shape[-1]).double().numpy()
+    total, count = 0.0, 0
+    for row, t in zip(flat_logits, target.reshape(-1).tolist()):
+        if ignore_index is not None and t == ignore_index:
+            continue
+        shifted = row - row.max()
+        total += -(shifted[t] - np.log(np.exp(shifted).sum()))
+        count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("bits", [False, True])
+def test_cross_entropy_against_reference_and_accumulation(bits):
+    import math
+
+    batches = [random_batch(seed, batch=size) for seed, size in ((4, 5), (5, 9), (6, 16))]
+    accumulated = CrossEntropy(bits=bits)
+    rank0, rank1 = CrossEntropy(bits=bits), CrossEntropy(bits=bits)
+    for i, (logits, target) in enumerate(batches):
+        accumulated.update(logits, target)
+        (rank0 if i % 2 == 0 else rank1).update(logits, target)
+    logits, target = (torch.cat(parts) for parts in zip(*batches))
+    expected = reference_cross_entropy(logits, target, IGNORE_INDEX) / (math.log(2) if bits else 1)
+    assert CrossEntropy(bits=bits)(logits, target).item() == pytest.approx(expected, rel=1e-5)
+    assert accumulated.compute().item() == pytest.approx(expected, rel=1e-5)
+    rank0.merge_state(rank1)
+    assert rank0.compute().item() == pytest.approx(expected, rel=1e-5)
+    # (B, C) against (B,): one prediction per sequence, nothing ignored
+    last = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 2, 1, 0])
+    reference = reference_cross_entropy(last, labels, None) / (math.log(2) if bits else 1)
+    assert CrossEntropy(bits=bits, ignore_index=None)(last, labels).item() == pytest.approx(
+        reference, rel=1e-5
+    )

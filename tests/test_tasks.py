@@ -8,20 +8,40 @@ independent batches, and the overall value must lie within 4 standard errors of
 batch scores the same number of positions, so the overall value is their mean).
 """
 
+import hashlib
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from grubench.tasks import IGNORE_INDEX, TASKS, batch_generator, build_task
+from grubench.tasks import IGNORE_INDEX, TASKS, batch_generator, build_task, char_lm
 from grubench.tasks.associative_recall import AssociativeRecallTask
 from grubench.tasks.copy_memory import BLANK, DELIMITER, CopyMemoryTask
 from grubench.tasks.parity import ParityTask
 from grubench.tasks.selective_copy import SelectiveCopyTask
+from grubench.tasks.sequential_digits import (
+    PERMUTATION,
+    SequentialDigitsTask,
+    _load_digits,
+    split_indices,
+)
 
 NAMES = sorted(TASKS)
-SHORT = 40  # a length every task accepts at its defaults
+SHORT = 40  # the length the registry tests use, where a task accepts it
+
+
+def length(name, wanted=SHORT):
+    """``wanted``, or the nearest length task ``name`` accepts (digits have exactly 64)."""
+    cls = TASKS[name]
+    return max(cls.min_seq_len(), min(wanted, cls.max_seq_len() or wanted))
+
+
+def fixed_length(name):
+    return TASKS[name].max_seq_len() == TASKS[name].min_seq_len()
 
 
 def gen(task, batch=8, seed=0, index=0, train=False):
@@ -65,13 +85,28 @@ def always_even(task, inputs, g):  # parity
     return guess_logits(task, torch.zeros(len(inputs), dtype=torch.long))
 
 
+def always_zero(task, inputs, g):  # sequential_digits: one class, whatever the image
+    return guess_logits(task, torch.zeros(len(inputs), dtype=torch.long))
+
+
+def training_unigram(task, inputs, g):  # char_lm: the training block's character frequencies
+    counts = torch.bincount(task.split("train").targets.flatten(), minlength=task.output_size)
+    log_p = (counts.double() / counts.sum()).log().float()
+    return log_p.expand(*inputs.shape[:2], task.output_size)
+
+
 TRIVIAL = {
     "adding": always_one,
     "associative_recall": uniform_value,
+    "char_lm": training_unigram,
     "copy_memory": memoryless,
     "parity": always_even,
     "selective_copy": uniform_data_symbol,
+    "sequential_digits": always_zero,
 }
+# the split a chance level is stated on, where it is not the validation split: char_lm's is the
+# unigram entropy of the training block (its validation block's mix of characters differs)
+CHANCE_ON_TRAIN = {"char_lm"}
 
 
 # ---- the whole registry ------------------------------------------------------------------------
@@ -80,7 +115,7 @@ TRIVIAL = {
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_from_the_generator(name, train):
-    task = build_task(name, SHORT)
+    task = build_task(name, length(name))
     a, b = gen(task, 16, seed=1, train=train), gen(task, 16, seed=1, train=train)
     c = gen(task, 16, seed=2, train=train)
     for left, right in zip(a, b):
@@ -90,7 +125,7 @@ def test_deterministic_from_the_generator(name, train):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_shapes_and_dtypes(name):
-    task = build_task(name, SHORT)
+    task = build_task(name, length(name))
     for train in (False, True):
         inputs, targets = gen(task, 8, train=train)
         B, L, size = inputs.shape
@@ -110,7 +145,11 @@ def test_shapes_and_dtypes(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_with_seq_len(name):
-    task = build_task(name, SHORT)
+    task = build_task(name, length(name))
+    if fixed_length(name):  # a data set of fixed length has no other
+        with pytest.raises(ValueError, match=rf"task.seq_len=\d+ is too long for {name}"):
+            task.with_seq_len(task.seq_len + 1)
+        return
     longer = task.with_seq_len(3 * SHORT)
     assert type(longer) is type(task) and longer.seq_len == 3 * SHORT
     assert longer.options() == task.options()
@@ -120,7 +159,7 @@ def test_with_seq_len(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_eval_and_train_lengths(name):
-    task = build_task(name, SHORT)
+    task = build_task(name, length(name))
     eval_length = gen(task)[0].shape[1]
     assert eval_length >= SHORT
     train_lengths = {gen(task, 2, index=i, train=True)[0].shape[1] for i in range(30)}
@@ -134,7 +173,7 @@ def test_eval_and_train_lengths(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_random_prediction_through_loss_and_metrics(name):
-    task = build_task(name, SHORT)
+    task = build_task(name, length(name))
     inputs, targets = gen(task, 16)
     prediction = model_shaped(task, inputs).requires_grad_()
     loss = task.loss(prediction, targets)
@@ -153,12 +192,12 @@ def test_random_prediction_through_loss_and_metrics(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_chance_level(name):
     assert name in TRIVIAL, f"add {name}'s trivial predictor to TRIVIAL in {__file__}"
-    task = build_task(name, SHORT)
+    task = build_task(name, length(name))
     metric = task.metrics()[task.objective.metric]
     g = torch.Generator().manual_seed(0)
     per_batch = []
     for index in range(32):
-        inputs, targets = gen(task, 256, seed=7, index=index)
+        inputs, targets = gen(task, 256, seed=7, index=index, train=name in CHANCE_ON_TRAIN)
         per_batch.append(float(metric(TRIVIAL[name](task, inputs, g), targets)))
     overall = float(metric.compute())
     stderr = torch.tensor(per_batch).std().item() / math.sqrt(len(per_batch))
@@ -170,6 +209,10 @@ def test_chance_level(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_long_sequences(name):
+    if (TASKS[name].max_seq_len() or 1000) < 1000:
+        with pytest.raises(ValueError, match=rf"task.seq_len=1000 is too long for {name}"):
+            build_task(name, 1000)
+        return
     task = build_task(name, 1000)
     for train in (False, True):
         inputs, targets = gen(task, 4, train=train)
@@ -356,3 +399,160 @@ def test_parity_train_lengths_cover_one_to_seq_len():
     longer = task.with_seq_len(50)
     x, y = gen(longer, 4)
     assert x.shape[1] == 50 and torch.equal(y, x.argmax(-1).sum(1) % 2)
+
+
+# ---- sequential_digits ---------------------------------------------------------------------------
+
+
+def test_sequential_digits_splits_are_fixed_disjoint_and_stratified():
+    labels = _load_digits()[1]
+    splits = split_indices(labels)
+    sizes = {name: len(index) for name, index in splits.items()}
+    assert sizes == {"train": 1085, "val": 357, "test": 355}
+    every = splits["train"] + splits["val"] + splits["test"]
+    assert sorted(every) == list(range(1797))  # disjoint, and together the whole data set
+    for name, share in (("train", 0.6), ("val", 0.2), ("test", 0.2)):
+        counts = torch.bincount(torch.as_tensor(labels[splits[name]]), minlength=10)
+        for c, total in enumerate(torch.bincount(torch.as_tensor(labels), minlength=10)):
+            assert abs(int(counts[c]) - share * int(total)) < 2  # stratified
+    a, b = SequentialDigitsTask(), SequentialDigitsTask()
+    for split in ("train", "val", "test"):  # deterministic: no seed, no shuffle
+        x1, y1 = a.split(split)[:]
+        x2, y2 = b.split(split)[:]
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_sequential_digits_worked_example_and_scaling():
+    inputs, targets = SequentialDigitsTask().split("train")[[0]]  # the data set's first image
+    assert inputs.shape == (1, 64, 1) and int(targets[0]) == 0
+    row0 = [0, 0, 5, 13, 9, 1, 0, 0]
+    assert inputs[0, :8, 0].tolist() == [v / 16 for v in row0]
+    x, _ = SequentialDigitsTask().split("val")[:]
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() == 1.0
+
+
+def test_sequential_digits_permutation_is_fixed_and_shared():
+    assert sorted(PERMUTATION) == list(range(64)) and list(PERMUTATION) != list(range(64))
+    assert PERMUTATION[:8] == (55, 51, 39, 49, 9, 50, 46, 53)  # pinned: runs stay comparable
+    plain, permuted = SequentialDigitsTask(), SequentialDigitsTask(permuted=True)
+    for split in ("train", "test"):
+        x, y = plain.split(split)[:]
+        xp, yp = permuted.split(split)[:]
+        assert torch.equal(xp, x[:, list(PERMUTATION)]) and torch.equal(y, yp)
+
+
+def test_sequential_digits_uniform_cross_entropy_and_a_linear_classifier():
+    from sklearn.linear_model import LogisticRegression
+
+    task = SequentialDigitsTask()
+    x, y = task.split("test")[:]
+    metrics = task.metrics()
+    metrics.update(torch.zeros(len(y), 10), y)  # the uniform prediction
+    assert float(metrics.compute()["ce"]) == pytest.approx(math.log(10), rel=1e-6)
+    # the solved threshold's reference: a linear classifier that sees the whole image
+    xt, yt = task.split("train")[:]
+    model = LogisticRegression(max_iter=5000).fit(xt.flatten(1).numpy(), yt.numpy())
+    accuracy = model.score(x.flatten(1).numpy(), y.numpy())
+    assert 0.93 < accuracy < 0.99 and task.objective.is_solved(0.93)
+
+
+def test_sequential_digits_length_and_train_size_errors():
+    from grubench.fit import TaskConfig, validate_task_config
+
+    with pytest.raises(ValueError, match="task.seq_len=100 is too long for sequential_digits"):
+        build_task("sequential_digits", 100)
+    problems = validate_task_config(TaskConfig(name="sequential_digits", seq_len=64,
+                                               train_size=100))  # fmt: skip
+    assert problems == [
+        "task.train_size: sequential_digits trains on its data set's fixed training split, "
+        "so train_size does not apply; leave train_size null"
+    ]
+
+
+# ---- char_lm -------------------------------------------------------------------------------------
+
+
+def test_char_lm_corpus_is_pinned():
+    text = char_lm.corpus()
+    assert len(text) == 402_983 and len(char_lm.CORPUS_FILES) == 38
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == "0f30c11600da1164"
+    assert set(text) <= set(char_lm.VOCAB) and len(char_lm.VOCAB) == 96
+
+
+def test_char_lm_blocks_are_contiguous_and_disjoint():
+    text = char_lm.corpus()
+    blocks = [char_lm.block(name) for name in ("train", "val", "test")]
+    assert "".join(blocks) == text
+    assert [len(b) for b in blocks] == [322_386, 40_298, 40_299]
+
+
+@pytest.mark.parametrize("seq_len", [8, 128])
+def test_char_lm_windows_cover_each_block_once(seq_len):
+    task = build_task("char_lm", seq_len)
+    for split in ("train", "val", "test"):
+        samples = task.split(split)
+        inputs, targets = samples[:]
+        codes = inputs.argmax(-1)  # (N, T)
+        assert torch.equal(codes[:, 1:], targets[:, :-1])  # the target is the input shifted
+        assert torch.equal(codes[1:, 0], targets[:-1, -1])  # windows meet, never overlap
+        text = "".join(char_lm.VOCAB[c] for c in targets.flatten().tolist())
+        block = char_lm.block(split)
+        assert text == block[1 : 1 + len(text)] and len(block) - 1 - len(text) < seq_len
+
+
+def test_char_lm_worked_example():
+    inputs, targets = build_task("char_lm", 8).split("train")[[254]]
+    assert "".join(char_lm.VOCAB[c] for c in inputs[0].argmax(-1)) == "def clos"
+    assert "".join(char_lm.VOCAB[c] for c in targets[0]) == "ef close"
+    assert inputs.shape == (1, 8, 96) and (inputs.sum(-1) == 1).all()
+
+
+def test_char_lm_baselines():
+    task = build_task("char_lm", 128)
+    assert char_lm.uniform_bpc() == pytest.approx(6.584963, abs=1e-6)
+    assert task.chance_level() == char_lm.unigram_bpc("train") == pytest.approx(4.63196, abs=1e-5)
+    for split, value in (("val", 4.52982), ("test", 4.66222)):
+        assert char_lm.unigram_bpc(split) == pytest.approx(value, abs=1e-5)
+    # the metric agrees: the uniform guess and the unigram model over every test window
+    inputs, targets = task.split("test")[:]
+    for logits, expected in (
+        (torch.zeros(*targets.shape, 96), char_lm.uniform_bpc()),
+        (training_unigram(task, inputs, None), char_lm.unigram_bpc("test")),
+    ):
+        metrics = task.metrics()
+        metrics.update(logits, targets)
+        assert float(metrics.compute()["bpc"]) == pytest.approx(expected, abs=2e-3)
+    assert task.objective.solved_threshold is None and not task.objective.is_solved(0.0)
+
+
+def test_char_lm_refuses_a_different_text(tmp_path):
+    import sysconfig
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for name in char_lm.CORPUS_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((stdlib / name).read_bytes())
+    assert char_lm.read_corpus(tmp_path) == char_lm.corpus()
+    (tmp_path / "difflib.py").write_text("changed\n")
+    with pytest.raises(char_lm.CorpusUnavailable, match=r"difflib.py differs from the pinned"):
+        char_lm.read_corpus(tmp_path)
+    (tmp_path / "difflib.py").unlink()
+    with pytest.raises(char_lm.CorpusUnavailable, match=r"has no difflib.py"):
+        char_lm.read_corpus(tmp_path)
+
+
+def test_real_data_loads_with_no_network():
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise OSError('no network in this test')\n"
+        "socket.socket.connect = refuse; socket.create_connection = refuse\n"
+        "from grubench.tasks import build_task\n"
+        "for t in (build_task('char_lm', 64), build_task('sequential_digits', 64, permuted=True)):\n"
+        "    print(t.name, [len(t.split(s)) for s in ('train', 'val', 'test')])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == [
+        "char_lm [5037, 629, 629]",
+        "sequential_digits [1085, 357, 355]",
+    ]

@@ -6,7 +6,9 @@ with any number of workers, validation and test sets are fixed, and resuming at 
 needs no replay. Training is an endless stream cut into epochs of ``epoch_size`` batches
 (validation runs after each epoch), or, with ``train_size``, a finite set (what the
 regularization question needs: data a model can overfit) reshuffled on every pass over it and
-also served ``epoch_size`` batches per epoch.
+also served ``epoch_size`` batches per epoch. A task over a fixed data set (its ``split``
+returns samples: sequential digits, char_lm) trains the same way on its training split, and
+validates and tests on the first ``val_size`` / ``test_size`` samples of its fixed splits.
 
 Validation and test run at the training length and at each of ``eval_lengths`` (one loader
 per length, in that order), so length generalization is measured in the same run.
@@ -151,6 +153,20 @@ class ShuffledBatches(_ResumableEpochs, Sampler[list[int]]):
             yield order[start : start + self.batch_size]
 
 
+class SplitBatches(Dataset):
+    """Item ``i`` is batch ``i`` of the first ``total`` samples of a data set's split."""
+
+    def __init__(self, samples, batch_size: int, total: int) -> None:
+        self.samples, self.batch_size, self.total = samples, batch_size, total
+
+    def __len__(self) -> int:
+        return math.ceil(self.total / self.batch_size)
+
+    def __getitem__(self, index: int):
+        start = index * self.batch_size
+        return self.samples[start : min(start + self.batch_size, self.total)]
+
+
 class TensorSamples(Dataset):
     def __init__(self, *tensors: torch.Tensor) -> None:
         self.tensors = tensors
@@ -195,7 +211,13 @@ class SyntheticDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        if self.train_size is None:
+        fixed = self.task.split("train")
+        if fixed is not None:  # a data set: epochs over its training split
+            self._train_sampler = ShuffledBatches(
+                len(fixed), self.batch_size, self.seed, self.epoch_size
+            )
+            loader = self._loader(fixed, batch_size=None, sampler=self._train_sampler)
+        elif self.train_size is None:
             stream = StreamBatches(self.task, self.seed, "train", self.batch_size)
             self._train_sampler = EpochSampler(self.epoch_size)
             loader = self._loader(stream, batch_size=None, sampler=self._train_sampler)
@@ -237,7 +259,11 @@ class SyntheticDataModule(L.LightningDataModule):
     def _fixed_loaders(self, split: str, total: int) -> list[DataLoader]:
         loaders = []
         for task in self.eval_tasks:
-            batches = StreamBatches(task, self.seed, split, self.batch_size, total)
+            samples = task.split(split)
+            if samples is not None:  # a data set: the first ``total`` samples of its split
+                batches = SplitBatches(samples, self.batch_size, min(total, len(samples)))
+            else:
+                batches = StreamBatches(task, self.seed, split, self.batch_size, total)
             loaders.append(
                 self._loader(batches, batch_size=None, sampler=StridedSampler(len(batches)))
             )

@@ -45,7 +45,7 @@ from grubench.resume import (
     unlogged,
 )
 from grubench.system import OptimConfig, RecurrentSystem, StepTimer, validate_optim_config
-from grubench.tasks import TASKS, build_task, validate_task_options
+from grubench.tasks import TASKS, DatasetTask, build_task, validate_task_options
 from grubench.tracking import (
     SUPERSEDED,
     checkpoint_dir,
@@ -152,7 +152,12 @@ def validate_task_config(cfg: TaskConfig) -> list[str]:
             task_class(seq_len=length, **cfg.options)
         except ValueError as err:
             problems.append(f"{err}" if i == 0 else f"task.eval_lengths[{i - 1}]: {err}")
-    if cfg.train_size is not None and task_class.variable_length_training:
+    if cfg.train_size is not None and issubclass(task_class, DatasetTask):
+        problems.append(
+            f"task.train_size: {cfg.name} trains on its data set's fixed training split, "
+            "so train_size does not apply; leave train_size null"
+        )
+    elif cfg.train_size is not None and task_class.variable_length_training:
         problems.append(
             f"task.train_size: {cfg.name} draws a new length for each training batch, "
             "so it cannot have a finite training set; leave train_size null"

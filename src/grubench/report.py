@@ -26,6 +26,7 @@ from grubench import stats
 from grubench.experiment import Claim, Experiment, Tip, expand, expand_tuning, sweep_id
 from grubench.protocol import TEST_SCORE, Selection, diverged, run_score, run_steps, select
 from grubench.runner import finished_by_key, sweep_runs
+from grubench.tasks import build_task
 from grubench.tracking import get_client, resolve_tracking_uri
 
 
@@ -47,6 +48,7 @@ class Cell:
     diverged: int = 0
     params: int | None = None
     chance: float | None = None  # the task's chance level of the metric
+    solvable: bool = True  # False: the task has no solved threshold (char_lm), no steps to solve
 
     @property
     def name(self) -> str:
@@ -126,11 +128,14 @@ def claim_result(cells: list[Cell], claim: Claim, conditions: list[str]) -> Clai
     ``conditions`` the claim names, or all); a condition where either arm has no evaluation
     runs yet leaves the claim at "too few seeds", whatever the others say."""
     by_arm: dict[str, dict[str, Cell]] = {}
+    unsolvable = {cell.condition for cell in cells if not cell.solvable}
     for cell in cells:
         if cell.runs:
             by_arm.setdefault(cell.arm, {})[cell.condition] = cell
     better, worse = by_arm.get(claim.better, {}), by_arm.get(claim.worse, {})
     wanted = [c for c in conditions if not claim.conditions or c in claim.conditions]
+    if claim.measure == "steps_to_solve":  # only where the task can be solved
+        wanted = [c for c in wanted if c not in unsolvable]
     both = [c for c in wanted if c in better and c in worse]
     a = [better[c].measure(claim.measure) for c in both]
     b = [worse[c].measure(claim.measure) for c in both]
@@ -174,7 +179,8 @@ def _build_report(client, experiment: Experiment, profile: str) -> Report:
         cell = cells.setdefault(
             (child.arm, child.condition),
             Cell(child.arm, child.condition, selected=child.point,
-                 tuning=selection.get((child.arm, child.condition))),
+                 tuning=selection.get((child.arm, child.condition)),
+                 solvable=_solvable(child.config.task)),
         )  # fmt: skip
         run = run_of(child)
         if run is None or (experiment.tuned and run.data.tags.get("grubench.point") != child.point):
@@ -224,6 +230,11 @@ def _build_report(client, experiment: Experiment, profile: str) -> Report:
                   trained, budgeted, stop, len(other_settings))  # fmt: skip
 
 
+def _solvable(task_config) -> bool:
+    task = build_task(task_config.name, task_config.seq_len, **task_config.options)
+    return task.objective.solved_threshold is not None
+
+
 def _pairs(experiment: Experiment) -> list[tuple[str, str]]:
     """Each arm against the baseline when the question names one, else every pair."""
     arms = list(experiment.arms)
@@ -271,10 +282,13 @@ def to_markdown(report: Report, heading: str = "###") -> str:
         solved = stats.wilson_interval(cell.solved, cell.runs)
         mean = statistics.fmean(cell.test_values) if cell.test_values else None
         ms = statistics.median(cell.ms_per_step) if cell.ms_per_step else None
+        solved_text, steps_text = "n/a (no threshold)", "n/a"
+        if cell.solvable:
+            solved_text = f"{cell.solved}/{cell.runs} [{solved.low:.2f}, {solved.high:.2f}]"
+            steps_text = _fmt(stats.censored_median(cell.steps))
         lines.append(
             f"| {cell.arm} | {cell.condition or '–'} | {cell.selected or '–'} | {score} "
-            f"({cell.runs}) | {cell.metric} {_fmt(mean)} | {cell.solved}/{cell.runs} "
-            f"[{solved.low:.2f}, {solved.high:.2f}] | {_fmt(stats.censored_median(cell.steps))} "
+            f"({cell.runs}) | {cell.metric} {_fmt(mean)} | {solved_text} | {steps_text} "
             f"| {_fmt(ms)} | {cell.params if cell.params is not None else '–'} "
             f"| {cell.diverged} |"
         )

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from grubench.tasks.adding import AddingTask
 from grubench.tasks.associative_recall import AssociativeRecallTask
-from grubench.tasks.base import IGNORE_INDEX, Objective, Task, batch_generator, batch_seed
+from grubench.tasks.base import (
+    IGNORE_INDEX,
+    DatasetTask,
+    Objective,
+    Samples,
+    Task,
+    batch_generator,
+    batch_seed,
+)
+from grubench.tasks.char_lm import CharLMTask
 from grubench.tasks.copy_memory import CopyMemoryTask
 from grubench.tasks.parity import ParityTask
 from grubench.tasks.selective_copy import SelectiveCopyTask
+from grubench.tasks.sequential_digits import SequentialDigitsTask
 
 TASKS: dict[str, type[Task]] = {
     AddingTask.name: AddingTask,
     AssociativeRecallTask.name: AssociativeRecallTask,
+    CharLMTask.name: CharLMTask,
     CopyMemoryTask.name: CopyMemoryTask,
     ParityTask.name: ParityTask,
     SelectiveCopyTask.name: SelectiveCopyTask,
+    SequentialDigitsTask.name: SequentialDigitsTask,
 }
 
 
@@ -41,6 +53,8 @@ def build_task(name: str, seq_len: int, **options) -> Task:
 __all__ = [
     "IGNORE_INDEX",
     "TASKS",
+    "DatasetTask",
+    "Samples",
     "Objective",
     "Task",
     "batch_generator",

@@ -44,16 +44,41 @@ class Objective:
 
     metric: str  # key in the task's metrics, e.g. "mse" (logged as "val/mse")
     mode: Literal["min", "max"]
-    solved_threshold: float
+    # None: the task has no "solved" point (language modelling); its docstring says why
+    solved_threshold: float | None
 
     def is_solved(self, value: float) -> bool:
+        if self.solved_threshold is None:
+            return False
         if self.mode == "min":
             return value <= self.solved_threshold
         return value >= self.solved_threshold
 
 
+class Samples:
+    """A fixed split of a data set: ``len()`` samples, ``samples[indices]`` is a whole batch.
+
+    ``indices`` is a list of ints or a slice; the result is ``(inputs, targets)`` shaped as
+    :meth:`Task.generate` returns them. ``encode`` turns the stored rows into that form per
+    batch (char_lm keeps character codes and one-hot encodes a batch at a time, so a split
+    costs its characters, not characters x vocabulary floats).
+    """
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, encode=None) -> None:
+        if len(inputs) != len(targets):
+            raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
+        self.inputs, self.targets, self.encode = inputs, targets, encode
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: list[int] | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = self.inputs[index]
+        return (self.encode(inputs) if self.encode else inputs), self.targets[index]
+
+
 class Task(ABC):
-    """A synthetic sequence task.
+    """A sequence task: synthetic (generated on the fly) or a fixed data set.
 
     Subclasses set ``name`` and implement the abstract members. ``output_mode`` says whether the
     model's head reads only the last time step (``"last"``: one prediction per sequence) or
@@ -64,6 +89,11 @@ class Task(ABC):
     validated by :func:`grubench.tasks.build_task` and must be stored as attributes of the same
     name (``options()`` reads them back). A task whose training batches vary in length sets
     ``variable_length_training`` (it then cannot have a finite ``train_size``).
+
+    A task over a fixed data set (real data) returns its train, validation and test splits
+    from :meth:`split`; the DataModule then trains in epochs over the training split and
+    evaluates on the fixed others, and ``generate`` draws samples of a split at random (for
+    the code that only needs example batches). Synthetic tasks return ``None``.
     """
 
     name: ClassVar[str]
@@ -76,11 +106,25 @@ class Task(ABC):
                 f"task.seq_len={seq_len} is too short for {self.name}: "
                 f"it needs at least {self.min_seq_len()}"
             )
+        longest = self.max_seq_len()
+        if longest is not None and seq_len > longest:
+            raise ValueError(
+                f"task.seq_len={seq_len} is too long for {self.name}: it takes at most {longest}"
+            )
         self.seq_len = int(seq_len)
 
     @classmethod
     def min_seq_len(cls) -> int:
         return 1
+
+    @classmethod
+    def max_seq_len(cls) -> int | None:
+        """The longest length the task has (None: any); a data set may fix its length."""
+        return None
+
+    def split(self, name: str) -> Samples | None:
+        """The fixed ``train``/``val``/``test`` split of a data-set task; None if synthetic."""
+        return None
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
@@ -134,3 +178,32 @@ class Task(ABC):
         from grubench.stats import normalized_score
 
         return normalized_score(value, self.chance_level(), self.objective.mode)
+
+
+class DatasetTask(Task):
+    """A task over a fixed data set: subclasses build the three splits in :meth:`load_split`.
+
+    Splits are built once per task object and cached. ``generate`` draws ``batch_size``
+    samples (with replacement) of the training split (``train=True``) or of the validation
+    split; it never reads the test split.
+    """
+
+    def __init__(self, seq_len: int) -> None:
+        super().__init__(seq_len)
+        self._splits: dict[str, Samples] = {}
+
+    @abstractmethod
+    def load_split(self, name: str) -> Samples:
+        """The split ``name`` (one of :data:`SPLITS`), built from the data."""
+
+    def split(self, name: str) -> Samples:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose from: {', '.join(SPLITS)}")
+        if name not in self._splits:
+            self._splits[name] = self.load_split(name)
+        return self._splits[name]
+
+    def generate(self, batch_size: int, generator: torch.Generator, train: bool = False):
+        samples = self.split("train" if train else "val")
+        index = torch.randint(len(samples), (batch_size,), generator=generator)
+        return samples[index.tolist()]

@@ -1,4 +1,5 @@
-"""Metrics the token tasks share: accuracy over scored positions and whole-sequence exact match.
+"""Metrics the token tasks share: accuracy over scored positions, whole-sequence exact match
+and cross-entropy.
 
 Both take ``(prediction, target)`` as the system passes them: ``prediction`` is either logits
 with one more (last) axis than ``target`` (``(B, T, C)`` against ``(B, T)``; the class is the
@@ -22,7 +23,10 @@ tensor(1.)
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torchmetrics import Metric
 
 from grubench.tasks.base import IGNORE_INDEX
@@ -110,3 +114,42 @@ class SequenceExactMatch(_CountingMetric):
         counts = scored.reshape(len(scored), -1).sum(dim=1)  # (B,)
         self.hits += ((hits == counts) & (counts > 0)).sum()
         self.count += (counts > 0).sum()
+
+
+class CrossEntropy(Metric):
+    """Mean cross-entropy of the scored positions' logits, in nats or (``bits=True``) bits.
+
+    In bits over characters this is a language model's bits per character. ``prediction`` are
+    logits, ``(B, C)`` against ``(B,)`` targets or ``(B, T, C)`` against ``(B, T)``; positions
+    whose target is ``ignore_index`` are not scored. The states are the summed loss (float64)
+    and the count, so accumulation and DDP reduction give the one-shot value.
+
+    >>> logits = torch.zeros(2, 3, 4)  # a uniform guess over 4 classes
+    >>> CrossEntropy(bits=True)(logits, torch.tensor([[0, 1, 2], [3, 0, -100]]))
+    tensor(2.)
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, bits: bool = False, ignore_index: int | None = IGNORE_INDEX, **kwargs):
+        super().__init__(**kwargs)
+        self.bits, self.ignore_index = bits, ignore_index
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64),
+                       dist_reduce_fx="sum")  # fmt: skip
+        self.add_state("count", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        logits = prediction.reshape(-1, prediction.shape[-1]).float()
+        target = target.reshape(-1)
+        scored = torch.ones_like(target, dtype=torch.bool)
+        if self.ignore_index is not None:
+            scored = target != self.ignore_index
+        losses = F.cross_entropy(logits[scored], target[scored], reduction="sum")
+        self.total += losses.double()
+        self.count += scored.sum()
+
+    def compute(self) -> torch.Tensor:
+        mean = self.total / self.count  # nan before anything was scored
+        return (mean / math.log(2) if self.bits else mean).float()
