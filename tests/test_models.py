@@ -10,6 +10,7 @@ from grubench.models import (
     count_parameters,
     validate_model_config,
 )
+from grubench.models.layers import describe
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -21,9 +22,30 @@ def test_every_model_builds_and_runs(name, mode):
     assert out.shape == ((4, 5) if mode == "last" else (4, 7, 5))
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
-    gates = {"gru": 3, "lstm": 4, "rnn": 1}[MODELS[name].kind]
-    per_layer = lambda i: gates * (6 * i + 6 * 6 + 2 * 6)  # noqa: E731
-    assert count_parameters(model) == per_layer(3) + per_layer(6) + 6 * 5 + 5
+    # the registry's layout is the built module's, and it counts the module's parameters
+    layout = MODELS[name].layout
+    assert describe(model.backbone).gate_layout == layout
+    per_layer = layout.parameter_count
+    assert count_parameters(model) == per_layer(3, 6) + per_layer(6, 6) + 6 * 5 + 5
+
+
+def test_parameter_counts_by_hand():
+    """The layouts' counts against the formulas: in·H + H·H + 2H per gate for torch's layers,
+    in·H + H per gate (input projections only) for minGRU (z, h) and minLSTM (f, i, h)."""
+    want = {"torch_gru": 3 * (3 * 6 + 36 + 12), "lstm": 4 * (3 * 6 + 36 + 12)}
+    want |= {"min_gru": 2 * (3 * 6 + 6), "min_lstm": 3 * (3 * 6 + 6)}
+    for name, count in want.items():
+        model = build_model(ModelConfig(name=name, hidden_size=6), 3, 1, "last")
+        assert count_parameters(model.backbone) == count, name
+
+
+@pytest.mark.parametrize("name", ["min_gru", "min_lstm"])
+def test_min_rnns_name_the_inits_that_apply(name):
+    problems = validate_model_config(ModelConfig(name=name, init="orthogonal"))
+    assert len(problems) == 1 and problems[0].endswith(
+        "choose from: default, xavier_uniform, xavier_normal, chrono"
+    )
+    assert validate_model_config(ModelConfig(name=name, init="chrono"), seq_len=20) == []
 
 
 def test_lstm_forget_bias_sums_to_the_option():
@@ -59,7 +81,7 @@ def test_same_seed_same_weights():
     [
         (
             ModelConfig(name="gru"),
-            "unknown model 'gru'; choose from: custom_gru, lstm, rnn, torch_gru",
+            f"unknown model 'gru'; choose from: {', '.join(sorted(MODELS))}",
         ),
         (ModelConfig(num_layers=0), "model.num_layers must be positive, got 0"),
         (ModelConfig(dropout=1.0), "model.dropout must lie in [0, 1), got 1.0"),
@@ -112,8 +134,8 @@ def test_stacked_layers_of_different_widths(name):
     # equals running the two layers by hand (no dropout in eval)
     by_hand = model.head(model.backbone.layers[1](model.backbone.layers[0](x)[0])[0][:, -1])
     assert torch.allclose(model(x), by_hand)
-    gates = {"gru": 3, "lstm": 4, "rnn": 1}[MODELS[name].kind]
-    expected = gates * (12 * 3 + 12 * 12 + 2 * 12) + gates * (5 * 12 + 5 * 5 + 2 * 5) + 5 * 2 + 2
+    per_layer = MODELS[name].layout.parameter_count
+    expected = per_layer(3, 12) + per_layer(12, 5) + 5 * 2 + 2
     assert count_parameters(model) == expected
     assert validate_model_config(ModelConfig(layer_sizes=[4, 0]))[0].startswith(
         "model.layer_sizes must be positive widths"

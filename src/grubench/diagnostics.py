@@ -53,7 +53,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,15 +60,13 @@ from contextlib import contextmanager
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grubench.models.custom_gru import CustomGRU
-from grubench.models.sequence import SequenceModel, StackedRNN
+from grubench.models.layers import describe
+from grubench.models.sequence import SequenceModel
 
 FLOOR = 1e-30  # norms are floored here before logs and ratios, so zeros stay finite
 SCHEMA_VERSION = 1
-_TORCH_RNNS = (nn.GRU, nn.LSTM, nn.RNN)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -77,77 +74,15 @@ _TORCH_RNNS = (nn.GRU, nn.LSTM, nn.RNN)
 # ----------------------------------------------------------------------------------------------
 
 
-def _share_layer(backbone: nn.Module, k: int, template: nn.Module) -> nn.Module:
-    """Point every parameter (and LayerNorm submodule) of the single-layer ``template``,
-    named ``*_l0``, at the same object of ``backbone`` named ``*_l{k}``."""
-    for name in list(template._parameters):
-        setattr(template, name, getattr(backbone, re.sub(r"_l0$", f"_l{k}", name)))
-    for name in list(template._modules):
-        setattr(template, name, getattr(backbone, re.sub(r"_l0$", f"_l{k}", name)))
-    leftover = [n for n, p in template.named_parameters() if p.is_meta]
-    if leftover:  # a parameter the backbone does not have: a layout this code does not know
-        raise ValueError(f"single_layers: could not share {leftover} of {type(backbone).__name__}")
-    template.train(backbone.training)
-    return template
-
-
 def single_layers(backbone: nn.Module) -> list[nn.Module]:
-    """The backbone's recurrent layers as single-layer, batch-first modules, in layer order.
-
-    Supported: ``nn.GRU``, ``nn.LSTM``, ``nn.RNN`` (unidirectional, no ``proj_size``),
-    :class:`CustomGRU` (every option) and :class:`StackedRNN` (each of its layers is split in
-    turn). Each returned layer is a fresh module of the same class whose parameters *are* the
-    backbone's ``nn.Parameter`` objects (shared, not copied; built on the meta device, so this
-    allocates nothing and draws no random numbers); CustomGRU's LayerNorm modules are shared
-    the same way. Inter-layer dropout is not reproduced: the layers are for eval-mode probes.
-
-    Any other module whose ``num_layers`` is 1 passes through as its own single layer; it must
-    be batch-first, accept ``(x, state)`` with ``state=None`` at the first step, and return
-    ``(outputs, state)`` with the state as nn.GRU's ``(1, B, H)`` tensor or nn.LSTM's
-    ``((1, B, H), c)`` tuple. Anything else raises ValueError naming the type.
+    """The backbone's recurrent layers as single-layer, batch-first modules, in layer order,
+    as the backbone describes them (:mod:`grubench.models.layers`): every registered model,
+    :class:`StackedRNN` (each of its layers split in turn), and any other batch-first module
+    with ``num_layers == 1`` as its own single layer. The layers share the backbone's
+    ``nn.Parameter`` objects (not copied). Inter-layer dropout is not reproduced: the layers
+    are for eval-mode probes. Anything else raises ValueError naming the type.
     """
-    if isinstance(backbone, StackedRNN):
-        return [single for layer in backbone.layers for single in single_layers(layer)]
-    if isinstance(backbone, _TORCH_RNNS):
-        if backbone.bidirectional or getattr(backbone, "proj_size", 0):
-            raise ValueError(
-                f"single_layers: {type(backbone).__name__} with bidirectional=True or "
-                "proj_size > 0 is not supported"
-            )
-        layers = []
-        for k in range(backbone.num_layers):
-            in_size = backbone.input_size if k == 0 else backbone.hidden_size
-            kwargs = {"bias": backbone.bias, "batch_first": True}
-            if isinstance(backbone, nn.RNN):
-                kwargs["nonlinearity"] = backbone.nonlinearity
-            with torch.device("meta"):
-                template = type(backbone)(in_size, backbone.hidden_size, 1, **kwargs)
-            layers.append(_share_layer(backbone, k, template))
-        return layers
-    if isinstance(backbone, CustomGRU):
-        layers = []
-        for k in range(backbone.num_layers):
-            in_size = backbone.input_size if k == 0 else backbone.hidden_size
-            with torch.device("meta"):
-                template = CustomGRU(
-                    in_size,
-                    backbone.hidden_size,
-                    1,
-                    bias=backbone.bias,
-                    batch_first=True,
-                    reset_after=backbone.reset_after,
-                    activation=backbone.activation,
-                    layer_norm=backbone.layer_norm,
-                )
-            layers.append(_share_layer(backbone, k, template))
-        return layers
-    if getattr(backbone, "num_layers", None) == 1:
-        return [backbone]
-    raise ValueError(
-        f"single_layers: unsupported backbone type {type(backbone).__name__}; supported: "
-        "nn.GRU, nn.LSTM, nn.RNN, CustomGRU, StackedRNN, or any batch-first module with "
-        "num_layers == 1"
-    )
+    return describe(backbone).single_layers()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,46 +208,17 @@ def curve_summary(norms_1d, fraction: float = 0.1) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _param(layer: nn.Module, name: str) -> Tensor | None:
-    return getattr(layer, name, None)  # biases are absent with bias=False
-
-
-def _layer_gates(layer: nn.Module, x: Tensor, h_prev: Tensor) -> dict[str, Tensor]:
-    """The gates of one single layer at every step, from its own weights: ``x`` (B, T, I) is
-    the layer's input, ``h_prev`` (B, T, H) its state before each step. Values (B, T, H)."""
-    if not isinstance(layer, (nn.GRU, CustomGRU, nn.LSTM)):
-        return {}  # nn.RNN and pass-through modules: no gates known
-    w_ih, w_hh = layer.weight_ih_l0, layer.weight_hh_l0
-    b_ih, b_hh = _param(layer, "bias_ih_l0"), _param(layer, "bias_hh_l0")
-    H = layer.hidden_size
-    if isinstance(layer, nn.LSTM):  # rows i, f, g, o
-        pre = F.linear(x, w_ih, b_ih) + F.linear(h_prev, w_hh, b_hh)  # (B, T, 4H)
-        i, f, _, o = pre.chunk(4, -1)
-        return {"i": torch.sigmoid(i), "f": torch.sigmoid(f), "o": torch.sigmoid(o)}
-    # GRU kinds: rows r, z, n; only the r and z blocks matter here
-    if isinstance(layer, CustomGRU) and layer.layer_norm:
-        x_proj = layer.ln_ih_l0(F.linear(x, w_ih))
-        x_proj = x_proj + b_ih if b_ih is not None else x_proj
-        # reset_after=False normalizes the 2H block [W_hr h, W_hz h] on its own (as forward)
-        w = w_hh if layer.reset_after else w_hh[: 2 * H]
-        h_proj = layer.ln_hh_l0(F.linear(h_prev, w))
-        h_proj = h_proj + b_hh[: h_proj.size(-1)] if b_hh is not None else h_proj
-    else:
-        x_proj = F.linear(x, w_ih, b_ih)
-        h_proj = F.linear(h_prev, w_hh, b_hh)
-    rz = torch.sigmoid(x_proj[..., : 2 * H] + h_proj[..., : 2 * H])  # (B, T, 2H)
-    return {"r": rz[..., :H], "z": rz[..., H:]}
-
-
 @torch.no_grad()
 def gate_statistics(
     model: SequenceModel, inputs: Tensor, saturation: float = 0.1
 ) -> dict[str, Tensor]:
     """Per layer and step, each gate's mean and saturated fraction, over batch and units.
 
-    Gates: GRU kinds (nn.GRU, CustomGRU; PyTorch's order r, z, n) give the reset gate ``r``
-    and the update gate ``z`` (PyTorch's "keep the old state" gate); nn.LSTM gives the input
-    ``i``, forget ``f`` and output ``o`` gates. A value is saturated when it lies below
+    Gates: each layer's own ``layer_gates`` (:mod:`grubench.models.layers`). GRU kinds
+    (nn.GRU, CustomGRU; PyTorch's order r, z, n) give the reset gate ``r`` and the update gate
+    ``z`` (PyTorch's "keep the old state" gate); nn.LSTM gives the input ``i``, forget ``f``
+    and output ``o`` gates; minGRU its ``z`` (the fraction of the new state taken) and minLSTM
+    its normalized ``f`` and ``i`` (they sum to 1). A value is saturated when it lies below
     ``saturation`` or above ``1 - saturation``. Keys: ``"<gate>_mean"`` and
     ``"<gate>_saturated"``, each a ``(num_layers, T)`` tensor; rows of layers without that gate
     (a StackedRNN mixing kinds) are NaN. Models without gates (nn.RNN) return ``{}``.
@@ -331,7 +237,7 @@ def gate_statistics(
             h = torch.stack(steps, 1)  # (B, T, H)
             h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)  # (B, T, H)
             stats = {}
-            for name, g in _layer_gates(layer, x, h_prev).items():
+            for name, g in describe(layer).layer_gates(x, h_prev).items():
                 saturated = ((g < saturation) | (g > 1 - saturation)).to(g.dtype)
                 stats[name] = (g.mean(dim=(0, 2)), saturated.mean(dim=(0, 2)))  # (T,) each
             per_layer.append(stats)

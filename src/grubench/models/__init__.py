@@ -2,7 +2,8 @@
 
 Adding a model: a file with a builder ``(input_size, hidden_size, num_layers, dropout,
 **options) -> module`` whose module has nn.GRU's interface (batch-first, returns
-``(outputs, state)``), and one :class:`ModelSpec` line in ``MODELS``.
+``(outputs, state)``, takes an initial state ``(num_layers, B, H)``) and describes its layers
+and gates (:mod:`grubench.models.layers`), and one :class:`ModelSpec` line in ``MODELS``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ from torch import nn
 from grubench.models.custom_gru import CustomGRU
 from grubench.models.gru_bptt import BACKENDS
 from grubench.models.init import INITS, check_init, initialize, set_lstm_forget_bias
+from grubench.models.layers import GateLayout
+from grubench.models.min_rnns import MinGRU, MinLSTM, build_min_gru, build_min_lstm
 from grubench.models.sequence import SequenceModel, StackedRNN
-from grubench.models.torch_rnns import build_lstm, build_rnn, build_torch_gru
+from grubench.models.torch_rnns import (
+    GRU_LAYOUT,
+    LSTM_LAYOUT,
+    RNN_LAYOUT,
+    build_lstm,
+    build_rnn,
+    build_torch_gru,
+)
 
 ACTIVATIONS = ("tanh", "relu")
 
@@ -74,17 +84,21 @@ def _build_custom_gru(
 @dataclass(frozen=True)
 class ModelSpec:
     build: Callable[..., nn.Module]
-    kind: Literal["gru", "lstm", "rnn"]  # gate layout, for the initializers
+    layout: GateLayout  # the built module's gate layout, for validating an init before building
     options: tuple[str, ...] = ()  # ModelConfig fields this model takes beyond the shared ones
 
 
 MODELS: dict[str, ModelSpec] = {
     "custom_gru": ModelSpec(
-        _build_custom_gru, "gru", ("reset_after", "activation", "layer_norm", "backend")
+        _build_custom_gru,
+        CustomGRU.gate_layout,
+        ("reset_after", "activation", "layer_norm", "backend"),
     ),
-    "torch_gru": ModelSpec(build_torch_gru, "gru"),
-    "lstm": ModelSpec(build_lstm, "lstm", ("forget_bias",)),
-    "rnn": ModelSpec(build_rnn, "rnn", ("activation",)),
+    "torch_gru": ModelSpec(build_torch_gru, GRU_LAYOUT),
+    "lstm": ModelSpec(build_lstm, LSTM_LAYOUT, ("forget_bias",)),
+    "rnn": ModelSpec(build_rnn, RNN_LAYOUT, ("activation",)),
+    "min_gru": ModelSpec(build_min_gru, MinGRU.gate_layout),
+    "min_lstm": ModelSpec(build_min_lstm, MinLSTM.gate_layout),
 }
 
 # Options that belong to some models only; the shared ones are always allowed.
@@ -134,7 +148,7 @@ def validate_model_config(cfg: ModelConfig, seq_len: int | None = None) -> list[
     else:
         t_max = cfg.chrono_t_max if cfg.chrono_t_max is not None else seq_len
         try:
-            check_init(cfg.init, spec.kind, t_max)
+            check_init(cfg.init, spec.layout, t_max)
         except ValueError as err:
             problems.append(f"model.init: {err}")
     return problems
@@ -157,8 +171,8 @@ def build_model(
 
     def recurrent(in_size: int, hidden: int, layers: int, dropout: float) -> nn.Module:
         module = spec.build(in_size, hidden, layers, dropout, **options)
-        initialize(module, cfg.init, kind=spec.kind, t_max=t_max)
-        if spec.kind == "lstm" and cfg.init != "chrono":  # chrono sets the forget gate itself
+        initialize(module, cfg.init, layout=spec.layout, t_max=t_max)
+        if "forget_bias" in spec.options and cfg.init != "chrono":  # chrono sets it itself
             set_lstm_forget_bias(module, cfg.forget_bias)
         return module
 
@@ -197,6 +211,8 @@ __all__ = [
     "CustomGRU",
     "INITS",
     "MODELS",
+    "MinGRU",
+    "MinLSTM",
     "ModelConfig",
     "ModelSpec",
     "SequenceModel",

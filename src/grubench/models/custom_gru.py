@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from grubench.models.gru_bptt import BACKENDS, gru_layer
+from grubench.models.layers import share_layer
+from grubench.models.torch_rnns import GRU_LAYOUT
 
 GATES = 3  # r, z, n: the row blocks of weight_ih / weight_hh, in this order (as nn.GRU)
 ACTIVATIONS = ("tanh", "relu")
@@ -93,6 +95,7 @@ class CustomGRU(nn.Module):
     """
 
     GATES = GATES
+    gate_layout = GRU_LAYOUT  # nn.GRU's: r, z, n, z keeps the old state
 
     def __init__(
         self,
@@ -169,6 +172,48 @@ class CustomGRU(nn.Module):
             nn.init.uniform_(weight, -bound, bound)
         for module in self.children():
             module.reset_parameters()
+
+    def single_layers(self) -> list[CustomGRU]:
+        """Each layer as a single-layer, batch-first CustomGRU with every option of this one,
+        sharing its parameters and LayerNorms (see :mod:`grubench.models.layers`)."""
+        layers = []
+        for k in range(self.num_layers):
+            with torch.device("meta"):
+                template = CustomGRU(
+                    self.input_size if k == 0 else self.hidden_size,
+                    self.hidden_size,
+                    1,
+                    bias=self.bias,
+                    batch_first=True,
+                    reset_after=self.reset_after,
+                    activation=self.activation,
+                    layer_norm=self.layer_norm,
+                    backend=self.backend,
+                )
+            layers.append(share_layer(self, k, template))
+        return layers
+
+    def layer_gates(self, x: Tensor, h_prev: Tensor) -> dict[str, Tensor]:
+        """A single layer's r and z at every step, recomputed as forward does (LayerNorms
+        included): ``x`` (B, T, I), ``h_prev`` (B, T, H) -> ``{"r", "z"}``, each (B, T, H)."""
+        if self.num_layers != 1:
+            raise ValueError("layer_gates: call it on one of single_layers()")
+        w_ih, w_hh = self.weight_ih_l0, self.weight_hh_l0
+        b_ih = self.bias_ih_l0 if self.bias else None
+        b_hh = self.bias_hh_l0 if self.bias else None
+        H = self.hidden_size
+        if self.layer_norm:
+            x_proj = self.ln_ih_l0(F.linear(x, w_ih))
+            x_proj = x_proj + b_ih if b_ih is not None else x_proj
+            # reset_after=False normalizes the 2H block [W_hr h, W_hz h] on its own (as forward)
+            w = w_hh if self.reset_after else w_hh[: 2 * H]
+            h_proj = self.ln_hh_l0(F.linear(h_prev, w))
+            h_proj = h_proj + b_hh[: h_proj.size(-1)] if b_hh is not None else h_proj
+        else:
+            x_proj = F.linear(x, w_ih, b_ih)
+            h_proj = F.linear(h_prev, w_hh, b_hh)
+        rz = torch.sigmoid(x_proj[..., : 2 * H] + h_proj[..., : 2 * H])  # (B, T, 2H)
+        return {"r": rz[..., :H], "z": rz[..., H:]}
 
     def flatten_parameters(self) -> None:
         """No-op, for code that calls ``nn.GRU.flatten_parameters()`` (a cuDNN detail)."""

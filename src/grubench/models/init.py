@@ -2,21 +2,28 @@
 
 Works on any module whose own parameters are named like ``nn.GRU``'s, ``nn.LSTM``'s and
 ``nn.RNN``'s: ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (and
-the ``_reverse`` / ``weight_hr`` variants of bidirectional and projected modules), i.e.
-``nn.GRU``, ``nn.LSTM``, ``nn.RNN`` and :class:`~grubench.models.custom_gru.CustomGRU`. The
-weights stack one row block of H rows per gate, in PyTorch's gate order:
+the ``_reverse`` / ``weight_hr`` variants of bidirectional and projected modules). The weights
+stack one row block of H rows per gate; the module says which, in its
+:class:`~grubench.models.layers.GateLayout` (``gate_layout``; PyTorch's own modules are
+described in :mod:`grubench.models.torch_rnns`), so nothing here knows a model:
 
-======  =====  ==========================  =========================================
-kind    gates  order                       keeps the old state
-======  =====  ==========================  =========================================
-gru     3      r, z, n                     z (PyTorch: h' = (1 − z) ⊙ n + z ⊙ h)
-lstm    4      i, f, g, o                  f (c' = f ⊙ c + i ⊙ g)
-rnn     1      (one block)                 —
-======  =====  ==========================  =========================================
+==========  =====  ==========================  =====================================
+layout      gates  order                       keeps the old state
+==========  =====  ==========================  =====================================
+gru         3      r, z, n                     z (PyTorch: h' = (1 − z) ⊙ n + z ⊙ h)
+lstm        4      i, f, g, o                  f (c' = f ⊙ c + i ⊙ g)
+rnn         1      (one block)                 —
+min_gru     2      z, h (input weights only)   1 − z (h' = (1 − z) ⊙ h + z ⊙ g(h̃))
+min_lstm    3      f, i, h (input weights      f, normalized: f / (f + i)
+                   only)
+==========  =====  ==========================  =====================================
 
 Schemes (``INITS``):
 
-- ``default``: PyTorch's ``reset_parameters()``, every parameter ~ U(−1/√H, 1/√H).
+- ``default``: the module's own ``reset_parameters()``: every parameter ~ U(−1/√H, 1/√H)
+  (PyTorch's recurrent layers), or, for a layout with ``default_fan_in`` (minGRU, minLSTM,
+  built from linear maps of x_t as in Feng et al. 2024), nn.Linear's U(−1/√fan_in, 1/√fan_in)
+  with fan_in the layer's input width.
 - ``xavier_uniform`` / ``xavier_normal``: Glorot & Bengio 2010, applied **per gate block**:
   each gate's (H, in) block of ``weight_ih`` and (H, H) block of ``weight_hh`` is its own
   linear map with fan_in = in, fan_out = H, so Var = 2 / (in + H). (Keras applies
@@ -24,6 +31,7 @@ Schemes (``INITS``):
   Biases zero.
 - ``orthogonal``: every (H, H) gate block of ``weight_hh`` orthogonal (Saxe et al. 2014);
   input weights Glorot uniform per block; biases zero: Keras' recurrent-layer defaults.
+  Invalid for layouts without ``weight_hh`` (minGRU, minLSTM: their gates read x_t only).
 - ``identity``: kind ``rnn`` only, the IRNN of Le, Jaitly & Hinton 2015 ("A Simple Way to
   Initialize Recurrent Networks of Rectified Linear Units"): ``weight_hh = I``, biases zero,
   and the non-recurrent (input) weights ~ N(0, 0.001²), the scale of the paper's experiments
@@ -36,7 +44,10 @@ Schemes (``INITS``):
   ``[H:2H]``), so ``b_z = +log u`` (in the classic convention, where z takes the new state,
   the same init reads ``b_z = −log u``); r and n biases zero. The values go into
   ``bias_ih``; the matching slices of ``bias_hh`` are zeroed, so the effective bias
-  ``bias_ih + bias_hh`` is as stated. Invalid for kind ``rnn`` (no gate). ``t_max`` must
+  ``bias_ih + bias_hh`` is as stated. minGRU, whose z takes the *new* state
+  (``h' = (1 − z) h + z h̃``), gets ``b_z = −log u`` (memory time ``1/z = 1 + u``); minLSTM gets
+  the LSTM's ``b_f = log u``, ``b_i = −log u``, so f + i = 1 and its normalized forget gate
+  ``f / (f + i)`` is f itself. Invalid for kind ``rnn`` (no gate). ``t_max`` must
   exceed 2: ``U[1, t_max − 1]`` is empty for t_max < 2 and a single point (every bias
   log 1 = 0, no chrono at all) at t_max = 2.
 
@@ -54,6 +65,9 @@ from numbers import Real
 import torch
 from torch import Tensor, nn
 
+from grubench.models.layers import GateLayout, describe
+from grubench.models.torch_rnns import LSTM_LAYOUT
+
 INITS: tuple[str, ...] = (
     "default",
     "xavier_uniform",
@@ -62,39 +76,58 @@ INITS: tuple[str, ...] = (
     "identity",
     "chrono",
 )
-GATES = {"gru": 3, "lstm": 4, "rnn": 1}
 
 IRNN_INPUT_STD = 0.001  # Le et al. 2015: non-recurrent weights ~ N(0, 0.001²)
-
-# The gate that keeps the old state: its row block index in PyTorch's gate order.
-_KEEP_GATE = {"gru": 1, "lstm": 1}  # gru: r, [z], n; lstm: i, [f], g, o
-_LSTM_INPUT_GATE = 0
 
 _PARAM = re.compile(r"^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$")
 
 
-def check_init(scheme: str, kind: str, t_max: float | None = None) -> None:
-    """Raise ``ValueError`` if ``scheme`` cannot initialize a ``kind`` network.
+def _inapplicable(scheme: str, layout: GateLayout) -> str | None:
+    """Why ``scheme`` cannot initialize a module of ``layout``; None if it can."""
+    kind = layout.kind
+    if scheme == "identity" and not (layout.recurrent and layout.gates == 1):
+        return (
+            f"init 'identity' with kind {kind!r} is invalid: it is the IRNN initialization "
+            "(Le et al. 2015) of a plain RNN, whose single recurrent matrix becomes I; "
+            f"a {kind} has {layout.gates} gate blocks"
+            + ("" if layout.recurrent else " and no recurrent matrix")
+            + "; use kind 'rnn'"
+        )
+    if scheme == "orthogonal" and not layout.recurrent:
+        return (
+            f"init 'orthogonal' with kind {kind!r} is invalid: it makes the recurrent "
+            "(hidden-to-hidden) gate blocks orthogonal (Saxe et al. 2014) and a "
+            f"{kind} has none: its gates read the input only"
+        )
+    if scheme == "chrono" and layout.keep is None:
+        return (
+            f"init 'chrono' with kind {kind!r} is invalid: chrono sets the bias of the gate "
+            "that keeps the old state (LSTM forget gate, GRU z gate) and "
+            + ("a plain RNN has no gates" if layout.gates == 1 else f"a {kind} names none")
+        )
+    return None
+
+
+def applicable_inits(layout: GateLayout) -> tuple[str, ...]:
+    """The schemes of ``INITS`` that can initialize a module of ``layout``."""
+    return tuple(scheme for scheme in INITS if _inapplicable(scheme, layout) is None)
+
+
+def check_init(scheme: str, layout: GateLayout, t_max: float | None = None) -> None:
+    """Raise ``ValueError`` (one line, naming the valid choices) if ``scheme`` cannot
+    initialize a module of ``layout``.
 
     ``t_max`` is used by ``chrono`` only (required there) and ignored by the others.
     """
     if scheme not in INITS:
         raise ValueError(f"unknown init {scheme!r}; choose from: {', '.join(INITS)}")
-    if kind not in GATES:
-        raise ValueError(f"unknown kind {kind!r}; choose from: {', '.join(GATES)}")
-    if scheme == "identity" and kind != "rnn":
-        raise ValueError(
-            f"init 'identity' with kind {kind!r} is invalid: it is the IRNN initialization "
-            "(Le et al. 2015) of a plain RNN, whose single recurrent matrix becomes I; "
-            f"a {kind} has {GATES[kind]} gate blocks; use kind 'rnn'"
-        )
+    if not isinstance(layout, GateLayout):
+        raise ValueError(f"layout must be a GateLayout, got {layout!r}")
+    reason = _inapplicable(scheme, layout)
+    if reason is not None:
+        valid = ", ".join(applicable_inits(layout))
+        raise ValueError(f"{reason}; choose from: {valid}")
     if scheme == "chrono":
-        if kind == "rnn":
-            raise ValueError(
-                "init 'chrono' with kind 'rnn' is invalid: chrono sets the bias of the gate "
-                "that keeps the old state (LSTM forget gate, GRU z gate) and a plain RNN has "
-                "no gates; use kind 'gru' or 'lstm'"
-            )
         if t_max is None:
             raise ValueError("init 'chrono' needs t_max, the longest dependency in steps")
         if isinstance(t_max, bool) or not isinstance(t_max, Real) or not math.isfinite(t_max):
@@ -110,25 +143,30 @@ def initialize(
     rnn: nn.Module,
     scheme: str,
     *,
-    kind: str,
+    layout: GateLayout | None = None,
     t_max: float | None = None,
     generator: torch.Generator | None = None,
 ) -> None:
     """Initialize ``rnn`` in place with ``scheme`` (see the module docstring).
 
-    ``kind`` ("gru", "lstm" or "rnn") gives the gate layout and must match the module;
+    ``layout`` is the module's gate layout, by default the one it describes
+    (:func:`grubench.models.layers.describe`); it must match the module's parameters.
     ``t_max`` is chrono's longest dependency in steps (ignored by other schemes).
     """
-    check_init(scheme, kind, t_max)
-    params = _recurrent_params(rnn, kind)
-    hidden = _hidden_size(rnn, params, kind)
-    gates = GATES[kind]
+    params = _recurrent_params(rnn)
+    if layout is None:
+        layout = describe(rnn).gate_layout
+        if layout is None:
+            raise ValueError(f"{type(rnn).__name__} describes no gate layout; pass layout=")
+    check_init(scheme, layout, t_max)
+    hidden = _hidden_size(rnn, params, layout)
+    gates = layout.gates
     with torch.no_grad():
         if scheme in ("default", "chrono"):
-            _default(params, hidden, generator)
+            _default(params, hidden, layout, generator)
             if scheme == "chrono":
                 assert t_max is not None  # check_init made sure
-                _chrono(params, hidden, kind, float(t_max), generator)
+                _chrono(params, hidden, layout, float(t_max), generator)
         elif scheme in ("xavier_uniform", "xavier_normal"):
             glorot = (
                 nn.init.xavier_uniform_ if scheme == "xavier_uniform" else nn.init.xavier_normal_
@@ -149,7 +187,7 @@ def initialize(
                 else:  # hh, and an LSTM's projection hr
                     for block in _blocks(p, io, gates, hidden):
                         nn.init.orthogonal_(block, generator=generator)
-        elif scheme == "identity":  # kind "rnn": one block, weight_hh is (H, H)
+        elif scheme == "identity":  # one block, weight_hh is (H, H)
             for (_, role, io), p in params.items():
                 if role == "bias":
                     p.zero_()
@@ -171,22 +209,20 @@ def set_lstm_forget_bias(lstm: nn.Module, value: float) -> None:
     """
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
         raise ValueError(f"forget bias must be a finite number, got {value!r}")
-    params = _recurrent_params(lstm, "lstm")
-    hidden = _hidden_size(lstm, params, "lstm")
+    params = _recurrent_params(lstm)
+    hidden = _hidden_size(lstm, params, LSTM_LAYOUT)
     biases = {key: p for key, p in params.items() if key[1] == "bias"}
     if not biases:
         raise ValueError("set_lstm_forget_bias: the module has no biases (bias=False)")
-    f = _KEEP_GATE["lstm"]
+    f = LSTM_LAYOUT.block("f")
     with torch.no_grad():
         for (_, _, which), p in biases.items():
             p[f * hidden : (f + 1) * hidden] = value if which == "ih" else 0.0
 
 
-def _recurrent_params(rnn: nn.Module, kind: str) -> dict[tuple[str, str, str], Tensor]:
+def _recurrent_params(rnn: nn.Module) -> dict[tuple[str, str, str], Tensor]:
     """The module's own recurrent parameters in registration order, keyed by
     (name, "weight" | "bias", "ih" | "hh" | "hr")."""
-    if kind not in GATES:
-        raise ValueError(f"unknown kind {kind!r}; choose from: {', '.join(GATES)}")
     params = {}
     for name, p in rnn.named_parameters(recurse=False):
         match = _PARAM.match(name)
@@ -200,18 +236,27 @@ def _recurrent_params(rnn: nn.Module, kind: str) -> dict[tuple[str, str, str], T
     return params
 
 
-def _hidden_size(rnn: nn.Module, params: dict[tuple[str, str, str], Tensor], kind: str) -> int:
-    """H, checking that every input and recurrent weight and bias stacks kind's gate blocks."""
-    gates = GATES[kind]
-    w_hh = next(p for (_, role, io), p in params.items() if role == "weight" and io == "hh")
-    # Modules without a hidden_size attribute: assume no projection, weight_hh is (G·H, H).
-    hidden = getattr(rnn, "hidden_size", w_hh.shape[1])
-    if any(p.shape[0] != gates * hidden for (_, _, io), p in params.items() if io != "hr"):
+def _hidden_size(
+    rnn: nn.Module, params: dict[tuple[str, str, str], Tensor], layout: GateLayout
+) -> int:
+    """H, checking that the module holds exactly the layout's matrices and that every input
+    and recurrent weight and bias stacks the layout's gate blocks."""
+    gates = layout.gates
+    hidden = getattr(rnn, "hidden_size", None)
+    if hidden is None:  # without a hidden_size attribute: assume no projection, (G·H, H)
+        w_hh = [p for (_, role, io), p in params.items() if role == "weight" and io == "hh"]
+        hidden = w_hh[0].shape[1] if w_hh else -1
+    held = sorted({io for (_, _, io) in params} - {"hr"})
+    wrong = [
+        (n, p) for (n, _, io), p in params.items() if io != "hr" and p.shape[0] != gates * hidden
+    ]
+    if held != sorted(layout.matrices) or wrong:
+        name, p = wrong[0] if wrong else next(iter((n, p) for (n, _, _), p in params.items()))
         raise ValueError(
-            f"kind {kind!r} expects {gates} gate block(s) of H={hidden} rows, i.e. "
-            f"{gates * hidden} rows in every weight_ih/weight_hh/bias, but "
-            f"{type(rnn).__name__}'s weight_hh_l0 has shape {tuple(w_hh.shape)}; "
-            "is kind right for this module?"
+            f"kind {layout.kind!r} expects weights {'/'.join(layout.matrices)} of {gates} gate "
+            f"block(s) of H={hidden} rows, i.e. {gates * hidden} rows in every weight and bias, "
+            f"but {type(rnn).__name__} holds {'/'.join(held)} and its {name} has shape "
+            f"{tuple(p.shape)}; is the layout right for this module?"
         )
     return hidden
 
@@ -223,28 +268,39 @@ def _blocks(weight: Tensor, io: str, gates: int, hidden: int) -> list[Tensor]:
     return [weight] if io == "hr" else list(weight.split(hidden, dim=0))
 
 
-def _default(params: dict, hidden: int, generator: torch.Generator | None) -> None:
-    # What RNNBase.reset_parameters() does, in its order, but drawing from `generator`.
-    bound = 1.0 / math.sqrt(hidden)
-    for p in params.values():
+def _default(
+    params: dict, hidden: int, layout: GateLayout, generator: torch.Generator | None
+) -> None:
+    # What the module's reset_parameters() does, in its order, but drawing from `generator`:
+    # RNNBase's U(±1/√H), or nn.Linear's U(±1/√fan_in) per layer (its weight_ih's columns).
+    fan_in = {
+        _PARAM.match(name).group(3, 4): p.shape[1]
+        for (name, role, io), p in params.items()
+        if role == "weight" and io == "ih"
+    }
+    for (name, _, _), p in params.items():
+        width = fan_in[_PARAM.match(name).group(3, 4)] if layout.default_fan_in else hidden
+        bound = 1.0 / math.sqrt(width)
         nn.init.uniform_(p, -bound, bound, generator=generator)
 
 
 def _chrono(
-    params: dict, hidden: int, kind: str, t_max: float, generator: torch.Generator | None
+    params: dict, hidden: int, layout: GateLayout, t_max: float, generator: torch.Generator | None
 ) -> None:
     biases = {key: p for key, p in params.items() if key[1] == "bias"}
     if not biases:
         raise ValueError("init 'chrono' sets gate biases, but the module has bias=False")
-    keep = slice(_KEEP_GATE[kind] * hidden, (_KEEP_GATE[kind] + 1) * hidden)
+    rows = lambda gate: slice(layout.block(gate) * hidden, (layout.block(gate) + 1) * hidden)  # noqa: E731
+    keep = rows(layout.keep)
     for (_, _, which), p in biases.items():
         p.zero_()
         if which != "ih":
             continue  # bias_hh stays zero: the effective bias is bias_ih alone
         p[keep].uniform_(1.0, t_max - 1.0, generator=generator).log_()
-        if kind == "lstm":
-            i = _LSTM_INPUT_GATE
-            p[i * hidden : (i + 1) * hidden] = -p[keep]
+        if layout.keep_sign < 0:  # the gate takes the new state: its bias is −log u
+            p[keep].neg_()
+        if layout.paired is not None:
+            p[rows(layout.paired)] = -p[keep]
 
 
 def _reset_norms(rnn: nn.Module) -> None:

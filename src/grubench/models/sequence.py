@@ -7,6 +7,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from grubench.models.layers import describe
+
 
 class SequenceModel(nn.Module):
     """``backbone`` is any batch-first module returning ``(outputs, state)`` like nn.GRU.
@@ -44,6 +46,8 @@ class StackedRNN(nn.Module):
     64 units"): ``(B, T, I) -> (B, T, H_last)``; returns ``(outputs, None)``.
     """
 
+    gate_layout = None  # its layers may be of different kinds; each describes itself
+
     def __init__(self, layers: list[nn.Module], dropout: float = 0.0) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
@@ -56,3 +60,9 @@ class StackedRNN(nn.Module):
             if self.dropout and i < len(self.layers) - 1:
                 outputs = nn.functional.dropout(outputs, self.dropout, self.training)
         return outputs, None
+
+    def single_layers(self) -> list[nn.Module]:
+        return [single for layer in self.layers for single in describe(layer).single_layers()]
+
+    def layer_gates(self, x: torch.Tensor, h_prev: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise ValueError("layer_gates: call it on one of single_layers()")

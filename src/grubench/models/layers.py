@@ -1,0 +1,131 @@
+"""How a recurrent module describes itself to the code around it.
+
+The initializers (:mod:`grubench.models.init`) need a module's gate layout; the gradient-flow
+diagnostics (:mod:`grubench.diagnostics`) need its single layers and, per layer, its gate
+values. A model file provides both, so that neither module knows any model:
+
+- ``gate_layout``: a :class:`GateLayout` (``None`` for a module without one, e.g. a stack of
+  layers of different kinds);
+- ``single_layers()``: the module's recurrent layers as single-layer, batch-first modules that
+  share its ``nn.Parameter`` objects (no copy), in layer order; each is run one step at a time
+  as ``layer(x_t, state)`` with ``x_t`` (B, 1, I) and ``state`` ``None`` or what the previous
+  step returned (nn.GRU's ``(1, B, H)`` tensor or nn.LSTM's ``(h, c)`` tuple);
+- ``layer_gates(x, h_prev)``: on a single-layer module, its gates at every step recomputed from
+  its own weights, ``x`` (B, T, I) its input and ``h_prev`` (B, T, H) its state before each
+  step; ``{name: (B, T, H)}``, ``{}`` for a module without gates.
+
+:func:`describe` returns the module itself when it has all three, an adapter for PyTorch's own
+``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN`` (defined in :mod:`grubench.models.torch_rnns`, the
+model file for them), or, for any other module with ``num_layers == 1``, a pass-through (one
+layer, no gates, no layout).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class GateLayout:
+    """The gate-stacked parameters of a recurrent module with PyTorch's parameter names.
+
+    Per layer ``k`` and per matrix ``m`` in ``matrices`` the module holds ``weight_{m}_l{k}``
+    of ``len(blocks) · H`` rows (one (H, cols) block per gate, in ``blocks``' order; ``ih``
+    reads the layer's input, ``hh`` its previous state) and, with biases, ``bias_{m}_l{k}``.
+
+    ``keep`` names the gate whose bias sets how long the old state is kept (chrono's target):
+    with ``keep_sign`` +1 the gate's value is the fraction of the old state kept (nn.GRU's z,
+    an LSTM's f), with -1 the fraction replaced (minGRU's z: ``h' = (1 − z) h + z h̃``).
+    ``paired`` is a gate chrono sets to minus the keep gate's bias (an LSTM's input gate).
+    ``default_fan_in`` selects the ``default`` init's bound: ``1/√fan_in`` (nn.Linear's, for
+    models built from input projections only) instead of ``1/√H`` (torch's recurrent layers).
+    """
+
+    kind: str  # the layout's name in messages: "gru", "lstm", "rnn", "min_gru", ...
+    blocks: tuple[str, ...]  # the gate row blocks, in order
+    matrices: tuple[str, ...] = ("ih", "hh")
+    keep: str | None = None
+    keep_sign: float = 1.0
+    paired: str | None = None
+    default_fan_in: bool = False
+
+    @property
+    def gates(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the gates read the previous state through a weight (``weight_hh``)."""
+        return "hh" in self.matrices
+
+    def block(self, name: str) -> int:
+        return self.blocks.index(name)
+
+    def parameter_count(self, input_size: int, hidden_size: int, bias: bool = True) -> int:
+        """Parameters of one layer with this layout."""
+        cols = {"ih": input_size, "hh": hidden_size}
+        return sum(self.gates * hidden_size * (cols[m] + bias) for m in self.matrices)
+
+
+@runtime_checkable
+class DescribedLayers(Protocol):
+    """What a recurrent module tells the initializers and the diagnostics (module docstring)."""
+
+    gate_layout: GateLayout | None
+
+    def single_layers(self) -> list[nn.Module]: ...
+
+    def layer_gates(self, x: Tensor, h_prev: Tensor) -> dict[str, Tensor]: ...
+
+
+class _PassThrough:
+    """Any batch-first module with ``num_layers == 1``: its own single layer, no gates known."""
+
+    gate_layout = None
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def single_layers(self) -> list[nn.Module]:
+        return [self.module]
+
+    def layer_gates(self, x: Tensor, h_prev: Tensor) -> dict[str, Tensor]:
+        return {}
+
+
+def describe(module: nn.Module) -> DescribedLayers:
+    """``module``'s own description, or an adapter (module docstring); ValueError otherwise."""
+    if isinstance(module, DescribedLayers):
+        return module
+    from grubench.models.torch_rnns import describe_torch  # torch_rnns imports this module
+
+    torch_description = describe_torch(module)
+    if torch_description is not None:
+        return torch_description
+    if getattr(module, "num_layers", None) == 1:
+        return _PassThrough(module)
+    raise ValueError(
+        f"unsupported recurrent module {type(module).__name__}: give it gate_layout, "
+        "single_layers() and layer_gates() (grubench.models.layers), or num_layers == 1"
+    )
+
+
+def share_layer(backbone: nn.Module, k: int, template: nn.Module) -> nn.Module:
+    """Point every parameter (and submodule, e.g. a LayerNorm) of the single-layer ``template``,
+    named ``*_l0``, at the same object of ``backbone`` named ``*_l{k}``; returns ``template``.
+
+    Build the template on the meta device (``with torch.device("meta")``): it then allocates
+    nothing and draws no random numbers."""
+    for name in list(template._parameters):
+        setattr(template, name, getattr(backbone, re.sub(r"_l0$", f"_l{k}", name)))
+    for name in list(template._modules):
+        setattr(template, name, getattr(backbone, re.sub(r"_l0$", f"_l{k}", name)))
+    leftover = [n for n, p in template.named_parameters() if p.is_meta]
+    if leftover:  # a parameter the backbone does not have: a layout this code does not know
+        raise ValueError(f"single_layers: could not share {leftover} of {type(backbone).__name__}")
+    template.train(backbone.training)
+    return template
