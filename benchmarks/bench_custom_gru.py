@@ -1,55 +1,67 @@
-"""Forward + backward speed of every recurrent layer grubench trains, against nn.GRU.
+"""Forward + backward speed of every registered model (grubench.models.MODELS) against nn.GRU.
 
 Run from the repository root (CPU by default; the README's table is this command's output)::
 
     python benchmarks/bench_custom_gru.py
     python benchmarks/bench_custom_gru.py --seq-len 256 --threads 2 --rounds 3   # quicker
     python benchmarks/bench_custom_gru.py --device cuda --threads 1   # against cuDNN's nn.GRU
+    python benchmarks/bench_custom_gru.py --only min_gru min_lstm --input 2 --threads 2
 
-For each sequence length and thread count, all implementations run in one process on the same
-batch; every round times each of them once, in a rotated order, after ``--warmup`` untimed
-rounds, so drift (other load, frequency) hits all alike. The table gives each one's median over
-``--rounds``, its ratio to nn.GRU from the same rounds, and the arithmetic rate it achieved:
-a GRU layer's forward + backward is 18·B·T·H·(I+H) floating-point operations (three gate
-matmuls of 2·B·(I+H)·H each forward, twice that backward), an LSTM's 24·B·T·H·(I+H) and a
-tanh RNN's 6·B·T·H·(I+H). For context the header gives the matmul rate this machine reaches on
-a large square product with the same thread count. It only reports; it asserts nothing.
+The rows are every model of the registry with its default options (one layer; a model added
+to ``MODELS`` is benchmarked the day it is added), then ``VARIANTS``: other options of some of
+them (custom_gru's backends and forms, minGRU's and minLSTM's sequential mode). For each
+sequence length and thread count, all of them run in one process on the same batch; every
+round times each of them once, in a rotated order, after ``--warmup`` untimed rounds, so drift
+(other load, frequency) hits all alike. The table gives each one's median over ``--rounds``,
+its ratio to nn.GRU (``torch_gru``) from the same rounds, and the arithmetic rate of its
+matmuls: forward + backward is three times the forward's 2·B·T·(the layer's weight count)
+floating-point operations, e.g. 18·B·T·H·(I+H) for a GRU, 24·B·T·H·(I+H) for an LSTM,
+6·B·T·H·(I+H) for a tanh RNN, 12·B·T·H·I for minGRU (its gates read x_t only; the scan's
+pointwise work is not counted). For context the header gives the matmul rate this machine
+reaches on a large square product with the same thread count. It only reports; it asserts
+nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from grubench.models.custom_gru import CustomGRU
+from grubench.models import MODELS
 from grubench.models.gru_bptt import load_extension
 
-# name -> (constructor(I, H), matmul blocks per step: 3 for a GRU, 4 LSTM, 1 RNN)
-IMPLEMENTATIONS: dict[str, tuple[Callable[[int, int], nn.Module], int]] = {
-    "nn.GRU": (lambda i, h: nn.GRU(i, h, batch_first=True), 3),
-    "custom_gru (C++ BPTT)": (lambda i, h: CustomGRU(i, h, batch_first=True, backend="cpp"), 3),
-    "custom_gru (PyTorch BPTT)": (
-        lambda i, h: CustomGRU(i, h, batch_first=True, backend="python"),
-        3,
-    ),
-    "custom_gru (autograd)": (
-        lambda i, h: CustomGRU(i, h, batch_first=True, backend="autograd"),
-        3,
-    ),
-    "custom_gru relu": (lambda i, h: CustomGRU(i, h, batch_first=True, activation="relu"), 3),
-    "custom_gru reset_before": (
-        lambda i, h: CustomGRU(i, h, batch_first=True, reset_after=False),
-        3,
-    ),
-    "custom_gru layer_norm": (lambda i, h: CustomGRU(i, h, batch_first=True, layer_norm=True), 3),
-    "nn.LSTM": (lambda i, h: nn.LSTM(i, h, batch_first=True), 4),
-    "nn.RNN tanh": (lambda i, h: nn.RNN(i, h, batch_first=True), 1),
+BASELINE = "torch_gru"  # nn.GRU
+
+# label -> (registered model, options for its builder)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "custom_gru backend=python": ("custom_gru", {"backend": "python"}),
+    "custom_gru backend=autograd": ("custom_gru", {"backend": "autograd"}),
+    "custom_gru activation=relu": ("custom_gru", {"activation": "relu"}),
+    "custom_gru reset_after=False": ("custom_gru", {"reset_after": False}),
+    "custom_gru layer_norm=True": ("custom_gru", {"layer_norm": True}),
+    "min_gru scan=sequential": ("min_gru", {"scan": "sequential"}),
+    "min_lstm scan=sequential": ("min_lstm", {"scan": "sequential"}),
 }
+ROWS: dict[str, tuple[str, dict]] = {name: (name, {}) for name in MODELS} | VARIANTS
+
+
+def build(label: str, input_size: int, hidden_size: int) -> nn.Module:
+    """One batch-first layer of ``label``'s model, by its registry builder."""
+    name, options = ROWS[label]
+    return MODELS[name].build(input_size, hidden_size, 1, 0.0, **options)
+
+
+def forward_flops(label: str, batch: int, seq_len: int, input_size: int, hidden: int) -> int:
+    """2·B·T·(weights): every weight multiplies once per step and sample in the forward."""
+    layout = MODELS[ROWS[label][0]].layout
+    return 2 * batch * seq_len * layout.parameter_count(input_size, hidden, bias=False)
 
 
 def step(module: nn.Module, x: torch.Tensor) -> None:
@@ -82,9 +94,9 @@ def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> flo
 def measure(
     names: list[str], args: argparse.Namespace, seq_len: int, device: torch.device
 ) -> dict[str, float]:
-    """Median ms per forward + backward for each implementation, rounds interleaved."""
+    """Median ms per forward + backward for each row, rounds interleaved."""
     torch.manual_seed(args.seed)
-    modules = {name: IMPLEMENTATIONS[name][0](args.input, args.hidden).to(device) for name in names}
+    modules = {name: build(name, args.input, args.hidden).to(device) for name in names}
     x = torch.randn(args.batch, seq_len, args.input, device=device)
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.warmup + args.rounds):
@@ -108,20 +120,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--only", nargs="+", choices=list(IMPLEMENTATIONS), help="a subset (nn.GRU is kept)"
+        "--only", nargs="+", choices=list(ROWS), help=f"a subset ({BASELINE} is kept)"
     )
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
-    names = list(IMPLEMENTATIONS)
-    if args.only:
-        names = [n for n in names if n == "nn.GRU" or n in args.only]
-    if device.type != "cpu" or load_extension() is None:
-        names.remove("custom_gru (C++ BPTT)")  # CPU only; auto falls back to the PyTorch loops
+    names = [n for n in ROWS if n == BASELINE or not args.only or n in args.only]
+    names.sort(key=lambda n: n != BASELINE)  # the baseline first
+    compiled = device.type == "cpu" and load_extension() is not None
+    command = shlex.join(["python", "benchmarks/bench_custom_gru.py", *argv])
+    print(f"`{command}`")
     print(
-        f"forward+backward, batch {args.batch}, input {args.input}, hidden {args.hidden}, "
-        f"median of {args.rounds} rounds after {args.warmup} warm-up, {args.device}, "
-        f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}"
+        f"\nforward+backward of one layer, batch {args.batch}, input {args.input}, "
+        f"hidden {args.hidden}, median of {args.rounds} rounds after {args.warmup} warm-up, "
+        f"{args.device}, torch {torch.__version__}, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}; custom_gru runs "
+        f"{'the compiled C++ loops' if compiled else 'the PyTorch loops'} (backend auto)"
     )
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -132,15 +147,14 @@ def main(argv: list[str] | None = None) -> None:
                 f"\nseq_len {seq_len}, {threads} thread(s); "
                 f"matmul peak {peak:.0f} GFLOP/s (2048² fp32)\n"
             )
-            print("| implementation | median ms | vs nn.GRU | GFLOP/s | % of matmul peak |")
+            print("| model | median ms | vs nn.GRU | GFLOP/s | % of matmul peak |")
             print("| --- | ---: | ---: | ---: | ---: |")
             for name in names:
-                blocks = IMPLEMENTATIONS[name][1]
-                flops = 6 * blocks * args.batch * seq_len * args.hidden * (args.input + args.hidden)
+                flops = 3 * forward_flops(name, args.batch, seq_len, args.input, args.hidden)
                 rate = flops / (medians[name] * 1e-3) / 1e9
                 print(
                     f"| {name} | {medians[name]:.1f} | "
-                    f"{medians[name] / medians['nn.GRU']:.2f}x | {rate:.1f} | "
+                    f"{medians[name] / medians[BASELINE]:.2f}x | {rate:.1f} | "
                     f"{100 * rate / peak:.0f}% |",
                     flush=True,
                 )

@@ -6,6 +6,8 @@ import re
 import runpy
 from pathlib import Path
 
+from grubench.models import MODELS
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -22,21 +24,30 @@ def _rows(out: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_bench_custom_gru_prints_every_layer_per_length_and_thread_count(capsys):
-    _main("bench_custom_gru.py")(
-        "--batch 2 --input 3 --hidden 4 --seq-len 5 7 --threads 1 2 --rounds 1 --warmup 0".split()
-    )
+def test_bench_custom_gru_prints_every_model_per_length_and_thread_count(capsys):
+    argv = "--batch 2 --input 3 --hidden 4 --seq-len 5 7 --threads 1 2 --rounds 1 --warmup 0"
+    _main("bench_custom_gru.py")(argv.split())
     out = capsys.readouterr().out
+    assert out.startswith(f"`python benchmarks/bench_custom_gru.py {argv}`")  # how to regenerate
     assert "matmul peak" in out and out.count("seq_len ") == 4
     rows = _rows(out)
-    assert {"nn.GRU", "custom_gru (C++ BPTT)", "custom_gru (PyTorch BPTT)", "nn.LSTM"} <= set(rows)
+    assert set(MODELS) <= set(rows)  # every registered model, the day it is registered
+    assert {"custom_gru backend=python", "min_gru scan=sequential"} <= set(rows)
     assert all(len(cells) == 4 for cells in rows.values())  # one row per (length, threads)
-    for cells in rows["nn.GRU"]:
+    for cells in rows["torch_gru"]:
         assert cells[1] == "1.00x"
     for cells in (c for table in rows.values() for c in table):
         ms, ratio, gflops, peak = cells
         assert float(ms) > 0 and re.fullmatch(r"\d+\.\d\dx", ratio) and float(gflops) >= 0
         assert peak.endswith("%")
+
+
+def test_bench_custom_gru_only_keeps_the_baseline(capsys):
+    _main("bench_custom_gru.py")(
+        "--batch 2 --input 1 --hidden 4 --seq-len 5 --threads 1 --rounds 1 --warmup 0 "
+        "--only min_gru min_lstm".split()
+    )
+    assert set(_rows(capsys.readouterr().out)) == {"torch_gru", "min_gru", "min_lstm"}
 
 
 def test_bench_fit_step_compares_bare_and_fit_steps(capsys):

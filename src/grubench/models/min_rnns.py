@@ -300,9 +300,18 @@ class MinLSTM(_MinRNN):
         return {"f": f / (f + i), "i": i / (f + i)}
 
 
-def build_min_gru(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> MinGRU:
-    return MinGRU(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+# The registry's builders. ``scan`` is not a model option of the config: both modes compute
+# the same function, so fits always train in parallel; the sequential mode is for the tests
+# and the speed benchmark (benchmarks/bench_custom_gru.py).
+def build_min_gru(
+    input_size: int, hidden_size: int, num_layers: int, dropout: float, scan: str = "parallel"
+) -> MinGRU:
+    return MinGRU(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, scan=scan)
 
 
-def build_min_lstm(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> MinLSTM:
-    return MinLSTM(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+def build_min_lstm(
+    input_size: int, hidden_size: int, num_layers: int, dropout: float, scan: str = "parallel"
+) -> MinLSTM:
+    return MinLSTM(
+        input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, scan=scan
+    )
