@@ -1,6 +1,7 @@
 """`grubench ui` serves the store on 127.0.0.1 and lists the runs (a real mlflow server)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,3 +124,138 @@ def test_a_signal_to_grubench_ui_stops_its_server_and_everything_it_started(trac
             except ProcessLookupError:
                 pass
         ui.wait()
+
+
+# A tiny real sweep: 2 arms x 2 conditions x 2 evaluation seeds, no tuning stage.
+QUESTION = '''"""Does a tiny GRU beat a tiny RNN?"""
+from grubench.experiment import Experiment
+
+EXPERIMENT = Experiment(
+    name="tiny_ui", question="Does a tiny GRU beat a tiny RNN?",
+    arms={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
+    conditions={"T=8": {"task": {"seq_len": 8}}, "T=12": {"task": {"seq_len": 12}}},
+    base={"model": {"hidden_size": 8},
+          "task": {"name": "adding", "batch_size": 16, "epoch_size": 2, "val_size": 32,
+                   "test_size": 32},
+          "trainer": {"max_steps": 4, "enable_progress_bar": False, "val_check_interval": 2}},
+    seeds={"quick": [0, 1], "full": [0]}, tuning_seeds={"quick": [9], "full": [9]},
+)
+'''
+CONFIGURATIONS = [(arm, condition) for arm in ("gru", "rnn") for condition in ("T=8", "T=12")]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """(tracking URI, question file) of a store holding one finished tiny sweep."""
+    from grubench.cli import main
+
+    folder = tmp_path_factory.mktemp("ui_sweep")
+    question = folder / "tiny_ui.py"
+    question.write_text(QUESTION)
+    uri = f"sqlite:///{folder / 'store' / 'mlflow.db'}"
+    cwd, env = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    os.chdir(folder)  # nothing lands in the repository
+    try:
+        assert main(["run", str(question), "--tracking_uri", uri, "--workers", "1"]) == 0
+    finally:
+        os.chdir(cwd)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)  # MLFlowLogger exports it once used
+        if env is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = env
+    return uri, question
+
+
+def test_a_sweep_saves_the_view_its_ui_address_opens(swept):
+    """The experiment tag holds the envelope MLflow's "Save view" writes; the view filters
+    the sweep's evaluation runs and groups them by the arm and condition tags."""
+    import json
+
+    from grubench.views import VIEW_TAG_PREFIX
+
+    uri, _ = swept
+    client = get_client(uri)
+    experiment = client.get_experiment_by_name("tiny_ui")
+    envelope = json.loads(experiment.tags[VIEW_TAG_PREFIX + "grubench-tiny_ui-quick"])
+    assert envelope["name"] == "grubench tiny_ui:quick: evaluation runs by arm and condition"
+    assert isinstance(envelope["createdAt"], int) and isinstance(envelope["state"], str)
+    state = json.loads(envelope["state"])
+    assert state["groupBy"]["groupByKeys"] == [
+        {"mode": "tag", "groupByData": "grubench.arm"},
+        {"mode": "tag", "groupByData": "grubench.condition"},
+    ]
+    runs = client.search_runs([experiment.experiment_id], state["searchFilter"])
+    assert sorted((r.data.tags["grubench.arm"], r.data.tags["grubench.condition"])
+                  for r in runs) == sorted(CONFIGURATIONS * 2)  # fmt: skip
+    assert "metrics.`test/score`" in state["selectedColumns"]
+    assert "metrics.`test/mse`" in state["selectedColumns"]  # the task's objective
+    assert {c["metricKey"] for c in state["compareRunCharts"] if c["type"] == "LINE"} >= {
+        "val/mse", "val/loss"}  # fmt: skip
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def rendered_text(url: str, budget_ms: int = 10000) -> str:
+    """The text of ``url`` as headless Chromium renders it (scripts run, then the DOM)."""
+    import html
+    import re
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--window-size=1600,1000",
+             f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+    dom = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it: "
+                    "apt-get install -y chromium)")  # fmt: skip
+def test_the_printed_address_opens_on_the_comparison_in_a_browser(swept):
+    """headless Chromium at the addresses `grubench ui` prints: each configuration's group
+    with its mean test score, the learning curves by group, the parent's description."""
+    import re
+    import statistics
+
+    uri, _ = swept
+    client = get_client(uri)
+    experiment = client.get_experiment_by_name("tiny_ui")
+    port = free_port()
+    command = [sys.executable, "-m", "grubench.cli", "ui", "--tracking_uri", uri,
+               "--port", str(port)]  # fmt: skip
+    with served(command, port, stdout=subprocess.PIPE, text=True) as (server, base):
+        printed = "".join(server.stdout.readline() for _ in range(5))
+        table = re.search(r"^  tiny_ui: (\S+)$", printed, re.M).group(1)
+        charts = re.search(r"learning curves by group: (\S+)$", printed, re.M).group(1)
+        answer = re.search(r"the answer \(table and verdict\): (\S+)$", printed, re.M).group(1)
+        assert table.startswith(base) and "viewStateShareKey=grubench-tiny_ui-quick" in table
+        assert f"  Default: {base}/#/experiments/0/runs" in printed  # every experiment listed
+
+        text = rendered_text(table)
+        means = [float(x) for x in re.findall(r"(-?[0-9][0-9.e+-]*) \(average\)", text)]
+        for arm, condition in CONFIGURATIONS:
+            assert f"Group: grubench.arm: {arm}, grubench.condition: {condition}" in text
+            runs = client.search_runs(
+                [experiment.experiment_id],
+                f"tags.`grubench.stage` = 'eval' and tags.`grubench.arm` = '{arm}' "
+                f"and tags.`grubench.condition` = '{condition}'",
+            )  # fmt: skip
+            mean = statistics.fmean(r.data.metrics["test/score"] for r in runs)
+            assert any(abs(m - mean) <= 1e-9 * max(1, abs(mean)) for m in means), (arm, mean)
+        assert "test/score" in text and "test/mse" in text
+
+        text = rendered_text(charts, budget_ms=60000)  # charts draw once their data came
+        assert "Learning curves (mean of each arm and condition)" in text
+        assert "val/mse" in text and "Final scores (test split)" in text
+        assert "grubench.arm: gru, grubench.condition: T=8" in text  # a group's curve
+
+        (parent,) = [r for r in client.search_runs([experiment.experiment_id],
+                                                   "tags.`grubench.role` = 'parent'")]  # fmt: skip
+        assert answer.endswith(parent.info.run_id)
+        text = rendered_text(answer)
+        assert "Does a tiny GRU beat a tiny RNN?" in text and "Verdict" in text
+        assert "P(gru > rnn) = " in text and "| gru |" not in text  # the table is rendered

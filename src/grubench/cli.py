@@ -314,11 +314,12 @@ def ui_command(args: argparse.Namespace, uri: str, root: str | None) -> list[str
 
 
 def cmd_ui(argv: list[str]) -> int:
-    from grubench.tracking import artifact_root, get_client, resolve_tracking_uri, runs_table_url
+    from grubench.tracking import artifact_root, get_client, resolve_tracking_uri
 
     args = ui_parser().parse_args(argv)
     uri = resolve_tracking_uri(args.tracking_uri)
-    experiments = get_client(uri).search_experiments(order_by=["last_update_time DESC"])
+    client = get_client(uri)
+    experiments = client.search_experiments(order_by=["last_update_time DESC"])
     if args.experiment_name:
         experiments = [e for e in experiments if e.name == args.experiment_name]
         if not experiments:
@@ -334,12 +335,32 @@ def cmd_ui(argv: list[str]) -> int:
             "anyone who reaches this port can read and change every run",
             file=sys.stderr,
         )
-    print(f"MLflow UI for {uri}; runs tables (Model training view):")
+    print(f"MLflow UI for {uri}; runs tables (Model training view), each experiment with a "
+          "sweep on its newest sweep's evaluation runs grouped by configuration:")  # fmt: skip
     for experiment in experiments:
-        url = runs_table_url(args.host, args.port, experiment.experiment_id)
-        print(f"  {experiment.name}: {url}")
+        print_addresses(client, experiment, args.host, args.port)
     sys.stdout.flush()
     return serve(command)
+
+
+def print_addresses(client, experiment, host: str, port: int) -> None:
+    """The experiment's runs-table address: on its newest sweep's saved view where a sweep
+    wrote one, then that view's charts and the page of the sweep's parent run (the report)."""
+    from grubench.tracking import run_url, runs_table_url
+    from grubench.views import latest_parent, latest_view_key
+
+    eid = experiment.experiment_id
+    found = latest_view_key(client, experiment)
+    if found is None:
+        print(f"  {experiment.name}: {runs_table_url(host, port, eid)}")
+        return
+    key, sweep = found
+    print(f"  {experiment.name}: {runs_table_url(host, port, eid, key)}")
+    print(f"    {sweep}, learning curves by group: {runs_table_url(host, port, eid, key, 'CHART')}")
+    parent = latest_parent(client, eid, sweep)
+    if parent is not None:
+        print(f"    {sweep}, the answer (table and verdict): "
+              f"{run_url(host, port, eid, parent.info.run_id)}")  # fmt: skip
 
 
 def serve(command: list[str]) -> int:

@@ -46,6 +46,7 @@ from grubench.leases import Leases
 from grubench.protocol import Selection, select
 from grubench.resume import Interrupted, StopSignals
 from grubench.tracking import ensure_experiment, get_client, resolve_tracking_uri
+from grubench.views import write_sweep_view
 
 
 @dataclass
@@ -136,6 +137,7 @@ def run_sweep(
                             gpus_per_child(first_child))  # fmt: skip
     client = get_client(uri)
     experiment_id = ensure_experiment(client, experiment.name, uri)
+    write_view(client, experiment_id, experiment, profile, tuning + evaluation_preview)
     existing = sweep_runs(client, experiment_id, sweep)
     done = finished_by_key(existing)
     result = SweepResult(total=total)
@@ -211,6 +213,21 @@ def run_sweep(
                     executor.close()
     finally:
         client.set_terminated(parent_id, status)
+
+
+def write_view(
+    client, experiment_id: str, experiment: Experiment, profile: str, children: list[Child]
+) -> str:
+    """Save the sweep's MLflow UI view (its evaluation runs grouped by arm and condition,
+    their final scores and learning curves); its share key."""
+    from grubench.tasks import build_task
+
+    tasks = {(c.config.task.name, c.config.task.seq_len): c.config.task for c in children}
+    objectives = sorted({build_task(t.name, t.seq_len, **t.options).objective.metric
+                         for t in tasks.values()})  # fmt: skip
+    by_condition = bool(experiment.conditions_for(profile))
+    return write_sweep_view(client, experiment_id, sweep_id(experiment, profile), objectives,
+                            by_condition)  # fmt: skip
 
 
 AUTO_WORKERS_MAX = 8  # each worker holds torch (0.6 GB resident) and writes to the store

@@ -132,10 +132,22 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def runs_table_url(host: str, port: int, experiment_id: str) -> str:
-    """The UI address that opens the runs table.
+def runs_table_url(host: str, port: int, experiment_id: str, view: str | None = None,
+                   mode: str | None = None) -> str:  # fmt: skip
+    """The UI address that opens the runs table (with the saved view ``view``, in the view
+    mode ``mode``: ``TABLE`` or ``CHART``).
 
     MLflow 3.17's UI opens an experiment in its GenAI view (traces, "No data"); the
     ``workflowType=machine_learning`` query selects the Model training view with the runs.
     """
-    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    url = f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    if view:
+        url += f"&viewStateShareKey={view}"
+    if mode:
+        url += f"&compareRunsMode={mode}"
+    return url
+
+
+def run_url(host: str, port: int, experiment_id: str, run_id: str) -> str:
+    """The UI address of a run's page (its description, metrics, artifacts)."""
+    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs/{run_id}"
