@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in sorted(TASKS):
-        task = build_task(name, args.seq_len)
+        cls = TASKS[name]  # a data set may fix its length (sequential_digits: 64)
+        length = max(cls.min_seq_len(), min(args.seq_len, cls.max_seq_len() or args.seq_len))
+        task = build_task(name, length)
         r = bench(task, args)
         print(
             f"| {name} | {r['steps']} | {task.input_size} | {r['gen']:.2f} | "

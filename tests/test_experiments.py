@@ -7,7 +7,7 @@ import pytest
 
 from grubench.experiment import PROFILES, expand, expand_tuning, load_experiment
 from grubench.fit import validate_fit_config
-from grubench.report import write_report
+from grubench.report import build_report, to_markdown, write_report
 from grubench.runner import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,3 +105,27 @@ def test_settings_hash_sees_flush_denormal_and_the_stop_rule():
 
     assert digest() == digest(flush_denormal=True) != digest(flush_denormal=False)
     assert digest() != digest(stop_after_solved=3)
+
+
+def test_gru_vs_lstm_real_data_through_the_runner_and_report(tracking_uri, tmp_path):
+    """The real-data conditions (digits, permuted digits, char_lm) through both stages and the
+    report: char_lm has no solved threshold, so its rows say so and no steps-to-solve
+    comparison counts it."""
+    experiment = load_experiment(ROOT / "experiments" / "gru_vs_lstm.py")
+    real = {name: c for name, c in experiment.conditions.items() if "adding" not in name}
+    assert set(real) == {"digits T=64", "permuted digits T=64", "char_lm T=64"}
+    arms = {a: experiment.arms[a] for a in ("gru", "lstm")}
+    small = dataclasses.replace(
+        experiment, arms=arms, conditions_by_profile={"quick": real},
+        seeds={**experiment.seeds, "quick": experiment.seeds["quick"][:1]},
+        tune_by_arm={a: {"optim.lr": [1e-2]} for a in arms}, tips=experiment.tips[1:],
+    )  # fmt: skip
+    _smoke(small, tracking_uri, tmp_path)
+    report = build_report(small, "quick", tracking_uri)
+    table = to_markdown(report)
+    rows = [line for line in table.splitlines() if "char_lm T=64" in line and "| gru |" in line]
+    assert "n/a (no threshold)" in rows[0] and "| bpc " in rows[0]
+    assert not [c for c in report.cells if c.condition != "char_lm T=64" and not c.solvable]
+    (tip, (synthetic, real_claim)), = report.tips  # fmt: skip
+    assert synthetic.p.estimate != synthetic.p.estimate  # no adding conditions here: nan
+    assert 0.0 <= real_claim.p.estimate <= 1.0

@@ -461,6 +461,8 @@ def test_sequential_digits_length_and_train_size_errors():
 
     with pytest.raises(ValueError, match="task.seq_len=100 is too long for sequential_digits"):
         build_task("sequential_digits", 100)
+    with pytest.raises(ValueError, match="task.options.permuted must be true or false, got 3"):
+        build_task("sequential_digits", 64, permuted=3)
     problems = validate_task_config(TaskConfig(name="sequential_digits", seq_len=64,
                                                train_size=100))  # fmt: skip
     assert problems == [

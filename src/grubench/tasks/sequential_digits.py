@@ -86,7 +86,9 @@ class SequentialDigitsTask(DatasetTask):
 
     def __init__(self, seq_len: int = PIXELS, permuted: bool = False) -> None:
         super().__init__(seq_len)
-        self.permuted = bool(permuted)
+        if not isinstance(permuted, bool):
+            raise ValueError(f"task.options.permuted must be true or false, got {permuted!r}")
+        self.permuted = permuted
 
     @classmethod
     def min_seq_len(cls) -> int:
