@@ -75,13 +75,13 @@ def log_g(x: Tensor) -> Tensor:
     return torch.where(x >= 0, (F.relu(x) + 0.5).log(), -F.softplus(-x))
 
 
-def heinsen_scan(log_a: Tensor, log_b: Tensor, h0: Tensor) -> Tensor:
+def heinsen_scan(log_a: Tensor, log_b: Tensor, h0: Tensor | None = None) -> Tensor:
     """``h_t = a_t ⊙ h_{t−1} + b_t`` for every t at once, from ``log a``, ``log b`` (B, T, H)
-    and ``h0`` (B, H) of any sign (Heinsen 2023, "Efficient Parallelization of a Ubiquitous
-    Sequential Computation"); returns (B, T, H)."""
+    and ``h0`` (B, H) of any sign, None for zeros (Heinsen 2023, "Efficient Parallelization of
+    a Ubiquitous Sequential Computation"); returns (B, T, H)."""
     a_star = log_a.cumsum(1)  # (B, T, H): log of a_1 ⋯ a_t
     h = torch.exp(a_star + torch.logcumsumexp(log_b - a_star, 1))
-    return torch.addcmul(h, a_star.exp(), h0.unsqueeze(1))
+    return h if h0 is None else torch.addcmul(h, a_star.exp(), h0.unsqueeze(1))
 
 
 def _check_positive_int(name: str, value: object) -> None:
@@ -177,12 +177,15 @@ class _MinRNN(nn.Module):
         bias = getattr(self, f"bias_ih_l{k}") if self.bias else None
         return F.linear(x, getattr(self, f"weight_ih_l{k}"), bias)  # (B, T, G·H)
 
-    def _layer(self, k: int, x: Tensor, h: Tensor) -> Tensor:
-        """One layer over the sequence: ``x`` (B, T, in), ``h`` (B, H) -> (B, T, H)."""
+    def _layer(self, k: int, x: Tensor, h: Tensor | None) -> Tensor:
+        """One layer over the sequence: ``x`` (B, T, in), ``h`` (B, H) or None for zeros ->
+        (B, T, H)."""
         pre = self._pre(k, x)
         if self.scan == "parallel":
             return heinsen_scan(*self._log_coefficients(pre), h)
         a, b = self._coefficients(pre)
+        if h is None:
+            h = x.new_zeros(x.size(0), self.hidden_size)
         outputs = []
         for a_t, b_t in zip(a.unbind(1), b.unbind(1)):  # (B, H) each
             h = torch.addcmul(b_t, a_t, h)  # a_t ⊙ h + b_t
@@ -214,15 +217,13 @@ class _MinRNN(nn.Module):
                 h0 = h0.unsqueeze(1)  # (L, H) -> (L, 1, H)
         elif not self.batch_first:
             input = input.transpose(0, 1)  # (T, B, I) -> (B, T, I)
-        if h0 is None:
-            h0 = input.new_zeros(self.num_layers, input.size(0), self.hidden_size)
 
         x = input
         finals = []
         for k in range(self.num_layers):
             if k > 0 and self.dropout and self.training:
                 x = F.dropout(x, self.dropout, training=True)
-            x = self._layer(k, x, h0[k])  # (B, T, H)
+            x = self._layer(k, x, None if h0 is None else h0[k])  # (B, T, H)
             finals.append(x[:, -1])
         output, h_n = x, torch.stack(finals)  # (B, T, H), (L, B, H)
         if not batched:
