@@ -186,6 +186,10 @@ def test_a_sweep_saves_the_view_its_ui_address_opens(swept):
     runs = client.search_runs([experiment.experiment_id], state["searchFilter"])
     assert sorted((r.data.tags["grubench.arm"], r.data.tags["grubench.condition"])
                   for r in runs) == sorted(CONFIGURATIONS * 2)  # fmt: skip
+    assert state["groupsExpanded"] == {  # one collapsed row per configuration
+        f"tag.grubench.arm.{arm},tag.grubench.condition.{condition}": False
+        for arm, condition in CONFIGURATIONS
+    }
     assert "metrics.`test/score`" in state["selectedColumns"]
     assert "metrics.`test/mse`" in state["selectedColumns"]  # the task's objective
     assert {c["metricKey"] for c in state["compareRunCharts"] if c["type"] == "LINE"} >= {
@@ -255,7 +259,7 @@ def test_the_printed_address_opens_on_the_comparison_in_a_browser(swept):
 
         (parent,) = [r for r in client.search_runs([experiment.experiment_id],
                                                    "tags.`grubench.role` = 'parent'")]  # fmt: skip
-        assert answer.endswith(parent.info.run_id)
+        assert f"/runs/{parent.info.run_id}?" in answer
         text = rendered_text(answer)
         assert "Does a tiny GRU beat a tiny RNN?" in text and "Verdict" in text
         assert "P(gru > rnn) = " in text and "| gru |" not in text  # the table is rendered

@@ -215,9 +215,8 @@ def run_sweep(
         client.set_terminated(parent_id, status)
 
 
-def write_view(
-    client, experiment_id: str, experiment: Experiment, profile: str, children: list[Child]
-) -> str:
+def write_view(client, experiment_id: str, experiment: Experiment, profile: str,
+               children: list[Child]) -> str:  # fmt: skip
     """Save the sweep's MLflow UI view (its evaluation runs grouped by arm and condition,
     their final scores and learning curves); its share key."""
     from grubench.tasks import build_task
@@ -225,9 +224,9 @@ def write_view(
     tasks = {(c.config.task.name, c.config.task.seq_len): c.config.task for c in children}
     objectives = sorted({build_task(t.name, t.seq_len, **t.options).objective.metric
                          for t in tasks.values()})  # fmt: skip
-    by_condition = bool(experiment.conditions_for(profile))
+    cells = sorted({(c.arm, c.condition) for c in children})
     return write_sweep_view(client, experiment_id, sweep_id(experiment, profile), objectives,
-                            by_condition)  # fmt: skip
+                            cells)  # fmt: skip
 
 
 AUTO_WORKERS_MAX = 8  # each worker holds torch (0.6 GB resident) and writes to the store

@@ -150,4 +150,5 @@ def runs_table_url(host: str, port: int, experiment_id: str, view: str | None = 
 
 def run_url(host: str, port: int, experiment_id: str, run_id: str) -> str:
     """The UI address of a run's page (its description, metrics, artifacts)."""
-    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs/{run_id}"
+    base = f"http://{host}:{port}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}?workflowType=machine_learning"

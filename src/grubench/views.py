@@ -38,11 +38,12 @@ def _metric(name: str) -> str:
     return f"metrics.`{name}`"
 
 
-def sweep_view_state(sweep: str, objectives: list[str], by_condition: bool) -> dict:
-    """The runs page state that shows ``sweep``'s evaluation runs grouped by arm (and by
-    condition when ``by_condition``), with their final scores and learning curves;
-    ``objectives`` are the tasks' objective metrics (e.g. ``["mse"]``)."""
-    keys = [ARM, CONDITION] if by_condition else [ARM]
+def sweep_view_state(sweep: str, objectives: list[str], cells: list[tuple[str, str]]) -> dict:
+    """The runs page state that shows ``sweep``'s evaluation runs grouped by arm and
+    condition (``cells``: the sweep's (arm, condition) pairs; by arm alone when no condition
+    is named), one collapsed row per group with its mean final scores, and each group's mean
+    learning curves; ``objectives`` are the tasks' objective metrics (e.g. ``["mse"]``)."""
+    keys = [ARM, CONDITION] if any(condition for _, condition in cells) else [ARM]
     score_columns = ["test/score", *[f"test/{o}" for o in objectives], *SCORE_COLUMNS[1:]]
     curves, finals = "grubench-curves", "grubench-final"
     line = {
@@ -77,11 +78,15 @@ def sweep_view_state(sweep: str, objectives: list[str], by_condition: bool) -> d
             "aggregateFunction": "average",
             "groupByKeys": [{"mode": "tag", "groupByData": key} for key in keys],
         },
-        "groupsExpanded": {},
+        # the UI names a group by "<mode>.<tag>.<value>" of each key, joined by commas
+        "groupsExpanded": {
+            ",".join(f"tag.{key}.{value}" for key, value in zip(keys, cell)): False
+            for cell in cells
+        },
         "useGroupedValuesInCharts": True,
         "selectedColumns": columns,
         "columnOrder": ["attributes.`Run Name`", *columns],
-        "columnWidths": {"attributes.`Run Name`": 360},  # wide enough for a group's name
+        "columnWidths": {"attributes.`Run Name`": 440},  # wide enough for a group's name
         "runsHiddenMode": "SHOW_ALL",
         "compareRunSections": [
             {
@@ -114,13 +119,13 @@ def sweep_view_state(sweep: str, objectives: list[str], by_condition: bool) -> d
     }
 
 
-def view_name(sweep: str, by_condition: bool) -> str:
-    by = "arm and condition" if by_condition else "arm"
+def view_name(sweep: str, cells: list[tuple[str, str]]) -> str:
+    by = "arm and condition" if any(condition for _, condition in cells) else "arm"
     return f"grubench {sweep}: evaluation runs by {by}"
 
 
 def write_sweep_view(client, experiment_id: str, sweep: str, objectives: list[str],
-                     by_condition: bool) -> str:  # fmt: skip
+                     cells: list[tuple[str, str]]) -> str:  # fmt: skip
     """Write (or refresh) ``sweep``'s view as a saved view of the experiment, in the format
     MLflow's "Save view" writes; returns its share key."""
     key = view_key(sweep)
@@ -132,8 +137,8 @@ def write_sweep_view(client, experiment_id: str, sweep: str, objectives: list[st
             created = int(json.loads(old)["createdAt"])
         except (ValueError, KeyError, TypeError):
             pass
-    state = json.dumps(sweep_view_state(sweep, objectives, by_condition))
-    envelope = {"name": view_name(sweep, by_condition), "createdAt": created,
+    state = json.dumps(sweep_view_state(sweep, objectives, cells))
+    envelope = {"name": view_name(sweep, cells), "createdAt": created,
                 "updatedAt": now, "state": state}  # fmt: skip
     client.set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + key, json.dumps(envelope))
     return key
