@@ -10,25 +10,19 @@ final states and gradients agree to 1e-5.
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from grubench.models.gru_bptt import BACKENDS, gru_layer
-from grubench.models.layers import share_layer
+from grubench.models.layers import check_call, check_sizes, share_layer
 from grubench.models.torch_rnns import GRU_LAYOUT
 
 GATES = 3  # r, z, n: the row blocks of weight_ih / weight_hh, in this order (as nn.GRU)
 ACTIVATIONS = ("tanh", "relu")
 
 _ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class CustomGRU(nn.Module):
@@ -111,27 +105,13 @@ class CustomGRU(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        _check_positive_int("input_size", input_size)
-        _check_positive_int("hidden_size", hidden_size)
-        _check_positive_int("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        check_sizes(input_size, hidden_size, num_layers, dropout)
         if activation not in _ACTIVATION_FNS:
             raise ValueError(
                 f"unknown activation {activation!r}; choose from: {', '.join(ACTIVATIONS)}"
             )
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from: {', '.join(BACKENDS)}")
-        if dropout > 0 and num_layers == 1:
-            # The same warning nn.GRU gives: dropout acts between layers only.
-            warnings.warn(
-                "dropout option adds dropout after all but last recurrent layer, so non-zero "
-                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
-                f"num_layers={num_layers}",
-                stacklevel=2,
-            )
 
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -239,26 +219,7 @@ class CustomGRU(nn.Module):
         return s
 
     def forward(self, input: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if input.dim() not in (2, 3):
-            raise ValueError(
-                f"CustomGRU: expected a 3-D (batched) or 2-D (unbatched) input, "
-                f"got {input.dim()}-D with shape {tuple(input.shape)}"
-            )
-        if input.size(-1) != self.input_size:
-            raise ValueError(
-                f"CustomGRU: input.size(-1) must be input_size={self.input_size}, "
-                f"got {input.size(-1)}"
-            )
-        batched = input.dim() == 3
-        if batched:
-            batch = input.size(0 if self.batch_first else 1)
-            state_shape: tuple[int, ...] = (self.num_layers, batch, self.hidden_size)
-        else:
-            state_shape = (self.num_layers, self.hidden_size)
-        if h0 is not None and tuple(h0.shape) != state_shape:
-            raise ValueError(
-                f"CustomGRU: expected h0 of shape {state_shape}, got {tuple(h0.shape)}"
-            )
+        batched = check_call(self, input, h0)
         if not batched:
             input = input.unsqueeze(1)  # (T, I) -> (T, 1, I)
             if h0 is not None:

@@ -23,6 +23,7 @@ layer, no gates, no layout).
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -129,3 +130,53 @@ def share_layer(backbone: nn.Module, k: int, template: nn.Module) -> nn.Module:
         raise ValueError(f"single_layers: could not share {leftover} of {type(backbone).__name__}")
     template.train(backbone.training)
     return template
+
+
+# --- nn.GRU's interface, for the modules written here (CustomGRU, MinGRU, MinLSTM) ---
+
+
+def check_sizes(
+    input_size: object, hidden_size: object, num_layers: object, dropout: object
+) -> None:
+    """Raise ValueError for sizes and dropout nn.GRU rejects; warn as nn.GRU does about dropout
+    with a single layer (it acts between layers only)."""
+    sizes = (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers))
+    for name, value in sizes:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            "dropout option adds dropout after all but last recurrent layer, so non-zero "
+            f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+            f"num_layers={num_layers}",
+            stacklevel=4,  # the caller of the module's __init__
+        )
+
+
+def check_call(module: nn.Module, input: Tensor, h0: Tensor | None) -> bool:
+    """Raise ValueError unless ``module(input, h0)`` is a call nn.GRU accepts: ``input``
+    (T, B, I), (B, T, I) with ``batch_first``, or unbatched (T, I); ``h0`` None or
+    (num_layers, B, H) ((num_layers, H) unbatched). Returns whether ``input`` is batched."""
+    name = type(module).__name__
+    if input.dim() not in (2, 3):
+        raise ValueError(
+            f"{name}: expected a 3-D (batched) or 2-D (unbatched) input, "
+            f"got {input.dim()}-D with shape {tuple(input.shape)}"
+        )
+    if input.size(-1) != module.input_size:
+        raise ValueError(
+            f"{name}: input.size(-1) must be input_size={module.input_size}, got {input.size(-1)}"
+        )
+    batched = input.dim() == 3
+    if batched:
+        batch = input.size(0 if module.batch_first else 1)
+        state_shape: tuple[int, ...] = (module.num_layers, batch, module.hidden_size)
+    else:
+        state_shape = (module.num_layers, module.hidden_size)
+    if h0 is not None and tuple(h0.shape) != state_shape:
+        raise ValueError(f"{name}: expected h0 of shape {state_shape}, got {tuple(h0.shape)}")
+    return batched

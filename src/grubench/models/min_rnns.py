@@ -54,13 +54,12 @@ Example:
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grubench.models.layers import GateLayout, share_layer
+from grubench.models.layers import GateLayout, check_call, check_sizes, share_layer
 
 SCANS = ("parallel", "sequential")
 
@@ -84,11 +83,6 @@ def heinsen_scan(log_a: Tensor, log_b: Tensor, h0: Tensor | None = None) -> Tens
     return h if h0 is None else torch.addcmul(h, a_star.exp(), h0.unsqueeze(1))
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 class _MinRNN(nn.Module):
     """What minGRU and minLSTM share: parameters, the interface, the layers, the description.
     A subclass sets ``gate_layout`` and the per-layer coefficients ``a_t``, ``b_t``."""
@@ -106,21 +100,9 @@ class _MinRNN(nn.Module):
         scan: str = "parallel",
     ) -> None:
         super().__init__()
-        _check_positive_int("input_size", input_size)
-        _check_positive_int("hidden_size", hidden_size)
-        _check_positive_int("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        check_sizes(input_size, hidden_size, num_layers, dropout)
         if scan not in SCANS:
             raise ValueError(f"unknown scan {scan!r}; choose from: {', '.join(SCANS)}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(
-                "dropout acts between stacked layers only, so non-zero dropout expects "
-                f"num_layers greater than 1, but got dropout={dropout} and num_layers=1",
-                stacklevel=3,
-            )
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.scan = scan
@@ -193,24 +175,7 @@ class _MinRNN(nn.Module):
         return torch.stack(outputs, 1)
 
     def forward(self, input: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        name = type(self).__name__
-        if input.dim() not in (2, 3):
-            raise ValueError(
-                f"{name}: expected a 3-D (batched) or 2-D (unbatched) input, "
-                f"got {input.dim()}-D with shape {tuple(input.shape)}"
-            )
-        if input.size(-1) != self.input_size:
-            raise ValueError(
-                f"{name}: input.size(-1) must be input_size={self.input_size}, got {input.size(-1)}"
-            )
-        batched = input.dim() == 3
-        if batched:
-            batch = input.size(0 if self.batch_first else 1)
-            state_shape: tuple[int, ...] = (self.num_layers, batch, self.hidden_size)
-        else:
-            state_shape = (self.num_layers, self.hidden_size)
-        if h0 is not None and tuple(h0.shape) != state_shape:
-            raise ValueError(f"{name}: expected h0 of shape {state_shape}, got {tuple(h0.shape)}")
+        batched = check_call(self, input, h0)
         if not batched:
             input = input.unsqueeze(0)  # (T, I) -> (1, T, I)
             if h0 is not None:
