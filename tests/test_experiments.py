@@ -71,6 +71,7 @@ def test_experiment_smoke(path, tracking_uri, tmp_path):
         seeds={**experiment.seeds, "quick": experiment.seeds["quick"][:1]},
         tune_by_arm={a: g for a, g in experiment.tune_by_arm.items() if a in arms},
         tips=[], baseline=None,
+        search=experiment.search and dataclasses.replace(experiment.search, trials={"quick": 2}),
     )  # fmt: skip
     _smoke(small, tracking_uri, tmp_path)
 

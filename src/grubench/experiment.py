@@ -126,6 +126,9 @@ class Experiment:
     baseline: str | None = None
     # what the verdict compares arms on (see Claim for the measures)
     verdict_measures: tuple[str, ...] = ("score", "steps_to_solve")
+    # a random search (grubench.search.Search) as the tuning stage instead of a grid: its
+    # trials are the tuning points, the same for every condition
+    search: Any = None
 
     def conditions_for(self, profile: str) -> dict[str, dict[str, Any]]:
         return self.conditions_by_profile.get(profile, self.conditions)
@@ -133,8 +136,11 @@ class Experiment:
     def grid_for(self, arm: str) -> dict[str, list[Any]]:
         return self.tune_by_arm.get(arm, self.tune)
 
-    def points_for(self, arm: str) -> dict[str, dict[str, Any]]:
-        """The arm's tuning points: label (e.g. "lr=0.003") -> nested overrides."""
+    def points_for(self, arm: str, profile: str = "quick") -> dict[str, dict[str, Any]]:
+        """The arm's tuning points: label (e.g. "lr=0.003", or "trial=3" for a search) ->
+        nested overrides."""
+        if self.search is not None:
+            return self.search.points(arm, profile)
         grid_ = self.grid_for(arm)
         points = {}
         for combo in itertools.product(*grid_.values()):
@@ -149,7 +155,7 @@ class Experiment:
 
     @property
     def tuned(self) -> bool:
-        return bool(self.tune or self.tune_by_arm)
+        return bool(self.tune or self.tune_by_arm or self.search is not None)
 
     def check(self) -> list[str]:
         """Problems with the declaration itself (before any child is built)."""
@@ -161,7 +167,11 @@ class Experiment:
         unknown = sorted(set(self.tune_by_arm) - set(self.arms))
         if unknown:
             problems.append(f"{self.name}: tune_by_arm names unknown arm(s) {unknown}")
-        if self.tuned:
+        if self.search is not None:
+            if self.tune or self.tune_by_arm:
+                problems.append(f"{self.name}: a search replaces the grid; drop tune/tune_by_arm")
+            problems += [f"{self.name}: {p}" for p in self.search.check(self.arms)]
+        elif self.tuned:
             for arm in self.arms:
                 grid_ = self.grid_for(arm)
                 combos = math.prod(len(values) for values in grid_.values())
@@ -320,7 +330,7 @@ def expand_tuning(
     children = []
     for arm in experiment.arms:
         for condition in experiment.conditions_for(profile):
-            for label, point in experiment.points_for(arm).items():
+            for label, point in experiment.points_for(arm, profile).items():
                 seeds = experiment.tuning_seeds[profile]
                 children += _seeded(experiment, profile, arm, condition, (label, point), seeds,
                                     TUNE, overrides)  # fmt: skip
@@ -361,7 +371,7 @@ def expand(
                 if selected is None or (arm, condition) not in selected:
                     continue
                 label = selected[(arm, condition)]
-                point = experiment.points_for(arm)[label]
+                point = experiment.points_for(arm, profile)[label]
             seeds = experiment.seeds[profile]
             children += _seeded(experiment, profile, arm, condition, (label, point), seeds,
                                 EVAL, overrides)  # fmt: skip

@@ -21,6 +21,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from grubench import stats
 from grubench.experiment import Claim, Experiment, Tip, expand, expand_tuning, sweep_id
@@ -100,6 +101,7 @@ class Report:
     steps_budgeted: int = 0  # what their max_steps allowed
     stop_after_solved: int = 0  # the children's stop rule (validations held solved)
     other_settings: int = 0  # children counted with a run of settings other than the file's
+    search: Any = None  # a search's SearchSummary (grubench.search): importances, best trials
 
     @property
     def verdict(self) -> str:
@@ -144,10 +146,12 @@ def claim_result(cells: list[Cell], claim: Claim, conditions: list[str]) -> Clai
 
 
 def build_report(experiment: Experiment, profile: str, tracking_uri: str | None = None) -> Report:
-    return _build_report(get_client(resolve_tracking_uri(tracking_uri)), experiment, profile)
+    """The report of the store's runs; a search's studies are synced with them first."""
+    uri = resolve_tracking_uri(tracking_uri)
+    return _build_report(get_client(uri), experiment, profile, uri)
 
 
-def _build_report(client, experiment: Experiment, profile: str) -> Report:
+def _build_report(client, experiment: Experiment, profile: str, uri: str | None = None) -> Report:
     mlflow_experiment = client.get_experiment_by_name(experiment.name)
     finished, newest, seconds = {}, {}, 0.0
     if mlflow_experiment is not None:
@@ -226,8 +230,13 @@ def _build_report(client, experiment: Experiment, profile: str) -> Report:
             budgeted += int(run.data.params["trainer.max_steps"])
     children = tuning or expand(experiment, profile)
     stop = max((c.config.stop_after_solved for c in children), default=0)
-    return Report(experiment, profile, list(cells.values()), missing, comparisons, tips, seconds,
-                  trained, budgeted, stop, len(other_settings))  # fmt: skip
+    report = Report(experiment, profile, list(cells.values()), missing, comparisons, tips,
+                    seconds, trained, budgeted, stop, len(other_settings))  # fmt: skip
+    if experiment.search is not None and uri is not None:
+        from grubench.search import summarize
+
+        report.search = summarize(client, experiment, profile, uri)
+    return report
 
 
 def _solvable(task_config) -> bool:
@@ -326,6 +335,8 @@ def to_markdown(report: Report, heading: str = "###") -> str:
     if report.tips:
         lines += ["", "**Tips:**", ""]
         lines += [tip_line(tip, results) for tip, results in report.tips]
+    if report.search is not None:
+        lines.append(report.search.markdown().rstrip("\n"))
     if report.other_settings:
         lines += ["", f"{report.other_settings} children are counted with a run whose settings "
                   "differ from the file's (command-line Trainer options, or an older "
@@ -542,8 +553,9 @@ def plot_grad_flow(curves: dict[str, list[list[float]]], report: Report, path: P
 def write_report(
     experiment: Experiment, profile: str, out_dir: Path, tracking_uri: str | None = None
 ) -> tuple[Report, list[Path]]:
-    client = get_client(resolve_tracking_uri(tracking_uri))
-    report = _build_report(client, experiment, profile)
+    uri = resolve_tracking_uri(tracking_uri)
+    client = get_client(uri)
+    report = _build_report(client, experiment, profile, uri)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{experiment.name}-{profile}"
     table = out_dir / f"{stem}.md"
@@ -556,6 +568,11 @@ def write_report(
             curves = grad_flow_curves(client, report, Path(tmp))
         if curves:
             paths.append(plot_grad_flow(curves, report, out_dir / f"{stem}-grad-flow.png"))
+    if report.search is not None and report.search.importances:
+        from grubench.search import plot_importance
+
+        path = out_dir / f"{stem}-importance.png"
+        paths.append(plot_importance(report.search, arm_colors(experiment), path))
     for stale in out_dir.glob(f"{stem}-*.png"):  # plots of an older report, not made now
         if stale not in paths:
             stale.unlink()
