@@ -182,7 +182,7 @@ def tuned_experiment(**kwargs) -> Experiment:
 
 
 def test_tuning_selects_on_validation_then_evaluates_fresh_seeds(tracking_uri, client):
-    from grubench.protocol import VAL_SCORE
+    from grubench.schema import VAL_SCORE
 
     experiment = tuned_experiment()
     lines = []

@@ -25,20 +25,21 @@ from grubench.fit import (
     run_fit,
 )
 from grubench.resume import Interrupted
-from grubench.tracking import SUPERSEDED, get_client
-
-ROLE, SWEEP, KEY, HASH = (
-    "grubench.role",
-    "grubench.sweep",
-    "grubench.child_key",
-    "grubench.config_hash",
+from grubench.schema import (
+    ARM,
+    CONDITION,
+    CONFIG,
+    HASH,
+    KEY,
+    OUTCOME,
+    POINT,
+    ROLE,
+    SEED,
+    STAGE,
+    SUPERSEDED,
+    SWEEP,
 )
-STAGE, ARM, CONDITION, POINT = (
-    "grubench.stage",
-    "grubench.arm",
-    "grubench.condition",
-    "grubench.point",
-)
+from grubench.tracking import get_client
 
 
 def sweep_runs(client, experiment_id: str, sweep: str, role: str = "child",
@@ -109,7 +110,7 @@ def fit_child(child: Child, where: Where, announce=None) -> Outcome:
         existing = sweep_runs(client, where.experiment_id, where.sweep, key=child.key)
         done = finished_by_key(existing).get((child.key, child.config_hash()))
         if done is not None:  # a retry of a worker that died after its run had finished
-            outcome = done.data.tags.get("grubench.outcome", "finished")
+            outcome = done.data.tags.get(OUTCOME, "finished")
             return Outcome(outcome, 0.0, "ok", f"run {done.info.run_id} had finished")
         note, resume = prepare(child, client, where, existing)
     except StillRunning as running:
@@ -146,7 +147,7 @@ def prepare(child: Child, client, where: Where, existing: list) -> tuple[str, st
         "mlflow.parentRunId": where.parent_id, ROLE: "child", SWEEP: where.sweep,
         KEY: child.key, HASH: child.config_hash(),
         STAGE: child.stage, ARM: child.arm, CONDITION: child.condition, POINT: child.point,
-        "grubench.config": child.label, "grubench.seed": str(child.seed),
+        CONFIG: child.label, SEED: str(child.seed),
     }  # fmt: skip
     if run_id:
         client.set_tag(run_id, "mlflow.parentRunId", where.parent_id)

@@ -44,10 +44,32 @@ from grubench.resume import (
     logged_through,
     unlogged,
 )
+from grubench.schema import (
+    CHANCE_LEVEL,
+    DIVERGED_STEP,
+    GAP_SCORE,
+    GLOBAL_BATCH,
+    HOST,
+    MODEL,
+    OBJECTIVE,
+    OBJECTIVE_MODE,
+    OUTCOME,
+    PARAM_COUNT,
+    PID,
+    SOLVED,
+    STEPS,
+    STEPS_TO_SOLVE,
+    SUPERSEDED,
+    TASK,
+    TEST_SCORE,
+    TIME_PER_STEP,
+    VAL_SCORE,
+    VERSION,
+    WALL_TIME,
+)
 from grubench.system import OptimConfig, RecurrentSystem, StepTimer, validate_optim_config
 from grubench.tasks import TASKS, DatasetTask, build_task, validate_task_options
 from grubench.tracking import (
-    SUPERSEDED,
     checkpoint_dir,
     ensure_experiment,
     flatten,
@@ -347,8 +369,8 @@ def _run_fit(cfg: FitConfig, resume: str | None) -> FitResult:
                 if not resume:
                     log_config(client, run_id, config)
                 # which process runs the run: grubench fit --resume refuses a live one
-                client.set_tag(run_id, "grubench.pid", str(os.getpid()))
-                client.set_tag(run_id, "grubench.host", socket.gethostname())
+                client.set_tag(run_id, PID, str(os.getpid()))
+                client.set_tag(run_id, HOST, socket.gethostname())
                 os.environ[RUN_ID_ENV] = run_id  # ranks that Lightning launches inherit it
             timer = StepTimer()
             ckpt_dir = checkpoint_dir(uri, run_id or "rank-nonzero")  # rank 0 writes checkpoints
@@ -390,15 +412,15 @@ def _run_fit(cfg: FitConfig, resume: str | None) -> FitResult:
             )
             test_value = trainer.callback_metrics.get(f"test/{task.objective.metric}")
             if cfg.test and not diverged and test_value is not None:
-                metrics["test/score"] = task.normalized_score(float(test_value))
+                metrics[TEST_SCORE] = task.normalized_score(float(test_value))
             if diverged:
                 outcome = "diverged"
             else:
                 outcome = "solved" if system.steps_to_solve is not None else "unsolved"
             if rank_zero:
-                client.set_tag(run_id, "grubench.outcome", outcome)
+                client.set_tag(run_id, OUTCOME, outcome)
                 if diverged:
-                    client.set_tag(run_id, "grubench.diverged_step", str(system.diverged_step))
+                    client.set_tag(run_id, DIVERGED_STEP, str(system.diverged_step))
                 metrics_to_log = unlogged(metrics, trainer.global_step, already_logged)
                 log_metrics(client, run_id, metrics_to_log, step=trainer.global_step)
             status = "FINISHED"
@@ -468,7 +490,7 @@ def resume_point(client, run_id: str, tracking_uri: str) -> ResumePoint:
 
 def _alive_elsewhere(tags: dict[str, str]) -> bool:
     """Whether the process that started the run still lives on this host (not this one)."""
-    pid, host = tags.get("grubench.pid"), tags.get("grubench.host")
+    pid, host = tags.get(PID), tags.get(HOST)
     if not pid or host != socket.gethostname() or int(pid) == os.getpid():
         return False
     try:
@@ -496,11 +518,11 @@ def is_global_rank_zero() -> bool:
 
 def run_tags(cfg: FitConfig, task) -> dict[str, str]:
     tags = {
-        "grubench.model": cfg.model.name,
-        "grubench.task": cfg.task.name,
-        "grubench.version": __version__,
-        "grubench.objective": task.objective.metric,
-        "grubench.objective_mode": task.objective.mode,
+        MODEL: cfg.model.name,
+        TASK: cfg.task.name,
+        VERSION: __version__,
+        OBJECTIVE: task.objective.metric,
+        OBJECTIVE_MODE: task.objective.mode,
         **cfg.tags,
     }
     commit = git_commit()
@@ -526,13 +548,13 @@ def summary_metrics(
     name = system.objective.metric
     key = f"val/{name}"
     metrics = {
-        "param_count": float(count_parameters(system.model)),
-        "wall_time_s": wall_time,
-        "time_per_step_ms": timer.median_ms(),
-        "steps": float(steps),
-        "solved": float(system.steps_to_solve is not None),
-        "global_batch_size": float(samples_per_step),  # batch_size x processes
-        "chance_level": system.task.chance_level(),  # the score's zero (grubench.stats)
+        PARAM_COUNT: float(count_parameters(system.model)),
+        WALL_TIME: wall_time,
+        TIME_PER_STEP: timer.median_ms(),
+        STEPS: float(steps),
+        SOLVED: float(system.steps_to_solve is not None),
+        GLOBAL_BATCH: float(samples_per_step),  # batch_size x processes
+        CHANCE_LEVEL: system.task.chance_level(),  # the score's zero (grubench.stats)
     }
     if system.optim.grad_clip > 0 and system.optimizer_steps:
         metrics["clip_fraction"] = system.clipped_steps / system.optimizer_steps
@@ -541,18 +563,18 @@ def summary_metrics(
         best = min(values) if system.objective.mode == "min" else max(values)
         metrics[f"final/{key}"] = values[-1]
         metrics[f"best/{key}"] = best
-        metrics["final/val/score"] = system.task.normalized_score(values[-1])
+        metrics[VAL_SCORE] = system.task.normalized_score(values[-1])
     if system.train_history:
         # on the last training epoch's batches (a finite train set: data the model has seen)
         metrics[f"final/train/{name}"] = system.train_history[-1]
         if system.val_history:
             metrics[f"final/gap/{name}"] = system.val_history[-1][1] - system.train_history[-1]
             # normalized: train score minus validation score, > 0 when the model overfits
-            metrics["final/gap/score"] = system.task.normalized_score(
+            metrics[GAP_SCORE] = system.task.normalized_score(
                 system.train_history[-1]
             ) - system.task.normalized_score(system.val_history[-1][1])
     if system.steps_to_solve is not None:
-        metrics["steps_to_solve"] = float(system.steps_to_solve)
+        metrics[STEPS_TO_SOLVE] = float(system.steps_to_solve)
         metrics["samples_to_solve"] = float(system.steps_to_solve * samples_per_step)
         metrics["seconds_to_solve"] = system.seconds_to_solve
     return metrics

@@ -15,12 +15,11 @@ import statistics
 from dataclasses import dataclass, field
 
 from grubench.experiment import Child
-
-VAL_SCORE, TEST_SCORE = "final/val/score", "test/score"
+from grubench.schema import OUTCOME, STEPS_TO_SOLVE, VAL_SCORE
 
 
 def diverged(run) -> bool:
-    return run.data.tags.get("grubench.outcome") == "diverged"
+    return run.data.tags.get(OUTCOME) == "diverged"
 
 
 def run_score(run, key: str) -> float:
@@ -35,7 +34,7 @@ def run_score(run, key: str) -> float:
 
 def run_steps(run) -> float:
     """Steps to solve; ``inf`` for a run that never solved (censored at its budget)."""
-    value = run.data.metrics.get("steps_to_solve")
+    value = run.data.metrics.get(STEPS_TO_SOLVE)
     return float(value) if value is not None else math.inf
 
 

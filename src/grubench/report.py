@@ -25,8 +25,19 @@ from typing import Any
 
 from grubench import stats
 from grubench.experiment import Claim, Experiment, Tip, expand, expand_tuning, sweep_id
-from grubench.protocol import TEST_SCORE, Selection, diverged, run_score, run_steps, select
+from grubench.protocol import Selection, diverged, run_score, run_steps, select
 from grubench.runner import finished_by_key, sweep_runs
+from grubench.schema import (
+    CHANCE_LEVEL,
+    GAP_SCORE,
+    NOTE,
+    OBJECTIVE,
+    PARAM_COUNT,
+    POINT,
+    STEPS,
+    TEST_SCORE,
+    TIME_PER_STEP,
+)
 from grubench.tasks import build_task
 from grubench.tracking import get_client, resolve_tracking_uri
 
@@ -187,7 +198,7 @@ def _build_report(client, experiment: Experiment, profile: str, uri: str | None 
                  solvable=_solvable(child.config.task)),
         )  # fmt: skip
         run = run_of(child)
-        if run is None or (experiment.tuned and run.data.tags.get("grubench.point") != child.point):
+        if run is None or (experiment.tuned and run.data.tags.get(POINT) != child.point):
             missing.append(child.key)  # not run yet at the selected point
             other_settings.discard(child.key)
             continue
@@ -196,16 +207,16 @@ def _build_report(client, experiment: Experiment, profile: str, uri: str | None 
             continue
         used.append(run)
         metrics = run.data.metrics
-        cell.metric = run.data.tags.get("grubench.objective", "")
+        cell.metric = run.data.tags.get(OBJECTIVE, "")
         cell.run_ids.append(run.info.run_id)
-        cell.params = int(metrics.get("param_count", 0)) or cell.params
-        cell.chance = metrics.get("chance_level", cell.chance)
+        cell.params = int(metrics.get(PARAM_COUNT, 0)) or cell.params
+        cell.chance = metrics.get(CHANCE_LEVEL, cell.chance)
         cell.scores.append(run_score(run, TEST_SCORE))
         cell.steps.append(run_steps(run))
-        if "time_per_step_ms" in metrics:
-            cell.ms_per_step.append(metrics["time_per_step_ms"])
-        if "final/gap/score" in metrics and not diverged(run):
-            cell.gaps.append(metrics["final/gap/score"])
+        if TIME_PER_STEP in metrics:
+            cell.ms_per_step.append(metrics[TIME_PER_STEP])
+        if GAP_SCORE in metrics and not diverged(run):
+            cell.gaps.append(metrics[GAP_SCORE])
         if diverged(run):
             cell.diverged += 1
         elif f"test/{cell.metric}" in metrics:
@@ -225,8 +236,8 @@ def _build_report(client, experiment: Experiment, profile: str, uri: str | None 
             for tip in experiment.tips]  # fmt: skip
     trained = budgeted = 0
     for run in used:
-        if "steps" in run.data.metrics and "trainer.max_steps" in run.data.params:
-            trained += int(run.data.metrics["steps"])
+        if STEPS in run.data.metrics and "trainer.max_steps" in run.data.params:
+            trained += int(run.data.metrics[STEPS])
             budgeted += int(run.data.params["trainer.max_steps"])
     children = tuning or expand(experiment, profile)
     stop = max((c.config.stop_after_solved for c in children), default=0)
@@ -586,9 +597,6 @@ def write_report(
                 client.log_artifact(parents[0].info.run_id, str(path), "report")
             describe_parent(client, parents[0].info.run_id, to_markdown(report))
     return report, paths
-
-
-NOTE = "mlflow.note.content"  # the run page's description, rendered as Markdown by the UI
 
 
 def describe_parent(client, run_id: str, markdown: str) -> None:

@@ -25,15 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from grubench.children import (  # noqa: F401 (the sweep's tags, read by report and tests)
-    ARM,
-    CONDITION,
-    HASH,
-    KEY,
-    POINT,
-    ROLE,
-    STAGE,
-    SWEEP,
+from grubench.children import (
     Outcome,
     Where,
     finished_by_key,
@@ -45,6 +37,7 @@ from grubench.fit import ConfigError, quiet_lightning, validate_fit_config
 from grubench.leases import Leases
 from grubench.protocol import Selection, select
 from grubench.resume import Interrupted, StopSignals
+from grubench.schema import ARM, CONDITION, HASH, KEY, POINT, PROFILE, QUESTION, ROLE, STAGE, SWEEP  # noqa: F401 (read by tests)
 from grubench.tracking import ensure_experiment, get_client, resolve_tracking_uri
 from grubench.views import write_sweep_view
 
@@ -161,8 +154,7 @@ def run_sweep(
     parent = client.create_run(
         experiment_id,
         run_name=f"{sweep} sweep",
-        tags={ROLE: "parent", SWEEP: sweep, "grubench.profile": profile,
-              "grubench.question": experiment.question},
+        tags={ROLE: "parent", SWEEP: sweep, PROFILE: profile, QUESTION: experiment.question},
     )  # fmt: skip
     result.parent_run_id = parent_id = parent.info.run_id
     where = Where(uri, experiment_id, parent_id, sweep)

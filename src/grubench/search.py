@@ -130,8 +130,9 @@ def sync_studies(client, experiment, profile: str, tracking_uri: str) -> dict[st
     """Add every finished tuning run of the search that its study lacks; returns the studies
     by (arm, condition). Idempotent: a child already in its study is skipped."""
     from grubench.experiment import expand_tuning, sweep_id
-    from grubench.protocol import VAL_SCORE, run_score
+    from grubench.protocol import run_score
     from grubench.runner import finished_by_key, sweep_runs
+    from grubench.schema import VAL_SCORE
 
     optuna = _optuna()
     search = experiment.search

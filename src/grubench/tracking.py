@@ -19,8 +19,6 @@ from typing import Any
 
 DEFAULT_STORE = Path("mlruns")
 DB_NAME = "mlflow.db"
-# tag of a run replaced by a newer run of the same sweep child (it no longer counts)
-SUPERSEDED = "grubench.superseded"
 
 
 def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:

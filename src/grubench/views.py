@@ -20,12 +20,24 @@ import json
 import re
 import time
 
-from grubench.children import ARM, CONDITION, POINT, ROLE, STAGE, SWEEP
 from grubench.experiment import EVAL
+from grubench.schema import (
+    ARM,
+    CONDITION,
+    PARAM_COUNT,
+    POINT,
+    ROLE,
+    SOLVED,
+    STAGE,
+    STEPS,
+    SWEEP,
+    TEST_SCORE,
+    TIME_PER_STEP,
+)
 
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 # the final scores every child logs (tasks add their objective, e.g. test/mse)
-SCORE_COLUMNS = ("test/score", "solved", "steps", "time_per_step_ms", "param_count")
+SCORE_COLUMNS = (TEST_SCORE, SOLVED, STEPS, TIME_PER_STEP, PARAM_COUNT)
 
 
 def view_key(sweep: str) -> str:

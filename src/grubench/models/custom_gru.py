@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from grubench.models.gru_bptt import BACKENDS, gru_layer
-from grubench.models.layers import check_call, check_sizes, share_layer
+from grubench.models.layers import check_call, check_sizes, rnn_repr, share_layer
 from grubench.models.torch_rnns import GRU_LAYOUT
 
 GATES = 3  # r, z, n: the row blocks of weight_ih / weight_hh, in this order (as nn.GRU)
@@ -199,15 +199,7 @@ class CustomGRU(nn.Module):
         """No-op, for code that calls ``nn.GRU.flatten_parameters()`` (a cuDNN detail)."""
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if not self.bias:
-            s += ", bias=False"
-        if self.batch_first:
-            s += ", batch_first=True"
-        if self.dropout:
-            s += f", dropout={self.dropout}"
+        s = rnn_repr(self)
         if not self.reset_after:
             s += ", reset_after=False"
         if self.activation != "tanh":

@@ -180,3 +180,17 @@ def check_call(module: nn.Module, input: Tensor, h0: Tensor | None) -> bool:
     if h0 is not None and tuple(h0.shape) != state_shape:
         raise ValueError(f"{name}: expected h0 of shape {state_shape}, got {tuple(h0.shape)}")
     return batched
+
+
+def rnn_repr(module: nn.Module) -> str:
+    """The start of ``extra_repr`` that nn.GRU-like modules share (nn.GRU's own fields)."""
+    text = f"{module.input_size}, {module.hidden_size}"
+    if module.num_layers != 1:
+        text += f", num_layers={module.num_layers}"
+    if not module.bias:
+        text += ", bias=False"
+    if module.batch_first:
+        text += ", batch_first=True"
+    if module.dropout:
+        text += f", dropout={module.dropout}"
+    return text

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grubench.models.layers import GateLayout, check_call, check_sizes, share_layer
+from grubench.models.layers import GateLayout, check_call, check_sizes, rnn_repr, share_layer
 
 SCANS = ("parallel", "sequential")
 
@@ -124,15 +124,7 @@ class _MinRNN(nn.Module):
                 nn.init.uniform_(getattr(self, f"bias_ih_l{k}"), -bound, bound)
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if not self.bias:
-            s += ", bias=False"
-        if self.batch_first:
-            s += ", batch_first=True"
-        if self.dropout:
-            s += f", dropout={self.dropout}"
+        s = rnn_repr(self)
         if self.scan != "parallel":
             s += f", scan={self.scan!r}"
         return s
