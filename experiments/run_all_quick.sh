@@ -18,4 +18,4 @@ for question in "${questions[@]}"; do
   echo "$question: $(( $(date +%s) - start )) s"
 done
 # the README's order: the questions people ask first, then the checks of the models themselves
-"$grubench" readme experiments/{gru_vs_lstm,initialization,activation,optimizer,batch_size,regularization,vanishing_gradients,custom_vs_torch,classic_two_layer}.py
+"$grubench" readme experiments/{gru_vs_lstm,initialization,activation,optimizer,batch_size,regularization,vanishing_gradients,custom_vs_torch,classic_two_layer,what_matters}.py

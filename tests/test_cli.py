@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from grubench.cli import main, parse_fit_config
+from grubench.models import MODELS
 
 TINY = [
     "--model.hidden_size", "8",
@@ -92,7 +93,7 @@ def test_fit_from_the_command_line(tracking_uri, client, capsys, tmp_path):
     [
         (
             ["--model.name", "gruu"],
-            "unknown model 'gruu'; choose from: custom_gru, lstm, rnn, torch_gru",
+            "unknown model 'gruu'; choose from: " + ", ".join(sorted(MODELS)),
         ),
         (["--task.name", "copy"], "unknown task 'copy'; choose from: adding"),
         (

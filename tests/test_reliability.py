@@ -23,10 +23,12 @@ from mlflow.tracking import MlflowClient
 from grubench.cli import main
 from grubench.experiment import expand, load_experiment
 from grubench.fit import log_config, resolved_config, run_fit
+from grubench.models import MODELS
 from grubench.report import build_report
 from grubench.resume import Interrupted
 from grubench.runner import sweep_runs
 from grubench.system import RecurrentSystem
+from grubench.tasks import TASKS
 from grubench.tracking import checkpoint_dir, get_client
 
 from .conftest import tiny_config
@@ -116,12 +118,13 @@ def store(tmp_path_factory):
     return {"uri": uri, "dir": root, **ids}
 
 
-CHOICES_MODEL = "choose from: custom_gru, lstm, rnn, torch_gru"
+CHOICES_MODEL = "choose from: " + ", ".join(sorted(MODELS))  # the registry, whatever it holds
+CHOICES_TASK = "choose from: " + ", ".join(sorted(TASKS))
 RESUME_FORM = "grubench fit --resume RUN_ID [--tracking_uri URI]"
 BAD_INPUTS = [
     # (id, arguments after the command, expected pieces of the message)
     ("model-name", "fit --model.name gruu", ["unknown model 'gruu'", CHOICES_MODEL]),
-    ("task-name", "fit --task.name copy", ["unknown task 'copy'", "choose from: adding, associative_recall, copy_memory, parity, selective_copy"]),
+    ("task-name", "fit --task.name copy", ["unknown task 'copy'", CHOICES_TASK]),
     ("optimizer", "fit --optim.name adagrad", ["unknown optimizer 'adagrad'", "choose from: adam, adamw, rmsprop, sgd"]),
     ("init", "fit --model.init glorot", ["unknown init 'glorot'", "choose from: default, xavier_uniform, xavier_normal, orthogonal, identity, chrono"]),
     ("activation", "fit --model.name custom_gru --model.activation sigmoid", ["unknown activation 'sigmoid'", "choose from: tanh, relu"]),
