@@ -28,7 +28,7 @@ def test_there_is_one_file_per_faq_question():
 def _children(experiment, profile, overrides=None):
     """Every child a sweep of ``profile`` runs: its tuning stage and its evaluation stage (at
     each cell's first point, as the runner checks it before tuning has selected)."""
-    first = {(a, c): next(iter(experiment.points_for(a))) for a in experiment.arms
+    first = {(a, c): next(iter(experiment.points_for(a, profile))) for a in experiment.arms
              for c in experiment.conditions_for(profile)} if experiment.tuned else None  # fmt: skip
     return expand_tuning(experiment, profile, overrides) + expand(
         experiment, profile, overrides, first

@@ -191,12 +191,13 @@ def _build_report(client, experiment: Experiment, profile: str, uri: str | None 
     points = {cell: kept.point for cell, kept in selection.items()}
     cells = {}
     for child in expand(experiment, profile, selected=points):
-        cell = cells.setdefault(
-            (child.arm, child.condition),
-            Cell(child.arm, child.condition, selected=child.point,
-                 tuning=selection.get((child.arm, child.condition)),
-                 solvable=_solvable(child.config.task)),
-        )  # fmt: skip
+        cell = cells.get((child.arm, child.condition))
+        if cell is None:  # built once per cell: its task says whether it can be solved
+            cell = cells[(child.arm, child.condition)] = Cell(
+                child.arm, child.condition, selected=child.point,
+                tuning=selection.get((child.arm, child.condition)),
+                solvable=_solvable(child.config.task),
+            )  # fmt: skip
         run = run_of(child)
         if run is None or (experiment.tuned and run.data.tags.get(POINT) != child.point):
             missing.append(child.key)  # not run yet at the selected point
@@ -246,7 +247,7 @@ def _build_report(client, experiment: Experiment, profile: str, uri: str | None 
     if experiment.search is not None and uri is not None:
         from grubench.search import summarize
 
-        report.search = summarize(client, experiment, profile, uri)
+        report.search = summarize(experiment, profile, uri, tuning, finished)
     return report
 
 

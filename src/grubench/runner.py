@@ -94,7 +94,7 @@ def run_sweep(
     tuning = expand_tuning(experiment, profile, overrides)
     # every evaluation child differs from a tuning child only in its seed: checking them at
     # the first point checks what they will run
-    first = {(a, c): next(iter(experiment.points_for(a))) for a in experiment.arms
+    first = {(a, c): next(iter(experiment.points_for(a, profile))) for a in experiment.arms
              for c in experiment.conditions_for(profile)} if experiment.tuned else None  # fmt: skip
     evaluation_preview = expand(experiment, profile, overrides, first)
     first_child = (tuning or evaluation_preview)[0]

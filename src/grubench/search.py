@@ -25,7 +25,6 @@ once in both stores.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
 import statistics
@@ -110,41 +109,29 @@ def study_name(experiment, profile: str, arm: str, condition: str) -> str:
     return f"{experiment.name}:{profile}:{arm}:{condition}"
 
 
-@contextlib.contextmanager
 def _locked(storage: str):
     """Serialize syncs of an SQLite storage across processes (a lock file beside it)."""
+    from grubench.tracking import file_lock
+
     if not storage.startswith("sqlite:///"):
-        yield
-        return
-    path = Path(storage.removeprefix("sqlite:///") + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        return contextlib.nullcontext()
+    return file_lock(Path(storage.removeprefix("sqlite:///") + ".lock"))
 
 
-def sync_studies(client, experiment, profile: str, tracking_uri: str) -> dict[str, Any]:
+def sync_studies(experiment, profile: str, tracking_uri: str, tuning, finished) -> dict:
     """Add every finished tuning run of the search that its study lacks; returns the studies
-    by (arm, condition). Idempotent: a child already in its study is skipped."""
-    from grubench.experiment import expand_tuning, sweep_id
+    by (arm, condition). ``tuning`` are the search's tuning children, ``finished`` the store's
+    finished runs by (child key, settings hash), as the report reads them. Idempotent: a child
+    already in its study is skipped."""
     from grubench.protocol import run_score
-    from grubench.runner import finished_by_key, sweep_runs
     from grubench.schema import VAL_SCORE
 
     optuna = _optuna()
     search = experiment.search
     storage = storage_url(tracking_uri)
-    mlflow_experiment = client.get_experiment_by_name(experiment.name)
-    finished = {}
-    if mlflow_experiment is not None:
-        runs = sweep_runs(client, mlflow_experiment.experiment_id, sweep_id(experiment, profile))
-        finished = finished_by_key(runs)
     studies, known = {}, {}
     with _locked(storage):
-        for child in expand_tuning(experiment, profile):
+        for child in tuning:
             cell = (child.arm, child.condition)
             if cell not in studies:
                 studies[cell] = optuna.create_study(
@@ -281,9 +268,10 @@ def _fmt_value(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def summarize(client, experiment, profile: str, tracking_uri: str) -> SearchSummary:
-    """Sync the studies with the store, then fANOVA on every study with enough trials."""
-    studies = sync_studies(client, experiment, profile, tracking_uri)
+def summarize(experiment, profile: str, tracking_uri: str, tuning, finished) -> SearchSummary:
+    """Sync the studies with the store (:func:`sync_studies`), then fANOVA on every study
+    with enough trials."""
+    studies = sync_studies(experiment, profile, tracking_uri, tuning, finished)
     importances, best = {}, {}
     for cell, study in studies.items():
         done = [t for t in study.trials if t.value is not None]

@@ -10,6 +10,7 @@ is used as given; its checkpoints then go under ``$GRUBENCH_CHECKPOINT_DIR``, el
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import subprocess
@@ -60,6 +61,15 @@ def checkpoint_dir(tracking_uri: str, run_id: str) -> Path:
     return checkpoint_root(tracking_uri) / run_id
 
 
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive lock on the file ``path`` (created), held across processes until exit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def get_client(tracking_uri: str):
     """An MlflowClient; an embedded SQLite store is created (or migrated) under a file lock.
 
@@ -71,10 +81,7 @@ def get_client(tracking_uri: str):
 
     if not tracking_uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=tracking_uri)
-    folder = store_dir(tracking_uri)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".grubench-init.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with file_lock(store_dir(tracking_uri) / ".grubench-init.lock"):
         client = MlflowClient(tracking_uri=tracking_uri)
         client.search_experiments(max_results=1)  # the store now exists, schema up to date
     return client

@@ -24,6 +24,7 @@ from grubench.experiment import EVAL
 from grubench.schema import (
     ARM,
     CONDITION,
+    NOTE,
     PARAM_COUNT,
     POINT,
     ROLE,
@@ -56,7 +57,7 @@ def sweep_view_state(sweep: str, objectives: list[str], cells: list[tuple[str, s
     is named), one collapsed row per group with its mean final scores, and each group's mean
     learning curves; ``objectives`` are the tasks' objective metrics (e.g. ``["mse"]``)."""
     keys = [ARM, CONDITION] if any(condition for _, condition in cells) else [ARM]
-    score_columns = ["test/score", *[f"test/{o}" for o in objectives], *SCORE_COLUMNS[1:]]
+    score_columns = [TEST_SCORE, *[f"test/{o}" for o in objectives], *SCORE_COLUMNS[1:]]
     curves, finals = "grubench-curves", "grubench-final"
     line = {
         "type": "LINE", "runsCountToCompare": 10, "deleted": False, "isGenerated": False,
@@ -176,5 +177,5 @@ def latest_parent(client, experiment_id: str, sweep: str):
         f"tags.`{ROLE}` = 'parent' and tags.`{SWEEP}` = '{sweep}'",
         max_results=50, order_by=["attributes.start_time DESC"],
     )  # fmt: skip
-    described = [r for r in runs if r.data.tags.get("mlflow.note.content")]
+    described = [r for r in runs if r.data.tags.get(NOTE)]
     return (described or runs or [None])[0]

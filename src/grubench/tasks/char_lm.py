@@ -145,6 +145,7 @@ def uniform_bpc() -> float:
     return math.log2(len(VOCAB))
 
 
+@functools.cache
 def unigram_bpc(split: str = "train") -> float:
     """Bits per character of the training block's character frequencies on ``split``."""
     counts = Counter(block("train"))
