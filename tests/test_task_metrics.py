@@ -12,9 +12,10 @@ from grubench.tasks import IGNORE_INDEX, metrics
 from grubench.tasks.metrics import CrossEntropy, SequenceExactMatch, TokenAccuracy
 
 WINDOWS = [None, (-3, None), (2, 5)]
+CLASSES = 4  # random_batch's
 
 
-def random_batch(seed, batch=12, steps=7, classes=4, ignore_rate=0.3):
+def random_batch(seed, batch=12, steps=7, classes=CLASSES, ignore_rate=0.3):
     """Logits and targets where predictions are right often enough for exact matches."""
     g = torch.Generator().manual_seed(seed)
     target = torch.randint(0, classes, (batch, steps), generator=g)
@@ -55,29 +56,34 @@ def test_against_reference(window, ignore_index):
         target = target.clamp(min=0)  # every step scored
     acc, exact = reference(logits, target, window, ignore_index)
     kwargs = dict(window=window, ignore_index=ignore_index)
-    assert TokenAccuracy(**kwargs)(logits, target).item() == pytest.approx(acc)
+    assert TokenAccuracy(CLASSES, **kwargs)(logits, target).item() == pytest.approx(acc)
     assert SequenceExactMatch(**kwargs)(logits, target).item() == pytest.approx(exact)
     assert 0 < exact < acc < 1  # the batch exercises both outcomes
     # class indices give the same as logits
-    assert TokenAccuracy(**kwargs)(logits.argmax(-1), target).item() == pytest.approx(acc)
+    assert TokenAccuracy(CLASSES, **kwargs)(logits.argmax(-1), target).item() == pytest.approx(acc)
 
 
 @pytest.mark.parametrize("window", WINDOWS)
 @pytest.mark.parametrize("metric_class", [TokenAccuracy, SequenceExactMatch])
 def test_accumulation_equals_one_shot(metric_class, window):
+    def make():
+        if metric_class is TokenAccuracy:
+            return TokenAccuracy(CLASSES, window=window)
+        return metric_class(window=window)
+
     batches = [random_batch(seed, batch=size) for seed, size in ((1, 5), (2, 9), (3, 16))]
-    accumulated = metric_class(window=window)
+    accumulated = make()
     for logits, target in batches:
         accumulated.update(logits, target)
     logits, target = (torch.cat(parts) for parts in zip(*batches))
-    one_shot = metric_class(window=window)(logits, target)
+    one_shot = make()(logits, target)
     assert accumulated.compute().item() == pytest.approx(one_shot.item())
     assert one_shot.item() == pytest.approx(
         reference(logits, target, window, IGNORE_INDEX)[metric_class is SequenceExactMatch]
     )
 
     # two "ranks" merged by summing their states, as the DDP reduction does
-    rank0, rank1 = metric_class(window=window), metric_class(window=window)
+    rank0, rank1 = make(), make()
     for i, (logits, target) in enumerate(batches):
         (rank0 if i % 2 == 0 else rank1).update(logits, target)
     rank0.merge_state(rank1)
@@ -89,7 +95,7 @@ def test_one_prediction_per_sequence():
     """(B, C) logits against (B,) targets, as last-mode classification tasks give them."""
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0]])
     target = torch.tensor([0, 0, 0, 1])
-    assert TokenAccuracy(ignore_index=None)(logits, target).item() == pytest.approx(0.75)
+    assert TokenAccuracy(2, ignore_index=None)(logits, target).item() == pytest.approx(0.75)
     assert SequenceExactMatch(ignore_index=None)(logits, target).item() == pytest.approx(0.75)
 
 
@@ -97,18 +103,18 @@ def test_sequences_without_scored_steps_are_not_counted():
     logits = torch.nn.functional.one_hot(torch.tensor([[1, 1], [0, 0]]), 2).float()
     target = torch.tensor([[1, IGNORE_INDEX], [IGNORE_INDEX, IGNORE_INDEX]])
     assert SequenceExactMatch()(logits, target).item() == 1.0
-    assert TokenAccuracy()(logits, target).item() == 1.0
+    assert TokenAccuracy(2)(logits, target).item() == 1.0
     with pytest.warns(UserWarning, match="called before the ``update``"):
-        assert torch.isnan(TokenAccuracy().compute())  # nothing seen yet
+        assert torch.isnan(TokenAccuracy(2).compute())  # nothing seen yet
 
 
 def test_bad_shapes():
     with pytest.raises(ValueError, match=r"logits of shape \(2, 3, 4\) do not match target"):
-        TokenAccuracy()(torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long))
+        TokenAccuracy(4)(torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="neither logits nor class indices"):
-        TokenAccuracy()(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long))
+        TokenAccuracy(4)(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="a window needs a time axis"):
-        TokenAccuracy(window=(-1, None))(torch.randn(2, 3), torch.zeros(2, dtype=torch.long))
+        TokenAccuracy(4, window=(-1, None))(torch.randn(2, 3), torch.zeros(2, dtype=torch.long))
 
 
 def test_docstring_examples():

@@ -146,7 +146,10 @@ class RunCheckpoint(Checkpoint):
 
     # Lightning's logging step (``_batches_that_stepped``): Lightning adds one when it resumes,
     # for checkpoints saved before a step is counted (ModelCheckpoint's); these are saved after
-    # it, so the saved count is put back before the first resumed step.
+    # it, so the saved count is put back before the first resumed step. Private, as no public
+    # API reads or sets it (Lightning 2.6): Trainer.global_step is read-only and counts
+    # optimizer steps; the loggers get the step from _LoggerConnector; the epoch loop
+    # (_TrainingEpochLoop) and the checkpoint's "loops" entry are private too.
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint["grubench_logging_step"] = trainer.fit_loop.epoch_loop._batches_that_stepped
 

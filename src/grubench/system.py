@@ -239,12 +239,19 @@ class RecurrentSystem(L.LightningModule):
             )
 
     def _logging_this_step(self) -> bool:
-        """Whether Lightning will write this training step's logged values to the logger."""
+        """Whether Lightning will write this training step's logged values to the logger.
+
+        Lightning's own decision (``_LoggerConnector.should_update_logs``, private) from public
+        attributes: its logging step is ``global_step`` here (one optimizer, and
+        :class:`grubench.resume.RunCheckpoint` restores the logging step on resume); ``+ 1``
+        because this runs before the step is counted.
+        """
         trainer = self.trainer
-        connector = getattr(trainer, "_logger_connector", None)
-        if connector is None or trainer.fast_dev_run:
+        if trainer.fast_dev_run:
             return True
-        return bool(connector.should_update_logs)
+        if trainer.log_every_n_steps == 0:
+            return False
+        return (trainer.global_step + 1) % trainer.log_every_n_steps == 0 or trainer.should_stop
 
     def configure_gradient_clipping(
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
@@ -256,6 +263,8 @@ class RecurrentSystem(L.LightningModule):
                 gradient_clip_algorithm=self.optim.grad_clip_algorithm,
             )
 
+    # Not Lightning's Timer callback: its training time runs from on_train_start to
+    # on_train_end, without the setup and the sanity-check validation that this one counts.
     def on_fit_start(self) -> None:
         self._fit_start = time.perf_counter()
 
@@ -336,6 +345,9 @@ class RecurrentSystem(L.LightningModule):
 
 class StepTimer(L.Callback):
     """Wall time of each optimizer step (forward, backward, update), data loading excluded."""
+
+    # Not Lightning's Timer: that gives a stage's elapsed total, not per-step times (their
+    # median, the epoch means) with the data loading left out.
 
     def __init__(self, warmup: int = 5) -> None:
         self.warmup = warmup

@@ -158,7 +158,12 @@ class AssociativeRecallTask(Task):
         return F.cross_entropy(prediction.transpose(1, 2), target, ignore_index=IGNORE_INDEX)
 
     def metrics(self) -> MetricCollection:
-        return MetricCollection({"acc": TokenAccuracy(), "exact_match": SequenceExactMatch()})
+        return MetricCollection(
+            {
+                "acc": TokenAccuracy(self.output_size),
+                "exact_match": SequenceExactMatch(),
+            }
+        )
 
     def chance_level(self) -> float:
         return 1.0 / self.value_vocab  # a uniform guess over the value tokens

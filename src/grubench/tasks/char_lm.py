@@ -199,7 +199,9 @@ class CharLMTask(DatasetTask):
         return F.cross_entropy(prediction.flatten(0, 1), target.flatten())
 
     def metrics(self) -> MetricCollection:
-        return MetricCollection({"bpc": CrossEntropy(bits=True), "acc": TokenAccuracy()})
+        return MetricCollection(
+            {"bpc": CrossEntropy(bits=True), "acc": TokenAccuracy(self.output_size)}
+        )
 
     def chance_level(self) -> float:
         return unigram_bpc("train")

@@ -89,7 +89,7 @@ class CopyMemoryTask(Task):
         recall = (-COPY_LEN, None)  # the last 10 steps, whatever T is
         return MetricCollection(
             {
-                "acc": TokenAccuracy(window=recall, ignore_index=None),
+                "acc": TokenAccuracy(self.output_size, window=recall, ignore_index=None),
                 "exact_match": SequenceExactMatch(window=recall, ignore_index=None),
             }
         )

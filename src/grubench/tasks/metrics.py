@@ -8,16 +8,19 @@ optional ``window`` (``(start, stop)`` along the time axis, the last axis of ``t
 Python slice semantics, so ``(-10, None)`` means the last ten steps whatever the length) and
 its target is not ``ignore_index``.
 
-States are integer counts summed over updates (``dist_reduce_fx="sum"``), so accumulating
-batches, and reducing over DDP ranks, gives exactly the one-shot value on the concatenation.
+:class:`TokenAccuracy` is torchmetrics' micro-averaged ``MulticlassAccuracy`` on the windowed
+class predictions; :class:`SequenceExactMatch` and :class:`CrossEntropy` are grubench's own.
+States are integer counts (or a float64 sum) summed over updates (``dist_reduce_fx="sum"``),
+so accumulating batches, and reducing over DDP ranks, gives exactly the one-shot value on the
+concatenation.
 
 >>> logits = torch.tensor([[[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]])  # (B=1, T=3, C=2)
 >>> target = torch.tensor([[1, 1, -100]])  # the last position is not scored
->>> TokenAccuracy()(logits, target)
+>>> TokenAccuracy(num_classes=2)(logits, target)
 tensor(0.5000)
 >>> SequenceExactMatch()(logits, target)
 tensor(0.)
->>> TokenAccuracy(window=(0, 1))(logits, target)  # only the first step
+>>> TokenAccuracy(num_classes=2, window=(0, 1))(logits, target)  # only the first step
 tensor(1.)
 """
 
@@ -28,17 +31,17 @@ import math
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
+from torchmetrics.classification import MulticlassAccuracy
 
 from grubench.tasks.base import IGNORE_INDEX
 
+Window = tuple[int | None, int | None] | None
 
-def _scored(
-    prediction: torch.Tensor,
-    target: torch.Tensor,
-    window: tuple[int | None, int | None] | None,
-    ignore_index: int | None,
+
+def _windowed(
+    prediction: torch.Tensor, target: torch.Tensor, window: Window
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(hit, scored)`` boolean tensors of the (windowed) target's shape."""
+    """``(predicted class, target)`` of the (windowed) target's shape."""
     if prediction.ndim == target.ndim + 1 and prediction.is_floating_point():
         logits = True
         if prediction.shape[:-1] != target.shape:
@@ -64,49 +67,82 @@ def _scored(
         prediction = prediction[..., steps, :] if logits else prediction[..., steps]
     if logits:
         prediction = prediction.argmax(dim=-1)
+    return prediction, target
+
+
+def _scored(
+    prediction: torch.Tensor, target: torch.Tensor, window: Window, ignore_index: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(hit, scored)`` boolean tensors of the (windowed) target's shape."""
+    prediction, target = _windowed(prediction, target, window)
     scored = torch.ones_like(target, dtype=torch.bool)
     if ignore_index is not None:
         scored = target != ignore_index
     return (prediction == target) & scored, scored
 
 
-class _CountingMetric(Metric):
-    """A ratio of two counts over scored positions; sum states, so DDP-correct."""
+class TokenAccuracy(MulticlassAccuracy):
+    """Fraction of scored positions whose predicted class equals the target.
+
+    torchmetrics' ``MulticlassAccuracy(num_classes, average="micro", ignore_index=...)`` on
+    the windowed class predictions (its class axis is 1, these logits' the last: the argmax is
+    taken here). Two differences, both kept from grubench's own count: nothing scored gives
+    nan, not 0; the inputs' values are not validated (``validate_args=False``: the shapes are
+    checked here, and the check of the values costs a device sync per update).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        window: Window = None,
+        ignore_index: int | None = IGNORE_INDEX,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("validate_args", False)
+        super().__init__(num_classes, average="micro", ignore_index=ignore_index, **kwargs)
+        self.window = window
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        super().update(*_windowed(prediction, target, self.window))
+
+    def compute(self) -> torch.Tensor:
+        value = super().compute()
+        return torch.where(self.tp.sum() + self.fn.sum() > 0, value, math.nan)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # a checkpoint written before TokenAccuracy was MulticlassAccuracy holds the counts
+        # ``hits`` and ``count``: the same states, as micro-averaged stat scores
+        if prefix + "hits" in state_dict and prefix + "tp" not in state_dict:
+            hits = state_dict.pop(prefix + "hits").reshape(1)
+            count = state_dict.pop(prefix + "count").reshape(1)
+            misses = count - hits
+            state_dict[prefix + "tp"], state_dict[prefix + "fn"] = hits, misses
+            state_dict[prefix + "fp"] = misses.clone()
+            state_dict[prefix + "tn"] = self.num_classes * count - (hits + 2 * misses)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class SequenceExactMatch(Metric):
+    """Fraction of sequences whose scored positions are all right.
+
+    A sequence is one index of the first (batch) axis; one with no scored position is not
+    counted. With ``(B,)`` targets (one prediction per sequence) it equals accuracy.
+    """
+
+    # not torchmetrics' MulticlassExactMatch: that counts a sequence with no scored position
+    # as matched (and in the total), and gives 0, not nan, when nothing was scored
 
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
 
     def __init__(
-        self,
-        window: tuple[int | None, int | None] | None = None,
-        ignore_index: int | None = IGNORE_INDEX,
-        **kwargs,
+        self, window: Window = None, ignore_index: int | None = IGNORE_INDEX, **kwargs
     ) -> None:
         super().__init__(**kwargs)
         self.window, self.ignore_index = window, ignore_index
         self.add_state("hits", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0), dist_reduce_fx="sum")
-
-    def compute(self) -> torch.Tensor:
-        return self.hits.float() / self.count  # nan before anything was scored
-
-
-class TokenAccuracy(_CountingMetric):
-    """Fraction of scored positions whose predicted class equals the target."""
-
-    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
-        hit, scored = _scored(prediction, target, self.window, self.ignore_index)
-        self.hits += hit.sum()
-        self.count += scored.sum()
-
-
-class SequenceExactMatch(_CountingMetric):
-    """Fraction of sequences whose scored positions are all right.
-
-    A sequence is one index of the first (batch) axis; one with no scored position is not
-    counted. With ``(B,)`` targets (one prediction per sequence) it equals accuracy.
-    """
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         hit, scored = _scored(prediction, target, self.window, self.ignore_index)
@@ -114,6 +150,9 @@ class SequenceExactMatch(_CountingMetric):
         counts = scored.reshape(len(scored), -1).sum(dim=1)  # (B,)
         self.hits += ((hits == counts) & (counts > 0)).sum()
         self.count += (counts > 0).sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.hits.float() / self.count  # nan before anything was scored
 
 
 class CrossEntropy(Metric):

@@ -72,7 +72,7 @@ class ParityTask(Task):
         return F.cross_entropy(prediction, target)
 
     def metrics(self) -> MetricCollection:
-        return MetricCollection({"acc": TokenAccuracy(ignore_index=None)})
+        return MetricCollection({"acc": TokenAccuracy(self.output_size, ignore_index=None)})
 
     def chance_level(self) -> float:
         return CHANCE_ACC

@@ -123,7 +123,10 @@ class SequentialDigitsTask(DatasetTask):
 
     def metrics(self) -> MetricCollection:
         return MetricCollection(
-            {"acc": TokenAccuracy(ignore_index=None), "ce": CrossEntropy(ignore_index=None)}
+            {
+                "acc": TokenAccuracy(self.output_size, ignore_index=None),
+                "ce": CrossEntropy(ignore_index=None),
+            }
         )
 
     def chance_level(self) -> float:
