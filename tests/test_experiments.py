@@ -97,6 +97,28 @@ def test_settings_hash_sees_the_backend_of_custom_gru_only():
     assert digest(name="lstm") == digest(name="lstm", backend="python")
 
 
+def test_settings_hash_is_what_a_run_computes():
+    """Not where it runs (accelerator, devices, strategy, nodes) or where it is recorded; and
+    pinned: a change that moves it would orphan every child in the existing stores."""
+    from grubench.experiment import Child
+    from grubench.fit import FitConfig
+    from grubench.models import ModelConfig
+
+    def digest(**fit):
+        return Child("x", "", 0, FitConfig(**fit)).config_hash()
+
+    base = {"trainer": {"max_steps": 100}}
+    assert digest(**base) == "a612c9997177"  # the value the stores have had since the start
+    for hardware in ({"accelerator": "gpu"}, {"devices": 2}, {"strategy": "ddp"},
+                     {"num_nodes": 2}):  # fmt: skip
+        assert digest(trainer={**base["trainer"], **hardware}) == digest(**base)
+    assert digest(**base, tracking_uri="http://127.0.0.1:5000", run_name="r", tags={"a": "b"},
+                  experiment_name="e") == digest(**base)  # fmt: skip
+    for settings in ({"seed": 1}, {"trainer": {"max_steps": 200}},
+                     {"model": ModelConfig(hidden_size=32)}):  # fmt: skip
+        assert digest(**{**base, **settings}) != digest(**base)
+
+
 def test_settings_hash_sees_flush_denormal_and_the_stop_rule():
     from grubench.experiment import Child
     from grubench.fit import FitConfig

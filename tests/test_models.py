@@ -156,3 +156,62 @@ def test_matched_hidden_size_equalizes_parameter_counts():
     assert abs(count(hidden) - target) <= min(
         abs(count(hidden - 1) - target), abs(count(hidden + 1) - target)
     )
+
+
+def test_a_model_with_options_is_a_file_and_a_registry_line(monkeypatch):
+    """What a new model file gives (a builder and an options dataclass) is all the config,
+    the validation, the build and the README's table need: the registry's ModelConfig gains
+    its option, a wrong choice and an option on another model are named, build passes it."""
+    from dataclasses import dataclass, fields
+    from typing import Literal
+
+    from torch import nn
+
+    import grubench.docs
+    import grubench.models as models
+    from grubench.options import option
+
+    @dataclass
+    class ToyOptions:
+        mode: Literal["a", "b"] = option("a", "the toy's mode")
+
+    built = {}
+
+    def build_toy(input_size, hidden_size, num_layers, dropout, mode="a"):
+        built["mode"] = mode
+        return nn.GRU(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+
+    registry = {**MODELS, "toy": models.ModelSpec(build_toy, MODELS["torch_gru"].layout,
+                                                  ToyOptions)}  # fmt: skip
+    options = models.collect_options(registry)
+    config = models.make_model_config(options)
+    monkeypatch.setattr(models, "MODELS", registry)
+    monkeypatch.setattr(models, "MODEL_OPTIONS", options)
+    monkeypatch.setattr(grubench.docs, "MODELS", registry)
+    assert "mode" in {f.name for f in fields(config)}
+    assert "toy: the toy's mode (choices: a, b)" in config.__doc__
+    assert models.validate_model_config(config(name="toy", mode="b")) == []
+    assert models.validate_model_config(config(name="toy", mode="c")) == [
+        "model.mode: unknown mode 'c'; choose from: a, b"
+    ]
+    assert models.validate_model_config(config(name="lstm", mode="b")) == [
+        "model.mode='b' does not apply to lstm; only toy take it"
+    ]
+    models.build_model(config(name="toy", mode="b"), 2, 1, "last")
+    assert built == {"mode": "b"}
+    assert "| `toy` | `mode` (a; a, b): the toy's mode |" in grubench.docs.options_block()
+
+
+def test_models_sharing_an_option_must_share_its_default():
+    from dataclasses import dataclass
+
+    import grubench.models as models
+    from grubench.options import option
+
+    @dataclass
+    class Other:
+        activation: str = option("relu", "another default")
+
+    spec = models.ModelSpec(MODELS["rnn"].build, MODELS["rnn"].layout, Other)
+    with pytest.raises(TypeError, match="option 'activation': other gives it the default 'relu'"):
+        models.collect_options({**MODELS, "other": spec})

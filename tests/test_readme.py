@@ -101,3 +101,25 @@ def test_a_long_report_is_cut_at_a_line_in_the_run_description(tracking_uri):
     kept, tail = note.split("\n\n... (cut: ", 1)
     assert kept.split("\n") == lines[: len(kept.split("\n"))]  # whole lines only
     assert tail.startswith("`grubench report` writes the whole report")
+
+
+def test_the_readme_options_tables_are_the_definitions():
+    """Generated from the models' option dataclasses, the task constructors and the shared
+    settings (grubench.docs): an option added anywhere shows up here or this test fails."""
+    from grubench.docs import OPTIONS_END, OPTIONS_START, options_block
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split(OPTIONS_START + "\n", 1)[1].split(OPTIONS_END, 1)[0]
+    assert block == options_block(), "run: grubench readme --options_only"
+
+
+def test_readme_options_only_needs_no_store(tmp_path, capsys):
+    from grubench.docs import OPTIONS_END, OPTIONS_START, options_block
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"top\n{OPTIONS_START}\nstale\n{OPTIONS_END}\nbottom\n")
+    assert main(["readme", "--readme", str(readme), "--options_only"]) == 0
+    assert readme.read_text() == f"top\n{OPTIONS_START}\n{options_block()}{OPTIONS_END}\nbottom\n"
+    (tmp_path / "plain.md").write_text("no markers\n")
+    assert main(["readme", "--readme", str(tmp_path / "plain.md"), "--options_only"]) == 2
+    assert "no <!-- options:start -->" in capsys.readouterr().err

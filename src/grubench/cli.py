@@ -530,16 +530,20 @@ def cmd_report(argv: list[str]) -> int:
 
 
 def cmd_readme(argv: list[str]) -> int:
-    """Regenerate the README's FAQ block (and every question's report) from the store."""
+    """Regenerate the README's options tables (from the registries) and its FAQ block (and
+    every question's report) from the store."""
+    from grubench.docs import OPTIONS_END, OPTIONS_START, options_block
     from grubench.experiment import PROFILES
     from grubench.report import faq_block, rewrite_readme
 
     prog = "grubench readme"
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Rewrite the FAQ block of the README (between <!-- faq:start --> and "
-        "<!-- faq:end -->) from the store: tips with their labels, every question's table, "
-        "verdict and plots (written to results/ beside the question files).",
+        description="Rewrite the options tables of the README (between <!-- options:start "
+        "--> and <!-- options:end -->) from the model and task definitions, and its FAQ block "
+        "(between <!-- faq:start --> and <!-- faq:end -->) from the store: tips with their "
+        "labels, every question's table, verdict and plots (written to results/ beside the "
+        "question files).",
     )
     parser.add_argument(
         "files", nargs="*", help="question files, in the README's order (default: every file "
@@ -549,6 +553,10 @@ def cmd_readme(argv: list[str]) -> int:
     parser.add_argument("--experiments", default="experiments", help="folder of question files")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--tracking_uri", "--tracking-uri", default=None)
+    parser.add_argument(
+        "--options_only", "--options-only", action="store_true",
+        help="rewrite the options tables only (no store needed)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.profile not in PROFILES:
         return _fail([f"--profile {args.profile!r}: choose from: {', '.join(PROFILES)}"], prog)
@@ -556,6 +564,14 @@ def cmd_readme(argv: list[str]) -> int:
     paths = [Path(f).resolve() for f in args.files] or sorted(folder.glob("*.py"))
     if not readme.is_file():
         return _fail([f"--readme {args.readme!r}: no such file"], prog)
+    if args.options_only or OPTIONS_START in readme.read_text():  # a README may not have them
+        try:
+            rewrite_readme(readme, options_block(), (OPTIONS_START, OPTIONS_END))
+        except ValueError as err:
+            return _fail([str(err)], prog)
+    if args.options_only:
+        print(f"wrote the options tables of {readme}")
+        return 0
     if not paths:
         return _fail([f"--experiments {args.experiments!r}: no question files (*.py)"], prog)
     for path in paths:  # every file loads before anything is written
@@ -565,7 +581,7 @@ def cmd_readme(argv: list[str]) -> int:
         rewrite_readme(readme, block)
     except ValueError as err:
         return _fail([str(err)], prog)
-    print(f"wrote the FAQ block of {readme} ({len(paths)} questions)")
+    print(f"wrote the options tables and the FAQ block of {readme} ({len(paths)} questions)")
     return 0
 
 

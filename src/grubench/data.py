@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import lightning as L
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from grubench.tasks import Task, batch_generator
+from grubench.options import option
+from grubench.tasks import TASKS, Task, batch_generator
 
 
 def _rank_world() -> tuple[int, int]:
@@ -178,17 +181,42 @@ class TensorSamples(Dataset):
         return tuple(t[index] for t in self.tensors)
 
 
+@dataclass
+class TaskConfig:
+    """The task and its data: which task, its length, batch size and set sizes."""
+
+    name: str = option("adding", f"the task: {', '.join(TASKS)}")
+    seq_len: int = option(100, "the sequence length T")
+    batch_size: int = option(64, "samples per training step (per process under DDP)")
+    epoch_size: int = option(100, "training batches between validations")
+    val_size: int = option(1024, "validation samples (a dataset task: at most its split)")
+    test_size: int = option(1024, "test samples (a dataset task: at most its split)")
+    train_size: int | None = option(
+        None, "null: an endless stream; N: a fixed set of N samples (synthetic tasks only)"
+    )
+    eval_lengths: list[int] = field(
+        default_factory=list, metadata={"help": "extra lengths to validate and test at"}
+    )
+    options: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "the task's own options, e.g. {n_tokens: 16}"}
+    )
+    num_workers: int = option(0, "DataLoader worker processes")
+
+
+_DEFAULT = TaskConfig()
+
+
 class SyntheticDataModule(L.LightningDataModule):
     def __init__(
         self,
         task: Task,
-        batch_size: int = 64,
-        epoch_size: int = 100,
-        val_size: int = 1024,
-        test_size: int = 1024,
-        train_size: int | None = None,
+        batch_size: int = _DEFAULT.batch_size,
+        epoch_size: int = _DEFAULT.epoch_size,
+        val_size: int = _DEFAULT.val_size,
+        test_size: int = _DEFAULT.test_size,
+        train_size: int | None = _DEFAULT.train_size,
         seed: int = 0,
-        num_workers: int = 0,
+        num_workers: int = _DEFAULT.num_workers,
         eval_lengths: tuple[int, ...] = (),
     ) -> None:
         super().__init__()

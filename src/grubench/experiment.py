@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from grubench.fit import FitConfig, TaskConfig
-from grubench.models import ModelConfig
+from grubench.models import ModelConfig, computed_settings
 from grubench.system import OptimConfig
 
 PROFILES = ("quick", "full")
@@ -252,15 +252,23 @@ class Child:
         return f"{self.cell} | seed={self.seed}"
 
     def config_hash(self) -> str:
-        """What the child computes: changes when any setting that affects the result does."""
+        """What the child computes: changes when any setting that affects the result does
+        (the model, its options, the task, the optimizer, the seed, the budget), and not with
+        where it runs (accelerator, devices, strategy, nodes) or where it is recorded."""
         settings = asdict(self.config)
         for volatile in ("tracking_uri", "tags", "run_name", "experiment_name"):
             settings.pop(volatile)
-        if settings["model"]["name"] != "custom_gru":
-            # Only custom_gru has backends: for other models the field means nothing
-            settings["model"].pop("backend")
+        settings["model"] = computed_settings(settings["model"])
+        settings["trainer"] = {
+            k: v for k, v in settings["trainer"].items() if k not in _WHERE_IT_RUNS
+        }
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+# Trainer options that choose the hardware, not the settings (the global batch, batch_size x
+# processes, is a run's summary metric global_batch_size)
+_WHERE_IT_RUNS = ("accelerator", "devices", "strategy", "num_nodes")
 
 
 def load_experiment(path: str | Path) -> Experiment:

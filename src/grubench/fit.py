@@ -31,7 +31,7 @@ import lightning as L
 import yaml
 
 from grubench import __version__
-from grubench.data import SyntheticDataModule
+from grubench.data import SyntheticDataModule, TaskConfig
 from grubench.diagnostics import GradientDiagnostics
 from grubench.models import ModelConfig, build_model, count_parameters, validate_model_config
 from grubench.models.gru_bptt import subnormals_flushed
@@ -100,22 +100,6 @@ warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is depr
 # The DataModule's state_dict restores the position in the epoch (Lightning looks for it on
 # the DataLoader only)
 warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
-
-
-@dataclass
-class TaskConfig:
-    """The task and its data: which task, its length, batch size and set sizes"""
-
-    name: str = "adding"
-    seq_len: int = 100
-    batch_size: int = 64
-    epoch_size: int = 100  # training batches between validations
-    val_size: int = 1024
-    test_size: int = 1024
-    train_size: int | None = None  # None: an endless stream; N: a fixed set of N samples
-    eval_lengths: list[int] = field(default_factory=list)  # extra lengths to validate/test at
-    options: dict[str, Any] = field(default_factory=dict)  # task-specific, e.g. n_tokens
-    num_workers: int = 0
 
 
 @dataclass

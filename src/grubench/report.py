@@ -685,11 +685,14 @@ def _relative(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
-def rewrite_readme(readme: Path, block: str) -> None:
-    """Replace what lies between the FAQ markers of ``readme`` with ``block``."""
+def rewrite_readme(
+    readme: Path, block: str, markers: tuple[str, str] = (FAQ_START, FAQ_END)
+) -> None:
+    """Replace what lies between ``markers`` (the FAQ's by default) in ``readme`` with ``block``."""
+    start, end = markers
     text = readme.read_text()
-    if FAQ_START not in text or FAQ_END not in text:
-        raise ValueError(f"{readme}: no {FAQ_START} ... {FAQ_END} markers to write between")
-    before, rest = text.split(FAQ_START, 1)
-    after = rest.split(FAQ_END, 1)[1]
-    readme.write_text(f"{before}{FAQ_START}\n{block}{FAQ_END}{after}")
+    if start not in text or end not in text:
+        raise ValueError(f"{readme}: no {start} ... {end} markers to write between")
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    readme.write_text(f"{before}{start}\n{block}{end}{after}")

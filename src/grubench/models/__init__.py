@@ -3,20 +3,24 @@
 Adding a model: a file with a builder ``(input_size, hidden_size, num_layers, dropout,
 **options) -> module`` whose module has nn.GRU's interface (batch-first, returns
 ``(outputs, state)``, takes an initial state ``(num_layers, B, H)``) and describes its layers
-and gates (:mod:`grubench.models.layers`), and one :class:`ModelSpec` line in ``MODELS``.
+and gates (:mod:`grubench.models.layers`), a dataclass of its own options if it has any
+(:mod:`grubench.options`), and one :class:`ModelSpec` line in ``MODELS``. The command
+line's and the experiment files' ``ModelConfig``, its validation and the README's options
+table come from those definitions.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from torch import nn
 
-from grubench.models.custom_gru import CustomGRU
-from grubench.models.gru_bptt import BACKENDS
-from grubench.models.init import INITS, check_init, initialize, set_lstm_forget_bias
+from grubench.models.custom_gru import ACTIVATIONS, CustomGRU, CustomGRUOptions, build_custom_gru
+from grubench.models.init import INITS, check_init, initialize
 from grubench.models.layers import GateLayout
 from grubench.models.min_rnns import MinGRU, MinLSTM, build_min_gru, build_min_lstm
 from grubench.models.sequence import SequenceModel, StackedRNN
@@ -24,88 +28,155 @@ from grubench.models.torch_rnns import (
     GRU_LAYOUT,
     LSTM_LAYOUT,
     RNN_LAYOUT,
+    LSTMOptions,
+    RNNOptions,
     build_lstm,
     build_rnn,
     build_torch_gru,
+    lstm_after_init,
 )
-
-ACTIVATIONS = ("tanh", "relu")
-
-
-@dataclass
-class ModelConfig:
-    """Every model option; options a model does not take must stay at their defaults."""
-
-    name: str = "torch_gru"
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0  # between stacked layers, as in nn.GRU
-    init: str = "default"
-    chrono_t_max: float | None = None  # chrono init's T_max; None means the task's seq_len
-    forget_bias: float = 1.0  # lstm: forget-gate bias (Jozefowicz et al. 2015)
-    reset_after: bool = True  # custom_gru: cuDNN/PyTorch form (True) or Cho et al. v3 (False)
-    activation: str = "tanh"  # custom_gru and rnn: candidate-state / hidden nonlinearity
-    layer_norm: bool = False  # custom_gru: LayerNorm on the gate pre-activations
-    # custom_gru: how the default form runs (auto, cpp, python, autograd; same numbers to
-    # float rounding, see grubench.models.gru_bptt)
-    backend: str = "auto"
-    # Widths of stacked layers that may differ, e.g. [128, 64]; replaces hidden_size and
-    # num_layers when set (dropout then acts between these layers).
-    layer_sizes: list[int] | None = None
-
-    @property
-    def widths(self) -> list[int]:
-        return list(self.layer_sizes) if self.layer_sizes else [self.hidden_size] * self.num_layers
-
-
-def _build_custom_gru(
-    input_size: int,
-    hidden_size: int,
-    num_layers: int,
-    dropout: float,
-    reset_after: bool = True,
-    activation: str = "tanh",
-    layer_norm: bool = False,
-    backend: str = "auto",
-) -> CustomGRU:
-    return CustomGRU(
-        input_size,
-        hidden_size,
-        num_layers,
-        batch_first=True,
-        dropout=dropout,
-        reset_after=reset_after,
-        activation=activation,
-        layer_norm=layer_norm,
-        backend=backend,
-    )
+from grubench.options import choices, help_of, option, option_fields
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    build: Callable[..., nn.Module]
+    build: Callable[..., nn.Module]  # (input_size, hidden_size, num_layers, dropout, **options)
     layout: GateLayout  # the built module's gate layout, for validating an init before building
-    options: tuple[str, ...] = ()  # ModelConfig fields this model takes beyond the shared ones
+    options: type | None = None  # the dataclass of this model's own options
+    # (module, init, options) -> None: what the model sets after its initializer ran (the
+    # builder receives the options its signature names, this hook all of them)
+    after_init: Callable[[nn.Module, str, Any], None] | None = None
 
 
 MODELS: dict[str, ModelSpec] = {
-    "custom_gru": ModelSpec(
-        _build_custom_gru,
-        CustomGRU.gate_layout,
-        ("reset_after", "activation", "layer_norm", "backend"),
-    ),
+    "custom_gru": ModelSpec(build_custom_gru, CustomGRU.gate_layout, CustomGRUOptions),
     "torch_gru": ModelSpec(build_torch_gru, GRU_LAYOUT),
-    "lstm": ModelSpec(build_lstm, LSTM_LAYOUT, ("forget_bias",)),
-    "rnn": ModelSpec(build_rnn, RNN_LAYOUT, ("activation",)),
+    "lstm": ModelSpec(build_lstm, LSTM_LAYOUT, LSTMOptions, lstm_after_init),
+    "rnn": ModelSpec(build_rnn, RNN_LAYOUT, RNNOptions),
     "min_gru": ModelSpec(build_min_gru, MinGRU.gate_layout),
     "min_lstm": ModelSpec(build_min_lstm, MinLSTM.gate_layout),
 }
 
-# Options that belong to some models only; the shared ones are always allowed.
-_SPECIFIC = ("reset_after", "activation", "layer_norm", "backend", "forget_bias")
+
+@dataclass
+class SharedOptions:
+    """The options every model takes."""
+
+    name: str = option("torch_gru", f"the model: {', '.join(MODELS)}")
+    hidden_size: int = option(64, "the state's width")
+    num_layers: int = option(1, "stacked layers")
+    dropout: float = option(0.0, "dropout between stacked layers, as in nn.GRU")
+    init: str = option("default", f"the recurrent weights' initialization: {', '.join(INITS)}")
+    chrono_t_max: float | None = option(None, "chrono init's T_max; null: the task's seq_len")
+    layer_sizes: list[int] | None = option(
+        None, "widths of stacked single layers, e.g. [128, 64]; replaces hidden_size and "
+        "num_layers (dropout then acts between them)"
+    )  # fmt: skip
 
 
-def validate_model_config(cfg: ModelConfig, seq_len: int | None = None) -> list[str]:
+@dataclass(frozen=True)
+class ModelOption:
+    """One model-specific option of the flat ``ModelConfig``, as its models define it."""
+
+    name: str
+    default: Any
+    annotation: Any
+    takers: tuple[str, ...]  # the models that take it
+    help: dict[str, str]  # model -> its help
+    choices: dict[str, tuple]  # model -> the values it allows (models with a Literal type)
+
+
+def collect_options(models: dict[str, ModelSpec]) -> dict[str, ModelOption]:
+    """Each model-specific option of ``models``; models sharing one must share its default."""
+    found: dict[str, ModelOption] = {}
+    for model, spec in models.items():
+        if spec.options is None:
+            continue
+        for name, (field, annotation) in option_fields(spec.options).items():
+            allowed = {model: values} if (values := choices(annotation)) else {}
+            known = found.get(name)
+            if known is None:
+                found[name] = ModelOption(
+                    name, field.default, annotation, (model,), {model: help_of(field)}, allowed
+                )
+                continue
+            if known.default != field.default:
+                raise TypeError(
+                    f"option {name!r}: {model} gives it the default {field.default!r}, "
+                    f"{', '.join(known.takers)} {known.default!r}"
+                )
+            found[name] = replace(
+                known,
+                takers=(*known.takers, model),
+                help={**known.help, model: help_of(field)},
+                choices={**known.choices, **allowed},
+            )
+    return found
+
+
+MODEL_OPTIONS: dict[str, ModelOption] = collect_options(MODELS)
+
+
+def _config_field(option: ModelOption) -> tuple[str, Any, dataclasses.Field]:
+    # A choice travels as a plain str, so that a wrong one gets validate_model_config's line
+    annotation = str if option.choices else option.annotation
+    helps = "; ".join(f"{model}: {text}" for model, text in option.help.items())
+    allowed = sorted({v for values in option.choices.values() for v in values}, key=str)
+    if allowed:
+        helps += f" (choices: {', '.join(map(str, allowed))})"
+    return (
+        option.name,
+        annotation,
+        dataclasses.field(default=option.default, metadata={"help": helps}),
+    )
+
+
+def _widths(self) -> list[int]:
+    return list(self.layer_sizes) if self.layer_sizes else [self.hidden_size] * self.num_layers
+
+
+def make_model_config(options: dict[str, ModelOption]) -> type:
+    """The flat config of the command line and the experiment files: the shared options, then
+    each model-specific one (a choice as a plain str: validate_model_config names a wrong
+    one with its model's choices)."""
+    shared = option_fields(SharedOptions)
+    specs = [(name, hint, dataclasses.field(default=f.default, metadata=f.metadata))
+             for name, (f, hint) in shared.items()]  # fmt: skip
+    specs += [_config_field(option) for option in options.values()]
+    doc = ["Every model option; an option a model does not take must stay at its default.",
+           "", "Args:"]  # fmt: skip
+    doc += [f"    {name}: {f.metadata['help']}" for name, _, f in specs]
+    cls = dataclasses.make_dataclass(
+        "ModelConfig", specs, namespace={"widths": property(_widths), "__doc__": "\n".join(doc)}
+    )
+    cls.__module__ = __name__  # picklable as grubench.models.ModelConfig
+    return cls
+
+
+ModelConfig = make_model_config(MODEL_OPTIONS)
+
+# Options hashed for every model since the first stores were written, so that their runs keep
+# their settings hash (grubench.experiment.Child.config_hash); an option added since is hashed
+# only for the models that take it.
+_ALWAYS_HASHED = ("forget_bias", "reset_after", "activation", "layer_norm")
+
+
+def computed_settings(model: dict[str, Any]) -> dict[str, Any]:
+    """What of a model's config (as a dict) changes what its run computes."""
+    takes = {n for n, o in MODEL_OPTIONS.items() if model.get("name") in o.takers}
+    return {k: v for k, v in model.items()
+            if k not in MODEL_OPTIONS or k in takes or k in _ALWAYS_HASHED}  # fmt: skip
+
+
+def model_options(cfg) -> Any:
+    """The options dataclass of ``cfg``'s model, filled from ``cfg`` (None if it has none)."""
+    spec = MODELS[cfg.name]
+    if spec.options is None:
+        return None
+    return spec.options(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(spec.options)})
+
+
+def validate_model_config(cfg, seq_len: int | None = None) -> list[str]:
     """Every problem with ``cfg``, one line each (empty when valid)."""
     if cfg.name not in MODELS:
         return [f"model.name: unknown model {cfg.name!r}; choose from: {', '.join(sorted(MODELS))}"]
@@ -125,24 +196,18 @@ def validate_model_config(cfg: ModelConfig, seq_len: int | None = None) -> list[
             f"model.dropout={cfg.dropout} acts between stacked layers only and this model has "
             "one; set model.num_layers > 1 (or model.layer_sizes), or dropout 0"
         )
-    if cfg.activation not in ACTIVATIONS:
-        problems.append(
-            f"model.activation: unknown activation {cfg.activation!r}; "
-            f"choose from: {', '.join(ACTIVATIONS)}"
-        )
-    if cfg.backend not in BACKENDS:
-        problems.append(
-            f"model.backend: unknown backend {cfg.backend!r}; choose from: {', '.join(BACKENDS)}"
-        )
+    for name, opt in MODEL_OPTIONS.items():
+        value = getattr(cfg, name)
+        if cfg.name not in opt.takers:
+            if value != opt.default:
+                problems.append(
+                    f"model.{name}={value!r} does not apply to {cfg.name}; "
+                    f"only {', '.join(sorted(opt.takers))} take it"
+                )
+        elif cfg.name in opt.choices and value not in opt.choices[cfg.name]:
+            allowed = ", ".join(map(str, opt.choices[cfg.name]))
+            problems.append(f"model.{name}: unknown {name} {value!r}; choose from: {allowed}")
     spec = MODELS[cfg.name]
-    defaults = ModelConfig()
-    for option in _SPECIFIC:
-        if option not in spec.options and getattr(cfg, option) != getattr(defaults, option):
-            takers = sorted(n for n, s in MODELS.items() if option in s.options)
-            problems.append(
-                f"model.{option}={getattr(cfg, option)!r} does not apply to {cfg.name}; "
-                f"only {', '.join(takers)} take it"
-            )
     if cfg.init not in INITS:
         problems.append(f"model.init: unknown init {cfg.init!r}; choose from: {', '.join(INITS)}")
     else:
@@ -155,7 +220,7 @@ def validate_model_config(cfg: ModelConfig, seq_len: int | None = None) -> list[
 
 
 def build_model(
-    cfg: ModelConfig,
+    cfg,
     input_size: int,
     output_size: int,
     output_mode: Literal["last", "sequence"],
@@ -166,14 +231,17 @@ def build_model(
     if problems:
         raise ValueError("; ".join(problems))
     spec = MODELS[cfg.name]
-    options = {name: getattr(cfg, name) for name in spec.options if name != "forget_bias"}
+    options = model_options(cfg)
+    takes = inspect.signature(spec.build).parameters
+    kwargs = {k: v for k, v in (vars(options) if options else {}).items()
+              if k in takes or any(p.kind is p.VAR_KEYWORD for p in takes.values())}  # fmt: skip
     t_max = cfg.chrono_t_max if cfg.chrono_t_max is not None else seq_len
 
     def recurrent(in_size: int, hidden: int, layers: int, dropout: float) -> nn.Module:
-        module = spec.build(in_size, hidden, layers, dropout, **options)
+        module = spec.build(in_size, hidden, layers, dropout, **kwargs)
         initialize(module, cfg.init, layout=spec.layout, t_max=t_max)
-        if "forget_bias" in spec.options and cfg.init != "chrono":  # chrono sets it itself
-            set_lstm_forget_bias(module, cfg.forget_bias)
+        if spec.after_init is not None:
+            spec.after_init(module, cfg.init, options)
         return module
 
     if cfg.layer_sizes:
@@ -189,7 +257,7 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def matched_hidden_size(cfg: ModelConfig, target: int, input_size: int, output_size: int) -> int:
+def matched_hidden_size(cfg, target: int, input_size: int, output_size: int) -> int:
     """The hidden size at which ``cfg``'s model has the parameter count closest to ``target``
     (for comparisons at equal parameter count; the count grows with H, so bisect)."""
 
@@ -213,12 +281,19 @@ __all__ = [
     "MODELS",
     "MinGRU",
     "MinLSTM",
+    "MODEL_OPTIONS",
     "ModelConfig",
+    "ModelOption",
     "ModelSpec",
+    "SharedOptions",
     "SequenceModel",
     "StackedRNN",
     "build_model",
+    "collect_options",
+    "computed_settings",
     "count_parameters",
+    "make_model_config",
     "matched_hidden_size",
+    "model_options",
     "validate_model_config",
 ]

@@ -10,6 +10,8 @@ final states and gradients agree to 1e-5.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +20,27 @@ from torch import Tensor, nn
 from grubench.models.gru_bptt import BACKENDS, gru_layer
 from grubench.models.layers import check_call, check_sizes, rnn_repr, share_layer
 from grubench.models.torch_rnns import GRU_LAYOUT
+from grubench.options import option
 
 GATES = 3  # r, z, n: the row blocks of weight_ih / weight_hh, in this order (as nn.GRU)
 ACTIVATIONS = ("tanh", "relu")
 
 _ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
+
+
+@dataclass
+class CustomGRUOptions:
+    """custom_gru's options (the registry's ``ModelConfig`` takes them from here)."""
+
+    reset_after: bool = option(
+        True, "where the reset gate acts: true, cuDNN/PyTorch's form; false, Cho et al. v3"
+    )
+    activation: Literal[ACTIVATIONS] = option("tanh", "the candidate state's nonlinearity")
+    layer_norm: bool = option(False, "haste's gain-only LayerNorm on the gate projections")
+    backend: Literal[BACKENDS] = option(
+        "auto", "how the default form runs (same numbers to float rounding): C++ loops, "
+        "PyTorch ops or the step-by-step autograd graph; auto takes C++ where it builds"
+    )  # fmt: skip
 
 
 class CustomGRU(nn.Module):
@@ -302,3 +320,12 @@ class CustomGRU(nn.Module):
                 h = torch.lerp(n, h, z)
                 outputs.append(h)
         return torch.stack(outputs), h  # (T, B, H), (B, H)
+
+
+def build_custom_gru(
+    input_size: int, hidden_size: int, num_layers: int, dropout: float, **options
+) -> CustomGRU:
+    """The registry's builder: a batch-first CustomGRU with :class:`CustomGRUOptions`."""
+    return CustomGRU(
+        input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, **options
+    )

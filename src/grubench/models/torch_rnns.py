@@ -3,11 +3,15 @@ their description for the initializers and diagnostics (see :mod:`grubench.model
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from grubench.models.layers import GateLayout, share_layer
+from grubench.options import option
 
 # PyTorch's gate order; GRU: h' = (1 − z) ⊙ n + z ⊙ h, so z keeps the old state.
 GRU_LAYOUT = GateLayout("gru", ("r", "z", "n"), keep="z")
@@ -21,8 +25,33 @@ def build_torch_gru(input_size: int, hidden_size: int, num_layers: int, dropout:
     return nn.GRU(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
 
 
+@dataclass
+class LSTMOptions:
+    """lstm's options."""
+
+    forget_bias: float = option(
+        1.0, "the forget gate's bias after initialization (Jozefowicz et al. 2015); chrono "
+        "init sets its own"
+    )  # fmt: skip
+
+
+@dataclass
+class RNNOptions:
+    """rnn's options."""
+
+    activation: Literal["tanh", "relu"] = option("tanh", "the hidden state's nonlinearity")
+
+
 def build_lstm(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> nn.LSTM:
     return nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+
+
+def lstm_after_init(lstm: nn.Module, init: str, options: LSTMOptions) -> None:
+    """The forget bias goes on after the initializer (chrono sets its own)."""
+    from grubench.models.init import set_lstm_forget_bias  # init imports this module
+
+    if init != "chrono":
+        set_lstm_forget_bias(lstm, options.forget_bias)
 
 
 def build_rnn(

@@ -1,0 +1,40 @@
+"""Options written once: as dataclass fields (a model's own options, in the model's file;
+the task settings, :class:`grubench.data.TaskConfig`), each with its default, its type
+(``Literal`` for a fixed set of choices) and a one-line help.
+
+The model registry (:mod:`grubench.models`) builds the flat ``ModelConfig`` of the command
+line and the experiment files from the models' dataclasses and validates each option against
+its own model's types and choices; ``--help`` and the README's options tables
+(:mod:`grubench.docs`) are generated from the same fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Literal
+
+
+def option(default: Any, help: str) -> Any:  # noqa: A002 (dataclasses' own word)
+    """A dataclass field with its help text (what ``--help`` and the README show)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def choices(annotation: Any) -> tuple | None:
+    """The values a ``Literal[...]`` annotation allows (None for any other type)."""
+    if typing.get_origin(annotation) is Literal:
+        return typing.get_args(annotation)
+    return None
+
+
+def option_fields(options: type) -> dict[str, tuple[dataclasses.Field, Any]]:
+    """Each field of an options dataclass with its resolved type annotation."""
+    hints = typing.get_type_hints(options)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(options)}
+
+
+def help_of(field: dataclasses.Field) -> str:
+    return field.metadata.get("help", "")
+
+
+__all__ = ["Literal", "choices", "help_of", "option", "option_fields"]
