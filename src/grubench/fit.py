@@ -306,8 +306,47 @@ def _run_fit(cfg: FitConfig, resume: str | None) -> FitResult:
     if problems:
         raise ConfigError(problems)
     config = resolved_config(cfg)
-    uri = config["tracking_uri"]
+    system, data = build_fit(cfg)
+    with StopSignals() as signals, TrackedRun(cfg, config, system.task, resume) as run:
+        # from here a signal stops the fit at a step boundary and marks the run KILLED
+        timer, checkpoint = StepTimer(), RunCheckpoint(run.checkpoints, signals)
+        callbacks = [timer]
+        if cfg.diagnostics_every_n_steps:
+            callbacks.append(GradientDiagnostics(cfg.diagnostics_every_n_steps))
+        callbacks.append(checkpoint)  # last: it saves what the others did in the same hook
+        trainer = L.Trainer(
+            **config["trainer"],
+            logger=run.logger(),
+            callbacks=callbacks,
+            default_root_dir=run.checkpoints,
+            use_distributed_sampler=False,  # the DataModule's samplers split data over ranks
+        )
+        trainer.fit(
+            system,
+            datamodule=data,
+            ckpt_path=checkpoint.path if resume else None,
+            weights_only=True,  # tensors and plain types only: nothing is unpickled as code
+        )
+        if signals.signum is not None:  # it came during the last step: training is complete
+            raise Interrupted(signals.signum, step=trainer.global_step)
+        wall_time, diverged = system.training_seconds(), system.diverged_step is not None
+        if cfg.test and not diverged:
+            trainer.test(system, datamodule=data, verbose=False)
 
+        samples_per_step = cfg.task.batch_size * trainer.world_size  # the global batch
+        metrics = summary_metrics(system, timer, wall_time, trainer.global_step, samples_per_step)
+        test_value = trainer.callback_metrics.get(f"test/{system.objective.metric}")
+        if cfg.test and not diverged and test_value is not None:
+            metrics[TEST_SCORE] = system.task.normalized_score(float(test_value))
+        if diverged:
+            outcome = "diverged"
+        else:
+            outcome = "solved" if system.steps_to_solve is not None else "unsolved"
+        return run.finish(outcome, metrics, trainer.global_step, system.diverged_step)
+
+
+def build_fit(cfg: FitConfig) -> tuple[RecurrentSystem, SyntheticDataModule]:
+    """The task, the model (under the run's seed), the LightningModule and the DataModule."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task = build_task(cfg.task.name, cfg.task.seq_len, **cfg.task.options)
     model = build_model(
@@ -328,101 +367,102 @@ def _run_fit(cfg: FitConfig, resume: str | None) -> FitResult:
         num_workers=cfg.task.num_workers,
         eval_lengths=eval_lengths,
     )
+    return system, data
 
-    with StopSignals() as signals:  # from here a signal marks the run KILLED
-        # Under DDP every process runs this function (Lightning re-executes the command for
-        # ranks 1..N-1; torchrun starts them all): only global rank 0 touches the store, so
-        # one fit is one MLflow run. The logger itself logs from rank 0 only.
-        rank_zero = is_global_rank_zero()
-        client, experiment_id, run_id = None, "", os.environ.get(RUN_ID_ENV, "")
-        already_logged: dict[str, int] = {}
-        if rank_zero:
-            client = get_client(uri)
-            if resume:
-                run_id, experiment_id = resume, client.get_run(resume).info.experiment_id
-                already_logged = logged_through(client, run_id)
-                client.update_run(run_id, status="RUNNING")
+
+class TrackedRun:
+    """One fit's MLflow run, from its creation (or its resumption) to its final status: the
+    one place that opens, tags and closes it.
+
+    Under DDP every process runs the fit (Lightning re-executes the command for ranks 1..N-1;
+    torchrun starts them all): only global rank 0 touches the store, so one fit is one MLflow
+    run, and the other ranks learn its id from ``GRUBENCH_RUN_ID``. On leaving, the run is
+    FINISHED if :meth:`finish` was reached, KILLED on a stop signal or Ctrl-C, FAILED on any
+    other exception; the environment variables the fit exported are put back.
+    """
+
+    def __init__(self, cfg: FitConfig, config: dict[str, Any], task, resume: str | None):
+        self.cfg, self.config, self.task, self.resume = cfg, config, task, resume
+        self.uri = config["tracking_uri"]
+        self.rank_zero = is_global_rank_zero()
+        self.client, self.experiment_id = None, ""
+        self.run_id = os.environ.get(RUN_ID_ENV, "")
+        self.already_logged: dict[str, int] = {}  # metric -> last step, of a resumed run
+        self.status = "FAILED"
+
+    def __enter__(self) -> TrackedRun:
+        if self.rank_zero:
+            self.client = get_client(self.uri)
+            if self.resume:
+                self.run_id = self.resume
+                self.experiment_id = self.client.get_run(self.resume).info.experiment_id
+                self.already_logged = logged_through(self.client, self.run_id)
+                self.client.update_run(self.run_id, status="RUNNING")
             else:
-                experiment_id = ensure_experiment(client, cfg.experiment_name, uri)
-                run_id = client.create_run(
-                    experiment_id, run_name=cfg.run_name, tags=run_tags(cfg, task)
-                ).info.run_id
-        status, saved_env = "FAILED", dict(os.environ)
-        try:
-            if rank_zero:
-                if not resume:
-                    log_config(client, run_id, config)
-                # which process runs the run: grubench fit --resume refuses a live one
-                client.set_tag(run_id, PID, str(os.getpid()))
-                client.set_tag(run_id, HOST, socket.gethostname())
-                os.environ[RUN_ID_ENV] = run_id  # ranks that Lightning launches inherit it
-            timer = StepTimer()
-            ckpt_dir = checkpoint_dir(uri, run_id or "rank-nonzero")  # rank 0 writes checkpoints
-            checkpoint = RunCheckpoint(ckpt_dir, signals)
-            callbacks = [timer]
-            if cfg.diagnostics_every_n_steps:
-                callbacks.append(GradientDiagnostics(cfg.diagnostics_every_n_steps))
-            callbacks.append(checkpoint)  # last: it saves what the others did in the same hook
-            logger = False
-            if rank_zero:
-                # MLFlowLogger opens the store as soon as it is built; the other ranks have none
-                # (under torchrun they start together and would race rank 0's schema creation)
-                logger = ResumableMLFlowLogger(
-                    tracking_uri=uri, run_id=run_id, logged_through=already_logged
+                self.experiment_id = ensure_experiment(
+                    self.client, self.cfg.experiment_name, self.uri
                 )
-            trainer = L.Trainer(
-                **config["trainer"],
-                logger=logger,
-                callbacks=callbacks,
-                default_root_dir=ckpt_dir,
-                use_distributed_sampler=False,  # the DataModule's samplers split data over ranks
-            )
-            trainer.fit(
-                system,
-                datamodule=data,
-                ckpt_path=checkpoint.path if resume else None,
-                weights_only=True,  # tensors and plain types only: nothing is unpickled as code
-            )
-            if signals.signum is not None:  # it came during the last step: training is complete
-                raise Interrupted(signals.signum, step=trainer.global_step)
-            wall_time = system.training_seconds()
-            diverged = system.diverged_step is not None
-            if cfg.test and not diverged:
-                trainer.test(system, datamodule=data, verbose=False)
-
-            samples_per_step = cfg.task.batch_size * trainer.world_size  # the global batch
-            metrics = summary_metrics(
-                system, timer, wall_time, trainer.global_step, samples_per_step
-            )
-            test_value = trainer.callback_metrics.get(f"test/{task.objective.metric}")
-            if cfg.test and not diverged and test_value is not None:
-                metrics[TEST_SCORE] = task.normalized_score(float(test_value))
-            if diverged:
-                outcome = "diverged"
-            else:
-                outcome = "solved" if system.steps_to_solve is not None else "unsolved"
-            if rank_zero:
-                client.set_tag(run_id, OUTCOME, outcome)
-                if diverged:
-                    client.set_tag(run_id, DIVERGED_STEP, str(system.diverged_step))
-                metrics_to_log = unlogged(metrics, trainer.global_step, already_logged)
-                log_metrics(client, run_id, metrics_to_log, step=trainer.global_step)
-            status = "FINISHED"
-            return FitResult(run_id, experiment_id, status, outcome, metrics)
-        except (KeyboardInterrupt, SystemExit) as stop:
-            status = "KILLED"
-            if isinstance(stop, Interrupted):
-                stop.run_id = run_id
+                self.run_id = self.client.create_run(
+                    self.experiment_id,
+                    run_name=self.cfg.run_name,
+                    tags=run_tags(self.cfg, self.task),
+                ).info.run_id
+        self._saved_env = dict(os.environ)
+        try:
+            if self.rank_zero:
+                if not self.resume:
+                    log_config(self.client, self.run_id, self.config)
+                # which process runs the run: grubench fit --resume refuses a live one
+                self.client.set_tag(self.run_id, PID, str(os.getpid()))
+                self.client.set_tag(self.run_id, HOST, socket.gethostname())
+                os.environ[RUN_ID_ENV] = self.run_id  # ranks that Lightning launches inherit it
+        except BaseException as err:
+            self.__exit__(type(err), err, err.__traceback__)
             raise
-        finally:
-            if rank_zero:
-                client.set_terminated(run_id, status)
-            # MLFlowLogger exports MLFLOW_TRACKING_URI, rank 0 the run id: leak neither
-            for key in ("MLFLOW_TRACKING_URI", RUN_ID_ENV):
-                if key in saved_env:
-                    os.environ[key] = saved_env[key]
-                else:
-                    os.environ.pop(key, None)
+        return self
+
+    @property
+    def checkpoints(self) -> Path:
+        """The run's checkpoint folder (rank 0 writes it)."""
+        return checkpoint_dir(self.uri, self.run_id or "rank-nonzero")
+
+    def logger(self) -> ResumableMLFlowLogger | bool:
+        """Rank 0's MLflow logger into this run; False elsewhere (MLFlowLogger opens the store
+        as soon as it is built, and under torchrun the ranks would race rank 0's schema)."""
+        if not self.rank_zero:
+            return False
+        return ResumableMLFlowLogger(
+            tracking_uri=self.uri, run_id=self.run_id, logged_through=self.already_logged
+        )
+
+    def finish(
+        self, outcome: str, metrics: dict[str, float], step: int, diverged_step: int | None
+    ) -> FitResult:
+        """The outcome tags and the summary metrics (those a resumed run has not logged)."""
+        if self.rank_zero:
+            self.client.set_tag(self.run_id, OUTCOME, outcome)
+            if diverged_step is not None:
+                self.client.set_tag(self.run_id, DIVERGED_STEP, str(diverged_step))
+            log_metrics(self.client, self.run_id, unlogged(metrics, step, self.already_logged),
+                        step=step)  # fmt: skip
+        self.status = "FINISHED"
+        return FitResult(self.run_id, self.experiment_id, self.status, outcome, metrics)
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is not None and issubclass(kind, (KeyboardInterrupt, SystemExit)):
+            self.status = "KILLED"
+            if isinstance(error, Interrupted):
+                error.run_id = self.run_id
+        elif kind is not None:
+            self.status = "FAILED"
+        if self.rank_zero:
+            self.client.set_terminated(self.run_id, self.status)
+        # MLFlowLogger exports MLFLOW_TRACKING_URI, rank 0 the run id: leak neither
+        for key in ("MLFLOW_TRACKING_URI", RUN_ID_ENV):
+            if key in self._saved_env:
+                os.environ[key] = self._saved_env[key]
+            else:
+                os.environ.pop(key, None)
 
 
 @dataclass
