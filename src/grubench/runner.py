@@ -87,10 +87,6 @@ def run_sweep(
     worker processes, each with its share of the cores; ``ray_address`` sends every child to
     that Ray cluster as a task asking for ``cpus_per_child`` CPUs (and its Trainer's GPUs).
     Children leased by another live driver are waited for (polling every ``poll`` s)."""
-    if workers != "auto" and not (isinstance(workers, int) and workers >= 1):
-        raise ConfigError([f"workers {workers!r}: need a whole number >= 1 or 'auto'"])
-    if not (isinstance(cpus_per_child, int) and cpus_per_child >= 1):
-        raise ConfigError([f"cpus per child {cpus_per_child!r}: need a whole number >= 1"])
     tuning = expand_tuning(experiment, profile, overrides)
     # every evaluation child differs from a tuning child only in its seed: checking them at
     # the first point checks what they will run
@@ -98,25 +94,11 @@ def run_sweep(
              for c in experiment.conditions_for(profile)} if experiment.tuned else None  # fmt: skip
     evaluation_preview = expand(experiment, profile, overrides, first)
     first_child = (tuning or evaluation_preview)[0]
-    if workers == "auto":
-        workers = 1 if ray_address else auto_workers(first_child)
-    if ray_address and workers > 1:
-        raise ConfigError([f"workers {workers} with a Ray address: the cluster's CPUs set how "
-                           "many children run at once; leave --workers out"])  # fmt: skip
-    devices = (overrides or {}).get("trainer", {}).get("devices")
-    if workers > 1 and devices not in (None, 1, "1", "auto"):
-        raise ConfigError([f"workers {workers} with trainer.devices {devices!r}: a multi-device "
-                           "fit launches processes of its own; use one worker"])  # fmt: skip
+    workers = _workers(workers, ray_address, cpus_per_child, first_child, overrides)
     sweep = sweep_id(experiment, profile)
     total = len(tuning) + len(evaluation_preview)
     if dry_run:
-        echo(f"{sweep}: {total} children: {len(tuning)} tuning, "
-             f"{len(evaluation_preview)} evaluation")  # fmt: skip
-        for child in tuning:
-            echo(f"  {child.key}  [{child.config_hash()}]")
-        for child in evaluation_preview:
-            point = " at the selected point" if experiment.tuned else ""
-            echo(f"  {child.key}{point}")
+        _echo_plan(echo, experiment, sweep, tuning, evaluation_preview)
         return SweepResult(total=total)
     problems = [f"{c.key}: {p}" for c in tuning + evaluation_preview
                 for p in validate_fit_config(c.config)]  # fmt: skip
@@ -178,20 +160,13 @@ def run_sweep(
                 with quiet_lightning(), StopSignals():
                     stage.run(todo)
                     if todo or stage.others:  # the tuning runs just made count
-                        existing = sweep_runs(client, experiment_id, sweep)
-                        selection = selection_from_store(tuning, existing)
-                        done = finished_by_key(existing)
-                        evaluation = _evaluation(experiment, profile, overrides, selection)
-                        eval_todo = [c for c in evaluation
-                                     if (c.key, c.config_hash()) not in done]  # fmt: skip
+                        selection, eval_todo = _after_tuning(
+                            client, experiment, profile, overrides, tuning, where
+                        )
                         progress.total = progress.position + len(eval_todo)
                     result.selected = _points(selection)
                     if experiment.tuned:
-                        client.log_dict(parent_id, _selection_record(selection), "selection.json")
-                        for (arm, condition), kept in sorted(selection.items()):
-                            echo(f"selected for {', '.join(p for p in (arm, condition) if p)}: "
-                                 f"{kept.point} (mean validation score "
-                                 f"{kept.scores[kept.point]:.3f})")  # fmt: skip
+                        _record_selection(client, parent_id, selection, echo)
                     stage.run(eval_todo)
                 status = "FINISHED" if not result.failed else "FAILED"
                 return result
@@ -205,6 +180,53 @@ def run_sweep(
                     executor.close()
     finally:
         client.set_terminated(parent_id, status)
+
+
+def _workers(
+    workers: int | str, ray_address: str | None, cpus_per_child: int, first_child, overrides
+) -> int:
+    """How many children run at once here (1 on a Ray cluster, whose CPUs decide)."""
+    if workers != "auto" and not (isinstance(workers, int) and workers >= 1):
+        raise ConfigError([f"workers {workers!r}: need a whole number >= 1 or 'auto'"])
+    if not (isinstance(cpus_per_child, int) and cpus_per_child >= 1):
+        raise ConfigError([f"cpus per child {cpus_per_child!r}: need a whole number >= 1"])
+    if workers == "auto":
+        workers = 1 if ray_address else auto_workers(first_child)
+    if ray_address and workers > 1:
+        raise ConfigError([f"workers {workers} with a Ray address: the cluster's CPUs set how "
+                           "many children run at once; leave --workers out"])  # fmt: skip
+    devices = (overrides or {}).get("trainer", {}).get("devices")
+    if workers > 1 and devices not in (None, 1, "1", "auto"):
+        raise ConfigError([f"workers {workers} with trainer.devices {devices!r}: a multi-device "
+                           "fit launches processes of its own; use one worker"])  # fmt: skip
+    return workers
+
+
+def _echo_plan(echo, experiment: Experiment, sweep: str, tuning: list, evaluation: list) -> None:
+    echo(f"{sweep}: {len(tuning) + len(evaluation)} children: {len(tuning)} tuning, "
+         f"{len(evaluation)} evaluation")  # fmt: skip
+    for child in tuning:
+        echo(f"  {child.key}  [{child.config_hash()}]")
+    for child in evaluation:
+        point = " at the selected point" if experiment.tuned else ""
+        echo(f"  {child.key}{point}")
+
+
+def _after_tuning(client, experiment: Experiment, profile: str, overrides, tuning, where):
+    """The selection read back from the store once tuning ran, and the evaluation children
+    still to run at it."""
+    existing = sweep_runs(client, where.experiment_id, where.sweep)
+    selection = selection_from_store(tuning, existing)
+    done = finished_by_key(existing)
+    evaluation = _evaluation(experiment, profile, overrides, selection)
+    return selection, [c for c in evaluation if (c.key, c.config_hash()) not in done]
+
+
+def _record_selection(client, parent_id: str, selection, echo) -> None:
+    client.log_dict(parent_id, _selection_record(selection), "selection.json")
+    for (arm, condition), kept in sorted(selection.items()):
+        echo(f"selected for {', '.join(p for p in (arm, condition) if p)}: {kept.point} "
+             f"(mean validation score {kept.scores[kept.point]:.3f})")  # fmt: skip
 
 
 def write_view(client, experiment_id: str, experiment: Experiment, profile: str,
