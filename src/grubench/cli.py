@@ -122,23 +122,13 @@ def parse_fit_config(argv: list[str]):
 def check_config_files(argv: list[str]) -> list[str]:
     """Problems in the ``--config`` files, each as ``file:line: ...``: malformed YAML, and keys
     that are no option (jsonargparse names neither the file nor the line)."""
-    import lightning as L
     import yaml
 
-    from grubench.fit import RESERVED_TRAINER_KEYS, FitConfig, TaskConfig
-    from grubench.models import ModelConfig
-    from grubench.system import OptimConfig
+    from grubench.fit import config_keys, unknown_key
 
     paths = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
     paths += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
-    trainer = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
-    groups = {
-        "model": {f.name for f in fields(ModelConfig)},
-        "task": {f.name for f in fields(TaskConfig)},
-        "optim": {f.name for f in fields(OptimConfig)},
-        "trainer": trainer - set(RESERVED_TRAINER_KEYS),
-    }
-    top = {f.name for f in fields(FitConfig)}
+    keys = config_keys()
     problems = []
     for path in paths:
         try:
@@ -158,17 +148,12 @@ def check_config_files(argv: list[str]) -> list[str]:
             continue
         for key_node, value_node in node.value:
             key, line = key_node.value, key_node.start_mark.line + 1
-            if key not in top:
-                problems.append(
-                    f"{path}:{line}: unknown key {key!r}; valid: {', '.join(sorted(top))}"
-                )
-            elif key in groups and isinstance(value_node, yaml.MappingNode):
+            if problem := unknown_key(keys, "", key):
+                problems.append(f"{path}:{line}: {problem}")
+            elif key in keys and isinstance(value_node, yaml.MappingNode):
                 for option_node, _ in value_node.value:
-                    if option_node.value not in groups[key]:
-                        problems.append(
-                            f"{path}:{option_node.start_mark.line + 1}: unknown option "
-                            f"{key}.{option_node.value}; valid: {', '.join(sorted(groups[key]))}"
-                        )
+                    if problem := unknown_key(keys, key, option_node.value):
+                        problems.append(f"{path}:{option_node.start_mark.line + 1}: {problem}")
     return problems
 
 

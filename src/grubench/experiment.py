@@ -19,11 +19,11 @@ import itertools
 import json
 import math
 import traceback
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grubench.fit import FitConfig, TaskConfig
+from grubench.fit import FitConfig, TaskConfig, config_keys, unknown_key
 from grubench.models import ModelConfig, computed_settings
 from grubench.system import OptimConfig
 
@@ -43,21 +43,17 @@ def merge(base: dict, override: dict) -> dict:
 
 
 def fit_config_from_dict(values: dict[str, Any], where: str = "config") -> FitConfig:
-    """A FitConfig from nested dicts; unknown keys raise ValueError naming the valid ones."""
-    top = {f.name for f in fields(FitConfig)}
-    unknown = sorted(set(values) - top)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid: {', '.join(sorted(top))}")
+    """A FitConfig from nested dicts; unknown keys raise ValueError naming the valid ones (the
+    trainer's options are Lightning's, checked with the config: validate_fit_config)."""
+    keys = config_keys()
+    problems = [unknown_key(keys, "", key) for key in values]
+    problems += [unknown_key(keys, group, key) for group in _GROUPS
+                 for key in values.get(group, {})]  # fmt: skip
+    if problems := [p for p in problems if p]:
+        raise ValueError(f"{where}: {'; '.join(problems)}")
     kwargs = {k: v for k, v in values.items() if k not in _GROUPS}
     for group, cls in _GROUPS.items():
-        options = values.get(group, {})
-        valid = {f.name for f in fields(cls)}
-        bad = sorted(set(options) - valid)
-        if bad:
-            raise ValueError(
-                f"{where}: unknown {group} option(s) {bad}; valid: {', '.join(sorted(valid))}"
-            )
-        kwargs[group] = cls(**options)
+        kwargs[group] = cls(**values.get(group, {}))
     return FitConfig(**kwargs)
 
 

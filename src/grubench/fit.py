@@ -23,7 +23,7 @@ import socket
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,29 @@ class FitConfig:
     # budget); steps to solve are known by then, and the scores of solved runs are compared at
     # the same rule for every arm
     stop_after_solved: int = 0
+
+
+@functools.cache  # the same for every child of every sweep
+def config_keys() -> dict[str, frozenset[str]]:
+    """The keys a fit's config may hold: ``""``, the top level; then each group's options
+    (the trainer's: lightning.Trainer's arguments that grubench does not set itself)."""
+    trainer = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    return {
+        "": frozenset(f.name for f in fields(FitConfig)),
+        "model": frozenset(f.name for f in fields(ModelConfig)),
+        "task": frozenset(f.name for f in fields(TaskConfig)),
+        "optim": frozenset(f.name for f in fields(OptimConfig)),
+        "trainer": frozenset(trainer - set(RESERVED_TRAINER_KEYS)),
+    }
+
+
+def unknown_key(keys: dict[str, frozenset[str]], group: str, key: str) -> str | None:
+    """The one-line problem of ``key`` in ``group`` of a config (None when it is valid)."""
+    if key in keys[group]:
+        return None
+    valid = ", ".join(sorted(keys[group]))
+    return (f"unknown option {group}.{key}; valid: {valid}" if group
+            else f"unknown key {key!r}; valid: {valid}")  # fmt: skip
 
 
 class ConfigError(ValueError):
