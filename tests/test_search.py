@@ -145,3 +145,18 @@ def test_fanova_finds_the_knob_that_matters():
         assert 0.0 <= b_low <= b_high <= 1.0
     assert result.bootstrap["lr"][0] > 0.3  # resampled trials still rank lr well above...
     assert all(result.mean[name] < 0.1 for name in ("hidden", "clip"))  # ...the others
+
+
+def test_the_greff_comparison_is_computed_from_the_ranks():
+    from grubench.search import Importance, greff_comparison
+
+    def imp(**mean):
+        return Importance(10, mean, {k: (v, v) for k, v in mean.items()},
+                          {k: (v, v) for k, v in mean.items()})  # fmt: skip
+
+    text = greff_comparison({
+        ("gru", "adding"): imp(**{"optim.lr": 0.2, "optim.name": 0.7, "model.init": 0.1}),
+        ("lstm", "adding"): imp(**{"optim.lr": 0.6, "optim.name": 0.3, "model.init": 0.1}),
+    })  # fmt: skip
+    assert "gru, adding: 2nd of 3 (0.20); lstm, adding: 1st of 3 (0.60)." in text
+    assert text.startswith("Against Greff et al. 2017")
