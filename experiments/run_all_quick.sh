@@ -10,7 +10,7 @@ grubench="${GRUBENCH:-.venv/bin/grubench}"
 questions=("$@")
 if [ ${#questions[@]} -eq 0 ]; then
   questions=(custom_vs_torch gru_vs_lstm optimizer activation initialization vanishing_gradients
-             batch_size regularization classic_two_layer)
+             batch_size regularization classic_two_layer min_rnns what_matters)
 fi
 for question in "${questions[@]}"; do
   start=$(date +%s)
@@ -18,4 +18,4 @@ for question in "${questions[@]}"; do
   echo "$question: $(( $(date +%s) - start )) s"
 done
 # the README's order: the questions people ask first, then the checks of the models themselves
-"$grubench" readme experiments/{gru_vs_lstm,initialization,activation,optimizer,batch_size,regularization,vanishing_gradients,custom_vs_torch,classic_two_layer,what_matters}.py
+"$grubench" readme experiments/{gru_vs_lstm,min_rnns,initialization,activation,optimizer,batch_size,regularization,vanishing_gradients,custom_vs_torch,classic_two_layer,what_matters}.py

@@ -603,6 +603,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return stop.code
+    except BrokenPipeError:  # the output's reader went away (`grubench run --dry-run | head`)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
 
 
 def _tracking_uri_option(argv: list[str]) -> str:
