@@ -87,3 +87,30 @@ def test_a_child_that_cannot_reach_its_store_fails_with_a_message(monkeypatch):
     assert outcome.status == "failed"
     assert outcome.summary.startswith(f"FAILED: cannot reach the tracking store {uri}: ")
     assert "\n" not in outcome.summary
+
+
+def test_a_sweeps_time_is_the_union_of_its_parents_and_a_dead_driver_counts_to_its_last_child(
+    client,
+):
+    """Two drivers at once count once; a parent left RUNNING by a driver that died (no end
+    time) counts until its last child ended, not zero."""
+    from grubench.experiment import Experiment
+    from grubench.report import sweep_seconds
+    from grubench.schema import PROFILE, ROLE, SWEEP
+
+    experiment = Experiment(name="timed", question="?", arms={"a": {}})
+    eid = client.create_experiment("timed")
+    tags = {ROLE: "parent", SWEEP: "timed:quick", PROFILE: "quick"}
+
+    def parent(start, end=None):  # seconds after an epoch of 10,000 s (MLflow takes 0 as now)
+        run = client.create_run(eid, start_time=(10_000 + start) * 1000, tags=tags).info.run_id
+        if end is not None:
+            client.set_terminated(run, "FINISHED", end_time=(10_000 + end) * 1000)
+        return run
+
+    parent(0, 100)
+    parent(50, 150)  # overlaps the first: 150 s in all so far
+    dead = parent(1000)  # its driver died: RUNNING, no end time
+    child = client.create_run(eid, start_time=11_000_000, tags={"mlflow.parentRunId": dead})
+    client.set_terminated(child.info.run_id, "FINISHED", end_time=11_040_000)
+    assert sweep_seconds(client, experiment, "quick") == 150 + 40

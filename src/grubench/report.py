@@ -625,11 +625,14 @@ def sweep_seconds(client, experiment: Experiment, profile: str) -> float:
     found = client.get_experiment_by_name(experiment.name)
     if found is None:
         return 0.0
-    spans = sorted(
-        (p.info.start_time, p.info.end_time)
-        for p in sweep_runs(client, found.experiment_id, sweep_id(experiment, profile), "parent")
-        if p.info.end_time
-    )
+    spans = []
+    for parent in sweep_runs(client, found.experiment_id, sweep_id(experiment, profile), "parent"):
+        end = parent.info.end_time
+        if not end and parent.info.status == "RUNNING":  # its driver may have died unmarked:
+            end = _last_child_end(client, found.experiment_id, parent.info.run_id)  # or lives
+        if end:
+            spans.append((parent.info.start_time, end))
+    spans.sort()
     total, end = 0, None
     for start, stop in spans:
         if end is None or start > end:
@@ -639,6 +642,14 @@ def sweep_seconds(client, experiment: Experiment, profile: str) -> float:
             total += stop - end
             end = stop
     return total / 1000
+
+
+def _last_child_end(client, experiment_id: str, parent_id: str) -> int | None:
+    """When the last child of a parent run ended (ms; None if none has)."""
+    children = client.search_runs(
+        [experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=50000
+    )
+    return max((c.info.end_time for c in children if c.info.end_time), default=None)
 
 
 def faq_block(
