@@ -58,7 +58,9 @@ def test_grid_and_expand():
     }
     assert children[0].config.model.hidden_size == 8 and children[1].config.seed == 1
     assert children[0].config_hash() != children[1].config_hash()
-    with pytest.raises(ValueError, match="tiny: bad: unknown option model.hiden_size; valid: activation, "):
+    with pytest.raises(
+        ValueError, match="tiny: bad: unknown option model.hiden_size; valid: activation, "
+    ):
         expand(tiny_experiment(arms={"bad": {"model": {"hiden_size": 3}}}), "quick")
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         expand(experiment, "fast")
