@@ -111,6 +111,7 @@ def test_a_sweeps_time_is_the_union_of_its_parents_and_a_dead_driver_counts_to_i
     parent(0, 100)
     parent(50, 150)  # overlaps the first: 150 s in all so far
     dead = parent(1000)  # its driver died: RUNNING, no end time
-    child = client.create_run(eid, start_time=11_000_000, tags={"mlflow.parentRunId": dead})
+    child_tags = {"mlflow.parentRunId": dead, ROLE: "child", SWEEP: "timed:quick"}
+    child = client.create_run(eid, start_time=11_000_000, tags=child_tags)
     client.set_terminated(child.info.run_id, "FINISHED", end_time=11_040_000)
     assert sweep_seconds(client, experiment, "quick") == 150 + 40

@@ -32,6 +32,7 @@ from grubench.schema import (
     HASH,
     KEY,
     OUTCOME,
+    PARENT_RUN,
     POINT,
     ROLE,
     SEED,
@@ -144,13 +145,13 @@ def prepare(child: Child, client, where: Where, existing: list) -> tuple[str, st
     child.config.run_name = f"{child.stage} {child.label} | s{child.seed}"
     child.config.tags = {
         **child.config.tags,
-        "mlflow.parentRunId": where.parent_id, ROLE: "child", SWEEP: where.sweep,
+        PARENT_RUN: where.parent_id, ROLE: "child", SWEEP: where.sweep,
         KEY: child.key, HASH: child.config_hash(),
         STAGE: child.stage, ARM: child.arm, CONDITION: child.condition, POINT: child.point,
         CONFIG: child.label, SEED: str(child.seed),
     }  # fmt: skip
     if run_id:
-        client.set_tag(run_id, "mlflow.parentRunId", where.parent_id)
+        client.set_tag(run_id, PARENT_RUN, where.parent_id)
         note = f"resuming run {run_id} from step {resume[1]}"
     return note, run_id
 

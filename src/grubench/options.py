@@ -37,4 +37,4 @@ def help_of(field: dataclasses.Field) -> str:
     return field.metadata.get("help", "")
 
 
-__all__ = ["Literal", "choices", "help_of", "option", "option_fields"]
+__all__ = ["choices", "help_of", "option", "option_fields"]

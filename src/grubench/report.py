@@ -33,6 +33,7 @@ from grubench.schema import (
     NOTE,
     OBJECTIVE,
     PARAM_COUNT,
+    PARENT_RUN,
     POINT,
     STEPS,
     TEST_SCORE,
@@ -167,10 +168,11 @@ def _build_report(client, experiment: Experiment, profile: str, uri: str | None 
     finished, newest, seconds = {}, {}, 0.0
     if mlflow_experiment is not None:
         sweep = sweep_id(experiment, profile)
-        finished = finished_by_key(sweep_runs(client, mlflow_experiment.experiment_id, sweep))
+        children = sweep_runs(client, mlflow_experiment.experiment_id, sweep)
+        finished = finished_by_key(children)
         for (key, _), run in finished.items():  # newest first
             newest.setdefault(key, run)
-        seconds = sweep_seconds(client, experiment, profile)
+        seconds = sweep_seconds(client, experiment, profile, children)
     other_settings: set[str] = set()
 
     def run_of(child):
@@ -619,17 +621,29 @@ def describe_parent(client, run_id: str, markdown: str) -> None:
 FAQ_START, FAQ_END = "<!-- faq:start -->", "<!-- faq:end -->"
 
 
-def sweep_seconds(client, experiment: Experiment, profile: str) -> float:
+def sweep_seconds(client, experiment: Experiment, profile: str, children=None) -> float:
     """Wall time during which the sweep ran: the union of its parent runs' intervals (drivers
-    that ran at once count once)."""
+    that ran at once count once). A parent left RUNNING with no end time (its driver died
+    unmarked, or still lives) counts until its last child ended; ``children``: the sweep's
+    child runs, if the caller has read them already."""
     found = client.get_experiment_by_name(experiment.name)
     if found is None:
         return 0.0
+    sweep = sweep_id(experiment, profile)
+    parents = sweep_runs(client, found.experiment_id, sweep, "parent")
+    last_child_end: dict[str, int] = {}
+    if any(not p.info.end_time and p.info.status == "RUNNING" for p in parents):
+        if children is None:
+            children = sweep_runs(client, found.experiment_id, sweep)
+        for child in children:
+            parent, end = child.data.tags.get(PARENT_RUN), child.info.end_time
+            if parent and end:
+                last_child_end[parent] = max(end, last_child_end.get(parent, 0))
     spans = []
-    for parent in sweep_runs(client, found.experiment_id, sweep_id(experiment, profile), "parent"):
+    for parent in parents:
         end = parent.info.end_time
-        if not end and parent.info.status == "RUNNING":  # its driver may have died unmarked:
-            end = _last_child_end(client, found.experiment_id, parent.info.run_id)  # or lives
+        if not end and parent.info.status == "RUNNING":
+            end = last_child_end.get(parent.info.run_id)
         if end:
             spans.append((parent.info.start_time, end))
     spans.sort()
@@ -642,14 +656,6 @@ def sweep_seconds(client, experiment: Experiment, profile: str) -> float:
             total += stop - end
             end = stop
     return total / 1000
-
-
-def _last_child_end(client, experiment_id: str, parent_id: str) -> int | None:
-    """When the last child of a parent run ended (ms; None if none has)."""
-    children = client.search_runs(
-        [experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=50000
-    )
-    return max((c.info.end_time for c in children if c.info.end_time), default=None)
 
 
 def faq_block(

@@ -25,6 +25,7 @@ SEED, CONFIG = "grubench.seed", "grubench.config"
 PROFILE, QUESTION = "grubench.profile", "grubench.question"  # a parent's
 SUPERSEDED = "grubench.superseded"  # a run replaced by a newer run of the same child
 NOTE = "mlflow.note.content"  # the run page's description, rendered as Markdown by the UI
+PARENT_RUN = "mlflow.parentRunId"  # a child's parent run: the UI nests children under it
 
 # ---- summary metrics (logged once, at the end of a fit) --------------------------------------
 PARAM_COUNT, WALL_TIME, TIME_PER_STEP = "param_count", "wall_time_s", "time_per_step_ms"

@@ -176,6 +176,15 @@ def model_options(cfg) -> Any:
     return spec.options(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(spec.options)})
 
 
+def _builder_kwargs(build: Callable[..., nn.Module], options) -> dict[str, Any]:
+    """The options a builder's signature names (all of them if it takes ``**options``)."""
+    values = vars(options) if options is not None else {}
+    parameters = inspect.signature(build).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return dict(values)
+    return {name: value for name, value in values.items() if name in parameters}
+
+
 def validate_model_config(cfg, seq_len: int | None = None) -> list[str]:
     """Every problem with ``cfg``, one line each (empty when valid)."""
     if cfg.name not in MODELS:
@@ -232,9 +241,7 @@ def build_model(
         raise ValueError("; ".join(problems))
     spec = MODELS[cfg.name]
     options = model_options(cfg)
-    takes = inspect.signature(spec.build).parameters
-    kwargs = {k: v for k, v in (vars(options) if options else {}).items()
-              if k in takes or any(p.kind is p.VAR_KEYWORD for p in takes.values())}  # fmt: skip
+    kwargs = _builder_kwargs(spec.build, options)
     t_max = cfg.chrono_t_max if cfg.chrono_t_max is not None else seq_len
 
     def recurrent(in_size: int, hidden: int, layers: int, dropout: float) -> nn.Module:
