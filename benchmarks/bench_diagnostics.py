@@ -14,8 +14,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from grubench.fit import FitConfig, TaskConfig, quiet_lightning, run_fit
 from grubench.models import ModelConfig
+from grubench.training.fit import FitConfig, TaskConfig, quiet_lightning, run_fit
 
 
 def main() -> None:

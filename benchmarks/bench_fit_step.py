@@ -36,10 +36,10 @@ from pathlib import Path
 
 import torch
 
-from grubench.fit import FitConfig, TaskConfig, quiet_lightning, run_fit
 from grubench.models import ModelConfig, build_model
-from grubench.system import OptimConfig
 from grubench.tasks import batch_generator, build_task
+from grubench.training.fit import FitConfig, TaskConfig, quiet_lightning, run_fit
+from grubench.training.module import OptimConfig
 
 MODELS = {
     "nn.GRU": ModelConfig(name="torch_gru"),

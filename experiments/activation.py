@@ -9,11 +9,11 @@ at 3e-3 in that budget; the custom GRU solved T=50 within 200-300 steps at lr 1e
 fits of custom_vs_torch. Quick: 1500 steps, a stop 3 validations after solving.
 """
 
-from grubench.experiment import Claim, Experiment, Tip
+from grubench.sweeps.question import Claim, Question, Tip
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="activation",
-    question="tanh or ReLU for the candidate state? (custom GRU, adding problem)",
+    text="tanh or ReLU for the candidate state? (custom GRU, adding problem)",
     arms={
         "tanh": {"model": {"activation": "tanh"}},
         "relu": {"model": {"activation": "relu"}},

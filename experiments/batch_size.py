@@ -10,11 +10,11 @@ the chance plateau, and with the rate scaled with the batch B=128 and 256 solved
 3 validations after solving) let the small batches, which take more steps, solve too.
 """
 
-from grubench.experiment import Claim, Experiment, Tip
+from grubench.sweeps.question import Claim, Question, Tip
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="batch_size",
-    question="What batch size? (LSTM, adding problem, 4096 training samples)",
+    text="What batch size? (LSTM, adding problem, 4096 training samples)",
     arms={f"B={b}": {"task": {"batch_size": b}} for b in (16, 64, 256)},
     conditions={"adding T=50": {"task": {"name": "adding", "seq_len": 50}}},
     tune={"optim.lr": [3e-3, 1e-2, 3e-2]},

@@ -9,11 +9,11 @@ Calibration: in the earlier runs (lr 1e-3, 1500 steps) every model solved parity
 400-600 steps; 400 steps at lengths up to 20 had left every model at chance (0.50).
 """
 
-from grubench.experiment import Experiment
+from grubench.sweeps.question import Question
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="classic_two_layer",
-    question="The classic two-layer GRU (128 -> 64 -> softmax) on parity",
+    text="The classic two-layer GRU (128 -> 64 -> softmax) on parity",
     arms={
         "torch_gru 128-64": {"model": {"name": "torch_gru"}},
         "custom_gru 128-64": {"model": {"name": "custom_gru"}},

@@ -10,11 +10,11 @@ leaves every GRU room to solve; the same-seed fits of custom_gru and torch_gru a
 rounding (tests/test_custom_gru.py), so "no difference detected" is the expected answer.
 """
 
-from grubench.experiment import Experiment
+from grubench.sweeps.question import Question
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="custom_vs_torch",
-    question="Is the custom GRU the same as nn.GRU? (adding problem)",
+    text="Is the custom GRU the same as nn.GRU? (adding problem)",
     arms={
         "torch_gru": {"model": {"name": "torch_gru"}},
         "custom_gru": {"model": {"name": "custom_gru"}},

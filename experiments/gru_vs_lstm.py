@@ -18,7 +18,7 @@ validation accuracy of 0.80 on sequential digits and 2.73 bits per character on 
 (char_lm has no solved threshold and trains its whole budget).
 """
 
-from grubench.experiment import Claim, Experiment, Tip
+from grubench.sweeps.question import Claim, Question, Tip
 
 
 def tasks(spec: dict[str, list[int]]) -> dict:
@@ -38,9 +38,9 @@ REAL = {  # real data (grubench.tasks.sequential_digits, grubench.tasks.char_lm)
 QUICK_SYNTHETIC = tasks({"adding": [50, 150]})
 
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="gru_vs_lstm",
-    question="GRU or LSTM? (adding problem at two lengths; digits, permuted digits, text)",
+    text="GRU or LSTM? (adding problem at two lengths; digits, permuted digits, text)",
     arms={
         "gru": {"model": {"name": "custom_gru"}},
         "lstm": {"model": {"name": "lstm"}},

@@ -10,11 +10,11 @@ steps, a stop 3 validations after solving, so that "speeds up convergence" is re
 to solve rather than from who is still at chance when the budget ends.
 """
 
-from grubench.experiment import Claim, Experiment, Tip
+from grubench.sweeps.question import Claim, Question, Tip
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="initialization",
-    question="Which initialization? (torch_gru and LSTM, adding problem)",
+    text="Which initialization? (torch_gru and LSTM, adding problem)",
     arms={
         init: {"model": {"init": init}}
         for init in ("default", "xavier_uniform", "orthogonal", "chrono")

@@ -13,11 +13,11 @@ the architecture questions' two; minGRU/minLSTM keep nn.Linear's initialization,
 paper's code.
 """
 
-from grubench.experiment import Claim, Experiment, Tip
+from grubench.sweeps.question import Claim, Question, Tip
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="min_rnns",
-    question="Were RNNs all we needed? minGRU and minLSTM against the GRU (adding, digits)",
+    text="Were RNNs all we needed? minGRU and minLSTM against the GRU (adding, digits)",
     arms={
         "gru": {"model": {"name": "custom_gru"}},
         "min_gru": {"model": {"name": "min_gru"}},

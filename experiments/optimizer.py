@@ -10,11 +10,11 @@ with momentum stayed at chance at every rate from 1e-2 to 3e-1. Quick: 2000 step
 validations after solving.
 """
 
-from grubench.experiment import Claim, Experiment, Tip
+from grubench.sweeps.question import Claim, Question, Tip
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="optimizer",
-    question="Which optimizer and learning rate? (LSTM, adding problem)",
+    text="Which optimizer and learning rate? (LSTM, adding problem)",
     arms={name: {"optim": {"name": name}} for name in ("adam", "rmsprop", "sgd")},
     baseline="sgd",
     tune_by_arm={

@@ -10,11 +10,11 @@ L1 arm uses 1e-5 here). Quick: 1200 steps and no early stop, since generalizatio
 the end of training.
 """
 
-from grubench.experiment import Claim, Experiment, Tip
+from grubench.sweeps.question import Claim, Question, Tip
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="regularization",
-    question="Does L1/L2 regularization help? (LSTM, adding problem, 256 training samples)",
+    text="Does L1/L2 regularization help? (LSTM, adding problem, 256 training samples)",
     arms={
         "none": {},
         "L2 (weight decay 1e-2)": {"optim": {"weight_decay": 1e-2}},

@@ -12,7 +12,7 @@ solved T=150, and no RNN remedy solved either length; in the gru_vs_lstm quick p
 the tanh RNN never. Quick: 2000 steps, a stop 3 validations after solving.
 """
 
-from grubench.experiment import Claim, Experiment, Tip
+from grubench.sweeps.question import Claim, Question, Tip
 
 REMEDIES = {
     "rnn": {"model": {"name": "rnn"}},
@@ -29,9 +29,9 @@ def lengths(values):
     return {f"adding T={t}": {"task": {"seq_len": t}} for t in values}
 
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="vanishing_gradients",
-    question="How do I beat vanishing gradients? (adding problem, two lengths)",
+    text="How do I beat vanishing gradients? (adding problem, two lengths)",
     arms=REMEDIES,
     baseline="rnn",
     conditions=lengths([50, 150]),

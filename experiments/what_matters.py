@@ -9,7 +9,7 @@ LSTM: the learning rate mattered most, and the hyperparameters barely interacted
 
 Each trial is a tuning child (one run, one tuning seed); the best trial per model and task is
 re-run on the 5 evaluation seeds and scored on the test split: that is the recommendation.
-The Optuna study lives in optuna.db beside the MLflow store (grubench.search). The quick
+The Optuna study lives in optuna.db beside the MLflow store (grubench.sweeps.search). The quick
 profile's budget, 1500 steps with a stop 3 validations after solving, is half of what the
 other questions give a run: the search spends its compute on trials.
 """
@@ -17,12 +17,12 @@ other questions give a run: the search spends its compute on trials.
 from optuna.distributions import CategoricalDistribution as Choice
 from optuna.distributions import FloatDistribution
 
-from grubench.experiment import Experiment
-from grubench.search import Search
+from grubench.sweeps.question import Question
+from grubench.sweeps.search import Search
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="what_matters",
-    question="Which knob matters most? (random search, fANOVA; custom GRU and LSTM)",
+    text="Which knob matters most? (random search, fANOVA; custom GRU and LSTM)",
     arms={
         "gru": {"model": {"name": "custom_gru"}},
         "lstm": {"model": {"name": "lstm"}},

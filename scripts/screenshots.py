@@ -67,7 +67,7 @@ def grubench_ui(tracking_uri: str | None, experiment: str, timeout: float = 180)
     """`grubench ui` for ``experiment`` on a free port; yields the addresses it printed:
     {"runs": ..., "charts": ..., "parent": ...}."""
     port = free_port()
-    command = [sys.executable, "-m", "grubench.cli", "ui", "--port", str(port),
+    command = [sys.executable, "-m", "grubench", "ui", "--port", str(port),
                "--experiment_name", experiment]  # fmt: skip
     if tracking_uri:
         command += ["--tracking_uri", tracking_uri]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from grubench.fit import FitConfig, TaskConfig
 from grubench.models import ModelConfig
-from grubench.system import OptimConfig
+from grubench.training.fit import FitConfig, TaskConfig
+from grubench.training.module import OptimConfig
 
 
 @pytest.fixture(autouse=True)

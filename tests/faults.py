@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 
-from grubench.runner import sweep_runs
+from grubench.sweeps.children import sweep_runs
 
 
 class WorkerKiller(threading.Thread):

@@ -136,7 +136,7 @@ def test_type_error_and_unknown_command(capsys):
 
 def test_console_script_is_installed():
     out = subprocess.run(
-        [sys.executable, "-m", "grubench.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "grubench", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "grubench {fit,run,report,readme,ui}" in out
 

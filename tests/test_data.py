@@ -1,9 +1,14 @@
 import pytest
 import torch
 
-import grubench.data as data_module
-from grubench.data import EpochSampler, ShuffledBatches, StridedSampler, SyntheticDataModule
+import grubench.training.data as data_module
 from grubench.tasks import batch_seed, build_task
+from grubench.training.data import (
+    EpochSampler,
+    ShuffledBatches,
+    StridedSampler,
+    SyntheticDataModule,
+)
 
 
 def make(seed=0, **kwargs):

@@ -12,7 +12,7 @@ from tests.test_cli import TINY
 @pytest.mark.slow  # ~25 s; the torchrun test covers the same one-run rule
 def test_two_process_ddp_fit_makes_one_run(tracking_uri, client):
     command = [
-        sys.executable, "-m", "grubench.cli", "fit", *TINY,
+        sys.executable, "-m", "grubench", "fit", *TINY,
         "--tracking_uri", tracking_uri, "--experiment_name", "ddp",
         "--trainer.accelerator", "cpu", "--trainer.devices", "2",
         "--trainer.strategy", "ddp", "--trainer.max_steps", "8",
@@ -34,7 +34,7 @@ def test_torchrun_two_processes_make_one_run(tracking_uri):
 
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "-m", "grubench.cli", "fit", *TINY,
+        "-m", "grubench", "fit", *TINY,
         "--tracking_uri", tracking_uri, "--experiment_name", "torchrun",
         "--trainer.accelerator", "cpu", "--trainer.devices", "2",
         "--trainer.strategy", "ddp", "--trainer.max_steps", "8",

@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import MLFlowLogger
 from torch import nn
 
-from grubench.data import SyntheticDataModule
-from grubench.diagnostics import (
+from grubench.models import MODELS, CustomGRU, ModelConfig, SequenceModel, StackedRNN, build_model
+from grubench.tasks import build_task
+from grubench.training.data import SyntheticDataModule
+from grubench.training.diagnostics import (
     GradientDiagnostics,
     curve_summary,
     gate_statistics,
@@ -23,9 +25,7 @@ from grubench.diagnostics import (
     single_layers,
     stepwise_forward,
 )
-from grubench.models import MODELS, CustomGRU, ModelConfig, SequenceModel, StackedRNN, build_model
-from grubench.system import RecurrentSystem
-from grubench.tasks import build_task
+from grubench.training.module import RecurrentSystem
 
 
 class LinearRecurrence(nn.Module):

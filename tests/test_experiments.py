@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from grubench.experiment import PROFILES, expand, expand_tuning, load_experiment
-from grubench.fit import validate_fit_config
-from grubench.report import build_report, to_markdown, write_report
-from grubench.runner import run_sweep
+from grubench.answers.publish import write_report
+from grubench.answers.report import build_report, to_markdown
+from grubench.sweeps.question import PROFILES, expand, expand_tuning, load_question
+from grubench.sweeps.runner import run_sweep
+from grubench.training.fit import validate_fit_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = sorted((ROOT / "experiments").glob("*.py"))
@@ -37,8 +38,8 @@ def _children(experiment, profile, overrides=None):
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_every_child_of_every_profile_is_valid(path):
-    experiment = load_experiment(path)
-    assert experiment.question and experiment.__doc__ is not None
+    experiment = load_question(path)
+    assert experiment.text and experiment.__doc__ is not None
     assert len(experiment.seeds["quick"]) >= 5 and len(experiment.seeds["full"]) >= 5
     assert experiment.tuned, "every question tunes each arm (the protocol)"
     for profile in PROFILES:
@@ -63,7 +64,7 @@ def _smoke(experiment, tracking_uri, tmp_path):
 def test_experiment_smoke(path, tracking_uri, tmp_path):
     """Each file through both stages of the real runner, cut to its first two arms, its
     first condition and one evaluation seed."""
-    experiment = load_experiment(path)
+    experiment = load_question(path)
     arms = dict(list(experiment.arms.items())[:2])
     first = dict(list(experiment.conditions_for("quick").items())[:1])
     small = dataclasses.replace(
@@ -80,13 +81,13 @@ def test_experiment_smoke(path, tracking_uri, tmp_path):
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_experiment_every_config(path, tracking_uri, tmp_path):
     """Every child of each file, both stages, on the tiny budget."""
-    _smoke(load_experiment(path), tracking_uri, tmp_path)
+    _smoke(load_question(path), tracking_uri, tmp_path)
 
 
 def test_settings_hash_sees_the_backend_of_custom_gru_only():
-    from grubench.experiment import Child
-    from grubench.fit import FitConfig
     from grubench.models import ModelConfig
+    from grubench.sweeps.question import Child
+    from grubench.training.fit import FitConfig
 
     def digest(**model):
         return Child("x", "", 0, FitConfig(model=ModelConfig(**model))).config_hash()
@@ -100,9 +101,9 @@ def test_settings_hash_sees_the_backend_of_custom_gru_only():
 def test_settings_hash_is_what_a_run_computes():
     """Not where it runs (accelerator, devices, strategy, nodes) or where it is recorded; and
     pinned: a change that moves it would orphan every child in the existing stores."""
-    from grubench.experiment import Child
-    from grubench.fit import FitConfig
     from grubench.models import ModelConfig
+    from grubench.sweeps.question import Child
+    from grubench.training.fit import FitConfig
 
     def digest(**fit):
         return Child("x", "", 0, FitConfig(**fit)).config_hash()
@@ -120,8 +121,8 @@ def test_settings_hash_is_what_a_run_computes():
 
 
 def test_settings_hash_sees_flush_denormal_and_the_stop_rule():
-    from grubench.experiment import Child
-    from grubench.fit import FitConfig
+    from grubench.sweeps.question import Child
+    from grubench.training.fit import FitConfig
 
     def digest(**fit):
         return Child("x", "", 0, FitConfig(**fit)).config_hash()
@@ -134,7 +135,7 @@ def test_gru_vs_lstm_real_data_through_the_runner_and_report(tracking_uri, tmp_p
     """The real-data conditions (digits, permuted digits, char_lm) through both stages and the
     report: char_lm has no solved threshold, so its rows say so and no steps-to-solve
     comparison counts it."""
-    experiment = load_experiment(ROOT / "experiments" / "gru_vs_lstm.py")
+    experiment = load_question(ROOT / "experiments" / "gru_vs_lstm.py")
     real = {name: c for name, c in experiment.conditions.items() if "adding" not in name}
     assert set(real) == {"digits T=64", "permuted digits T=64", "char_lm T=64"}
     arms = {a: experiment.arms[a] for a in ("gru", "lstm")}

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from grubench.fit import ConfigError, run_fit
+from grubench.training.fit import ConfigError, run_fit
 
 
 def only_run(client):
@@ -255,10 +255,10 @@ def test_logged_gradient_norm_is_autograds_before_clipping():
     import lightning as L
     import torch
 
-    from grubench.data import SyntheticDataModule
     from grubench.models import ModelConfig, build_model
-    from grubench.system import OptimConfig, RecurrentSystem
     from grubench.tasks import build_task
+    from grubench.training.data import SyntheticDataModule
+    from grubench.training.module import OptimConfig, RecurrentSystem
 
     task = build_task("adding", 10)
     torch.manual_seed(0)

@@ -15,10 +15,9 @@ from grubench.models.init import (
     applicable_inits,
     check_init,
     initialize,
-    set_lstm_forget_bias,
 )
 from grubench.models.min_rnns import MinGRU, MinLSTM
-from grubench.models.torch_rnns import GRU_LAYOUT, LSTM_LAYOUT, RNN_LAYOUT
+from grubench.models.torch_rnns import GRU_LAYOUT, LSTM_LAYOUT, RNN_LAYOUT, set_lstm_forget_bias
 
 INPUT, HIDDEN, LAYERS = 3, 6, 2
 

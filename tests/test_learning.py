@@ -5,9 +5,9 @@ the tanh RNN, which needs more, scored 0.11."""
 
 import pytest
 
-from grubench.fit import FitConfig, TaskConfig, run_fit
 from grubench.models import ModelConfig
-from grubench.system import OptimConfig
+from grubench.training.fit import FitConfig, TaskConfig, run_fit
+from grubench.training.module import OptimConfig
 
 LEARNERS = {  # model -> (learning rate, steps)
     "custom_gru": (1e-2, 300),

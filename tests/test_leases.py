@@ -7,8 +7,8 @@ import sys
 import threading
 import time
 
-from grubench.leases import Leases
-from grubench.tracking import get_client
+from grubench.store.leases import Leases
+from grubench.store.tracking import get_client
 
 
 def leases(client, experiment_id, **kwargs) -> Leases:

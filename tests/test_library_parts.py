@@ -14,11 +14,11 @@ import pytest
 import torch
 from torchmetrics import MetricCollection
 
-from grubench.fit import run_fit
-from grubench.resume import Interrupted
-from grubench.system import RecurrentSystem
 from grubench.tasks import IGNORE_INDEX
 from grubench.tasks.metrics import TokenAccuracy, _scored
+from grubench.training.fit import run_fit
+from grubench.training.module import RecurrentSystem
+from grubench.training.resume import Interrupted
 from tests.conftest import tiny_config
 from tests.test_task_metrics import CLASSES, WINDOWS, random_batch
 

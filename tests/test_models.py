@@ -167,7 +167,7 @@ def test_a_model_with_options_is_a_file_and_a_registry_line(monkeypatch):
 
     from torch import nn
 
-    import grubench.docs
+    import grubench.answers.docs
     import grubench.models as models
     from grubench.options import option
 
@@ -187,7 +187,7 @@ def test_a_model_with_options_is_a_file_and_a_registry_line(monkeypatch):
     config = models.make_model_config(options)
     monkeypatch.setattr(models, "MODELS", registry)
     monkeypatch.setattr(models, "MODEL_OPTIONS", options)
-    monkeypatch.setattr(grubench.docs, "MODELS", registry)
+    monkeypatch.setattr(grubench.answers.docs, "MODELS", registry)
     assert "mode" in {f.name for f in fields(config)}
     assert "toy: the toy's mode (choices: a, b)" in config.__doc__
     assert models.validate_model_config(config(name="toy", mode="b")) == []
@@ -199,7 +199,7 @@ def test_a_model_with_options_is_a_file_and_a_registry_line(monkeypatch):
     ]
     models.build_model(config(name="toy", mode="b"), 2, 1, "last")
     assert built == {"mode": "b"}
-    assert "| `toy` | `mode` (a; a, b): the toy's mode |" in grubench.docs.options_block()
+    assert "| `toy` | `mode` (a; a, b): the toy's mode |" in grubench.answers.docs.options_block()
 
 
 def test_models_sharing_an_option_must_share_its_default():

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from grubench.cli import parse_fit_config
-from grubench.fit import run_fit, validate_fit_config
+from grubench.training.fit import run_fit, validate_fit_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,11 +26,11 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_quick_start_runs_an_faq_experiment():
-    from grubench.experiment import load_experiment
+    from grubench.sweeps.question import load_question
 
     main_job = quick_start_commands()[0]
     path = re.search(r"grubench run (\S+)$", main_job).group(1)
-    assert load_experiment(ROOT / path).question  # smoke-tested in test_experiments.py
+    assert load_question(ROOT / path).text  # smoke-tested in test_experiments.py
 
 
 def test_example_fit_config_is_valid_and_runs(tracking_uri, client):

@@ -8,16 +8,17 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from grubench.experiment import load_experiment
-from grubench.runner import run_sweep, sweep_runs
+from grubench.sweeps.children import sweep_runs
+from grubench.sweeps.question import load_question
+from grubench.sweeps.runner import run_sweep
 from tests.faults import WorkerKiller
 from tests.servers import free_port, ray_head, served
 
 TINY = """
-from grubench.experiment import Experiment
+from grubench.sweeps.question import Question
 
-EXPERIMENT = Experiment(
-    name="{name}", question="?",
+QUESTION = Question(
+    name="{name}", text="?",
     arms={{"gru": {{"model": {{"name": "torch_gru"}}}}, "rnn": {{"model": {{"name": "rnn"}}}}}},
     seeds={{"quick": {seeds}, "full": [0]}},
     base={{"model": {{"hidden_size": 8}},
@@ -47,7 +48,7 @@ def grubench_run(path, cluster, *extra) -> subprocess.Popen:
     address, base, checkpoints = cluster
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
            "GRUBENCH_CHECKPOINT_DIR": str(checkpoints)}  # fmt: skip
-    command = [sys.executable, "-m", "grubench.cli", "run", str(path), "--ray-address", address,
+    command = [sys.executable, "-m", "grubench", "run", str(path), "--ray-address", address,
                "--tracking_uri", base, *extra]  # fmt: skip
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)  # fmt: skip
@@ -68,7 +69,7 @@ def test_a_sweep_on_ray_runs_each_child_once_with_the_serial_metrics(cluster, tm
     assert len(by_key) == len(on_ray) == 4
     # on a Ray worker (its own process and thread count), the numbers of one process
     serial_uri = f"sqlite:///{tmp_path / 'serial' / 'mlflow.db'}"
-    run_sweep(load_experiment(path), "quick", serial_uri, echo=lambda _: None)
+    run_sweep(load_question(path), "quick", serial_uri, echo=lambda _: None)
     serial = MlflowClient(serial_uri)
     serial_runs = sweep_runs(serial, serial.get_experiment_by_name("on_ray").experiment_id,
                              "on_ray:quick")  # fmt: skip
@@ -106,7 +107,7 @@ def test_a_bad_ray_address_fails_before_any_run(tmp_path, tracking_uri):
     path.write_text(TINY.format(name="bad", seeds=[0], steps=4))
     port = free_port()  # nothing listens there
     out = subprocess.run(
-        [sys.executable, "-m", "grubench.cli", "run", str(path), "--ray-address",
+        [sys.executable, "-m", "grubench", "run", str(path), "--ray-address",
          f"127.0.0.1:{port}", "--tracking_uri", tracking_uri],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

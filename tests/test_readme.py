@@ -3,17 +3,17 @@
 import re
 from pathlib import Path
 
+from grubench.answers.readme import FAQ_END, FAQ_START, faq_block
 from grubench.cli import main
-from grubench.experiment import load_experiment
-from grubench.report import FAQ_END, FAQ_START, faq_block
+from grubench.sweeps.question import load_question
 
 ROOT = Path(__file__).resolve().parents[1]
 
 QUESTION = '''"""Does a tiny GRU beat a tiny RNN?"""
-from grubench.experiment import Claim, Experiment, Tip
+from grubench.sweeps.question import Claim, Question, Tip
 
-EXPERIMENT = Experiment(
-    name="tiny_readme", question="Does a tiny GRU beat a tiny RNN?",
+QUESTION = Question(
+    name="tiny_readme", text="Does a tiny GRU beat a tiny RNN?",
     arms={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
     tune={"optim.lr": [1e-3, 1e-2]},
     base={"model": {"hidden_size": 8},
@@ -38,7 +38,7 @@ def test_readme_block_is_what_the_command_writes(tracking_uri, tmp_path, capsys)
     # the sweep's parent run carries the printed table and verdict as its description
     from mlflow.tracking import MlflowClient
 
-    from grubench.runner import sweep_runs
+    from grubench.sweeps.children import sweep_runs
 
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name("tiny_readme")
@@ -80,7 +80,7 @@ def test_readme_command_errors(tmp_path, capsys):
 def test_the_repository_readme_holds_every_question():
     block = (ROOT / "README.md").read_text().split(FAQ_START, 1)[1].split(FAQ_END, 1)[0]
     for path in sorted((ROOT / "experiments").glob("*.py")):
-        experiment = load_experiment(path)
+        experiment = load_question(path)
         assert f"### {experiment.question}" in block, path.name
         for tip in experiment.tips:
             assert f'- "{tip.text}" ' in block, tip.text
@@ -90,7 +90,7 @@ def test_a_long_report_is_cut_at_a_line_in_the_run_description(tracking_uri):
     from mlflow.tracking import MlflowClient
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
-    from grubench.report import describe_parent
+    from grubench.answers.publish import describe_parent
 
     client = MlflowClient(tracking_uri)
     run_id = client.create_run(client.create_experiment("long")).info.run_id
@@ -105,8 +105,8 @@ def test_a_long_report_is_cut_at_a_line_in_the_run_description(tracking_uri):
 
 def test_the_readme_options_tables_are_the_definitions():
     """Generated from the models' option dataclasses, the task constructors and the shared
-    settings (grubench.docs): an option added anywhere shows up here or this test fails."""
-    from grubench.docs import OPTIONS_END, OPTIONS_START, options_block
+    settings (grubench.answers.docs): an option added anywhere shows up here or this test fails."""
+    from grubench.answers.docs import OPTIONS_END, OPTIONS_START, options_block
 
     text = (ROOT / "README.md").read_text()
     block = text.split(OPTIONS_START + "\n", 1)[1].split(OPTIONS_END, 1)[0]
@@ -114,7 +114,7 @@ def test_the_readme_options_tables_are_the_definitions():
 
 
 def test_readme_options_only_needs_no_store(tmp_path, capsys):
-    from grubench.docs import OPTIONS_END, OPTIONS_START, options_block
+    from grubench.answers.docs import OPTIONS_END, OPTIONS_START, options_block
 
     readme = tmp_path / "README.md"
     readme.write_text(f"top\n{OPTIONS_START}\nstale\n{OPTIONS_END}\nbottom\n")

@@ -20,16 +20,16 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from grubench.answers.report import build_report
 from grubench.cli import main
-from grubench.experiment import expand, load_experiment
-from grubench.fit import log_config, resolved_config, run_fit
 from grubench.models import MODELS
-from grubench.report import build_report
-from grubench.resume import Interrupted
-from grubench.runner import sweep_runs
-from grubench.system import RecurrentSystem
+from grubench.store.tracking import checkpoint_dir, get_client
+from grubench.sweeps.children import sweep_runs
+from grubench.sweeps.question import expand, load_question
 from grubench.tasks import TASKS
-from grubench.tracking import checkpoint_dir, get_client
+from grubench.training.fit import log_config, resolved_config, run_fit
+from grubench.training.module import RecurrentSystem
+from grubench.training.resume import Interrupted
 
 from .conftest import tiny_config
 from .test_cli import TINY
@@ -103,16 +103,16 @@ def store(tmp_path_factory):
     (root / "keys.yaml").write_text("seed: 1\nmodels:\n  name: lstm\n")
     (root / "options.yaml").write_text("model:\n  name: lstm\n  hiden_size: 3\n")
     (root / "bad_child.py").write_text(
-        "from grubench.experiment import Experiment\n"
-        "EXPERIMENT = Experiment(name='bad', question='?', arms={'bad': {'model': "
+        "from grubench.sweeps.question import Question\n"
+        "QUESTION = Question(name='bad', text='?', arms={'bad': {'model': "
         "{'name': 'gruu'}}}, seeds={'quick': [0], 'full': [0]})\n"
     )
-    (root / "syntax.py").write_text("from grubench.experiment import Experiment\n"
-                                    "EXPERIMENT = Experiment(\n    name='x',,\n)\n")  # fmt: skip
-    (root / "raises.py").write_text("from grubench.experiment import Experiment\nRATE = 1 / 0\n")
+    (root / "syntax.py").write_text("from grubench.sweeps.question import Question\n"
+                                    "QUESTION = Question(\n    name='x',,\n)\n")  # fmt: skip
+    (root / "raises.py").write_text("from grubench.sweeps.question import Question\nRATE = 1 / 0\n")
     (root / "tiny.py").write_text(
-        "from grubench.experiment import Experiment\n"
-        "EXPERIMENT = Experiment(name='tiny', question='?', arms={'gru': {}}, "
+        "from grubench.sweeps.question import Question\n"
+        "QUESTION = Question(name='tiny', text='?', arms={'gru': {}}, "
         "seeds={'quick': [0], 'full': [0]})\n"
     )
     return {"uri": uri, "dir": root, **ids}
@@ -280,7 +280,7 @@ def test_sigterm_to_grubench_fit_then_resume_continues_the_same_run(tracking_uri
     assert main(["fit", *SUBPROCESS_FIT, "--tracking_uri", tracking_uri]) == 0  # the twin
     (twin,) = client.search_runs([client.get_experiment_by_name("grubench").experiment_id])
     capsys.readouterr()
-    command = [sys.executable, "-m", "grubench.cli", "fit", *SUBPROCESS_FIT]
+    command = [sys.executable, "-m", "grubench", "fit", *SUBPROCESS_FIT]
     process = subprocess.Popen(
         [*command, "--tracking_uri", tracking_uri], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
@@ -315,11 +315,11 @@ def test_sigterm_to_grubench_fit_then_resume_continues_the_same_run(tracking_uri
 def test_sigint_in_a_sweep_then_rerun_continues_the_same_child_run(
     tracking_uri, client, monkeypatch
 ):
-    from grubench.experiment import Experiment
-    from grubench.runner import run_sweep
+    from grubench.sweeps.question import Question
+    from grubench.sweeps.runner import run_sweep
 
-    experiment = Experiment(
-        name="stop", question="?", arms={"gru": {}}, seeds={"quick": [0, 1], "full": [0]},
+    experiment = Question(
+        name="stop", text="?", arms={"gru": {}}, seeds={"quick": [0, 1], "full": [0]},
         base={"model": {"hidden_size": 8}, "trainer": {**RESUME_TRAINER, "enable_progress_bar": False},
               "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 4, "val_size": 32, "test_size": 32}},
     )  # fmt: skip
@@ -371,13 +371,13 @@ def test_sweep_killed_minus_9_mid_child_completes_each_child_once(tracking_uri, 
     }  # fmt: skip
     path = tmp_path / "crash.py"
     path.write_text(
-        "from grubench.experiment import Experiment\n"
-        f"EXPERIMENT = Experiment(name='crash', question='?', arms={{'gru': {{}}}}, "
+        "from grubench.sweeps.question import Question\n"
+        f"QUESTION = Question(name='crash', text='?', arms={{'gru': {{}}}}, "
         f"base={base!r}, seeds={{'quick': [0, 1], 'full': [0]}})\n"
     )
     get_client(tracking_uri)  # the store exists before the worker starts
     process = subprocess.Popen(
-        [sys.executable, "-m", "grubench.cli", "run", str(path), "--tracking_uri", tracking_uri,
+        [sys.executable, "-m", "grubench", "run", str(path), "--tracking_uri", tracking_uri,
          "--workers", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -411,7 +411,7 @@ def test_sweep_killed_minus_9_mid_child_completes_each_child_once(tracking_uri, 
     assert sorted(r.data.tags["grubench.seed"] for r in runs) == ["0", "1"]  # nothing extra
     assert all(r.info.status == "FINISHED" for r in runs)
     assert crashed in {r.info.run_id for r in runs}  # continued, not replaced
-    experiment = load_experiment(path)
+    experiment = load_question(path)
     report = build_report(experiment, "quick", tracking_uri)
     assert report.missing == [] and [(c.runs, len(c.run_ids)) for c in report.cells] == [(2, 2)]
     assert crashed in report.cells[0].run_ids

@@ -4,12 +4,22 @@ import math
 
 import pytest
 
-import grubench.children as children_module
-from grubench import stats
-from grubench.experiment import Claim, Experiment, Tip, expand, expand_tuning, grid, load_experiment
-from grubench.fit import ConfigError
-from grubench.report import build_report, to_markdown, write_report
-from grubench.runner import run_sweep, sweep_runs
+import grubench.sweeps.children as children_module
+from grubench.answers import stats
+from grubench.answers.publish import write_report
+from grubench.answers.report import build_report, to_markdown
+from grubench.sweeps.children import sweep_runs
+from grubench.sweeps.question import (
+    Claim,
+    Question,
+    Tip,
+    expand,
+    expand_tuning,
+    grid,
+    load_question,
+)
+from grubench.sweeps.runner import run_sweep
+from grubench.training.fit import ConfigError
 from tests.faults import WorkerKiller
 
 TINY_BASE = {
@@ -19,16 +29,16 @@ TINY_BASE = {
 }
 
 
-def tiny_experiment(**kwargs) -> Experiment:
+def tiny_experiment(**kwargs) -> Question:
     options = dict(
         name="tiny",
-        question="Does a tiny GRU beat a tiny RNN?",
+        text="Does a tiny GRU beat a tiny RNN?",
         arms={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
         base=TINY_BASE,
         seeds={"quick": [0, 1], "full": [0, 1, 2]},
         tuning_seeds={"quick": [100], "full": [100]},
     )
-    return Experiment(**{**options, **kwargs})
+    return Question(**{**options, **kwargs})
 
 
 def children_in_store(client, name="tiny"):
@@ -116,7 +126,7 @@ def test_a_child_left_running_is_continued_or_rerun_once(tracking_uri, client):
     """A run left RUNNING (its process killed -9) continues as the same run from its
     checkpoint; without a checkpoint, or with one cut short, it is superseded by a new run
     (with a note). Either way: once."""
-    from grubench.tracking import checkpoint_dir
+    from grubench.store.tracking import checkpoint_dir
 
     experiment = tiny_experiment(arms={"gru": {"model": {"name": "torch_gru"}}},
                                  seeds={"quick": [0, 1, 2], "full": [0]})  # fmt: skip
@@ -179,12 +189,12 @@ def test_invalid_child_stops_the_sweep_before_any_run(tracking_uri, tmp_path):
     assert not (tmp_path / "store").exists()
 
 
-def tuned_experiment(**kwargs) -> Experiment:
+def tuned_experiment(**kwargs) -> Question:
     return tiny_experiment(tune={"optim.lr": [1e-3, 3e-2]}, **kwargs)
 
 
 def test_tuning_selects_on_validation_then_evaluates_fresh_seeds(tracking_uri, client):
-    from grubench.schema import VAL_SCORE
+    from grubench.store.schema import VAL_SCORE
 
     experiment = tuned_experiment()
     lines = []
@@ -245,7 +255,7 @@ def test_unequal_tuning_budgets_and_overlapping_seeds_are_refused():
 
 
 def _fake_child(client, experiment_id, experiment, child, score, steps=None, diverged=False):
-    from grubench.runner import ARM, CONDITION, HASH, KEY, POINT, ROLE, STAGE, SWEEP
+    from grubench.store.schema import ARM, CONDITION, HASH, KEY, POINT, ROLE, STAGE, SWEEP
 
     tags = {
         ROLE: "child", SWEEP: f"{experiment.name}:quick", KEY: child.key,
@@ -307,10 +317,10 @@ def test_report_statistics_and_tip_labels_by_hand(tracking_uri, client, tmp_path
 
 def test_load_experiment_errors(tmp_path):
     with pytest.raises(ValueError, match="no experiment file"):
-        load_experiment(tmp_path / "missing.py")
+        load_question(tmp_path / "missing.py")
     (tmp_path / "empty.py").write_text("X = 1\n")
-    with pytest.raises(ValueError, match="does not define EXPERIMENT"):
-        load_experiment(tmp_path / "empty.py")
+    with pytest.raises(ValueError, match="does not define QUESTION"):
+        load_question(tmp_path / "empty.py")
 
 
 def test_report_plots_gradient_flow_when_runs_probe_it(tracking_uri, tmp_path):
@@ -385,10 +395,10 @@ def test_workers_fit_each_child_once_with_the_metrics_of_one_process(
 
 
 PARALLEL = """
-from grubench.experiment import Experiment
+from grubench.sweeps.question import Question
 
-EXPERIMENT = Experiment(
-    name="parallel", question="?", arms={"gru": {"model": {"name": "torch_gru"}}},
+QUESTION = Question(
+    name="parallel", text="?", arms={"gru": {"model": {"name": "torch_gru"}}},
     seeds={"quick": [0, 1, 2], "full": [0]},
     base={"model": {"hidden_size": 8},
           "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 10, "val_size": 32,
@@ -410,7 +420,7 @@ def test_sigterm_to_a_parallel_sweep_stops_every_worker_then_rerun_continues(
 
     path = tmp_path / "parallel.py"
     path.write_text(PARALLEL)
-    command = [sys.executable, "-m", "grubench.cli", "run", str(path), "--workers", "2",
+    command = [sys.executable, "-m", "grubench", "run", str(path), "--workers", "2",
                "--tracking_uri", tracking_uri]  # fmt: skip
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline, running = time.monotonic() + 180, []
@@ -434,7 +444,7 @@ def test_sigterm_to_a_parallel_sweep_stops_every_worker_then_rerun_continues(
                                                                  "parallel:quick")}  # fmt: skip
     assert {stopped[r.info.run_id] for r in running} == {"KILLED"}
     # the re-run continues the two stopped runs and fits the third child: each once
-    result = run_sweep(load_experiment(path), "quick", tracking_uri, echo=lambda _: None,
+    result = run_sweep(load_question(path), "quick", tracking_uri, echo=lambda _: None,
                        workers=2)  # fmt: skip
     assert result.resumed == 2 and not result.failed
     runs = sweep_runs(client, experiment_id, "parallel:quick")
@@ -451,7 +461,7 @@ def test_a_worker_killed_minus_9_is_retried_and_its_child_continues_its_run(
 
     path = tmp_path / "parallel.py"
     path.write_text(PARALLEL)
-    experiment = load_experiment(path)
+    experiment = load_question(path)
     killer = WorkerKiller(client, "parallel", timeout=180)
     killer.start()
     result = run_sweep(experiment, "quick", tracking_uri, echo=lambda _: None, workers=2)
@@ -476,7 +486,7 @@ def test_two_drivers_started_apart_share_the_sweep_each_child_once(tracking_uri,
 
     path = tmp_path / "tiny.py"
     path.write_text(TWO_DRIVERS)
-    command = [sys.executable, "-m", "grubench.cli", "run", str(path), "--tracking_uri",
+    command = [sys.executable, "-m", "grubench", "run", str(path), "--tracking_uri",
                tracking_uri]  # fmt: skip
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(6)  # the first one is fitting by now
@@ -495,10 +505,10 @@ def test_two_drivers_started_apart_share_the_sweep_each_child_once(tracking_uri,
 
 
 TWO_DRIVERS = """
-from grubench.experiment import Experiment
+from grubench.sweeps.question import Question
 
-EXPERIMENT = Experiment(
-    name="drivers", question="?",
+QUESTION = Question(
+    name="drivers", text="?",
     arms={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
     tune={"optim.lr": [1e-3, 3e-2]},
     seeds={"quick": [0, 1], "full": [0]}, tuning_seeds={"quick": [100], "full": [100]},
@@ -513,7 +523,7 @@ EXPERIMENT = Experiment(
 def test_the_curves_band_is_the_bootstrap_interval_of_the_mean():
     import numpy as np
 
-    from grubench.report import mean_band
+    from grubench.answers.plots import mean_band
 
     same = np.tile([1.0, 2.0, 3.0], (5, 1))  # five seeds, identical curves: no spread
     low, high = mean_band(same)

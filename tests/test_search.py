@@ -1,4 +1,4 @@
-"""The random search (grubench.search): trials seeded one by one, a tiny study through the real
+"""The random search (grubench.sweeps.search): trials seeded one by one, a tiny study through the real
 runner that is killed and re-run and ends with every trial once in Optuna and in MLflow, and
 fANOVA's importances on trials whose value depends on one knob only."""
 
@@ -15,9 +15,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from grubench.children import KEY, STAGE
-from grubench.experiment import expand_tuning, load_experiment
-from grubench.search import Search, importance, storage_url, study_name
+from grubench.answers.importance import importance
+from grubench.sweeps.children import KEY, STAGE
+from grubench.sweeps.question import expand_tuning, load_question
+from grubench.sweeps.search import Search, storage_url, study_name
 
 SPACE = {
     "optim.lr": FloatDistribution(1e-3, 3e-2, log=True),
@@ -44,12 +45,12 @@ def test_trial_k_is_the_same_whatever_was_drawn_before():
 
 EXPERIMENT_FILE = """
 from optuna.distributions import CategoricalDistribution, FloatDistribution
-from grubench.experiment import Experiment
-from grubench.search import Search
+from grubench.sweeps.question import Question
+from grubench.sweeps.search import Search
 
-EXPERIMENT = Experiment(
+QUESTION = Question(
     name="tiny_search",
-    question="a tiny search",
+    text="a tiny search",
     arms={"gru": {"model": {"name": "torch_gru"}}},
     conditions={"adding T=8": {"task": {"name": "adding", "seq_len": 8}}},
     search=Search(
@@ -82,7 +83,7 @@ def test_a_killed_study_reruns_to_every_trial_once(tmp_path):
     path.write_text(textwrap.dedent(EXPERIMENT_FILE))
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     client = MlflowClient(uri)
-    command = [sys.executable, "-m", "grubench.cli", "run", str(path), "--workers", "1",
+    command = [sys.executable, "-m", "grubench", "run", str(path), "--workers", "1",
                "--tracking_uri", uri]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     first = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True,
@@ -100,7 +101,7 @@ def test_a_killed_study_reruns_to_every_trial_once(tmp_path):
     assert second.returncode == 0, second.stderr[-2000:]
     assert "Which knob matters most" in second.stdout
 
-    experiment = load_experiment(path)
+    experiment = load_question(path)
     keys = [c.key for c in expand_tuning(experiment, "quick")]
     runs = _finished_tuning_runs(client, "tiny_search")
     by_key = {r.data.tags[KEY]: r for r in runs}
@@ -148,7 +149,7 @@ def test_fanova_finds_the_knob_that_matters():
 
 
 def test_the_greff_comparison_is_computed_from_the_ranks():
-    from grubench.search import Importance, greff_comparison
+    from grubench.answers.importance import Importance, greff_comparison
 
     def imp(**mean):
         return Importance(10, mean, {k: (v, v) for k, v in mean.items()},

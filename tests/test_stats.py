@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from grubench import stats
+from grubench.answers import stats
+from grubench.tasks.base import normalized_score
 
 
 def test_doctests():
@@ -22,11 +23,11 @@ def test_iqm_is_the_25_percent_trimmed_mean(n):
 
 
 def test_normalized_score_for_both_directions():
-    assert stats.normalized_score(1 / 6, 1 / 6, "min") == 0
-    assert stats.normalized_score(0.0, 1 / 6, "min") == 1
-    assert stats.normalized_score(1 / 3, 1 / 6, "min") == pytest.approx(-1)
-    assert stats.normalized_score(1.0, 0.1, "max") == 1
-    assert stats.normalized_score(0.55, 0.1, "max") == pytest.approx(0.5)
+    assert normalized_score(1 / 6, 1 / 6, "min") == 0
+    assert normalized_score(0.0, 1 / 6, "min") == 1
+    assert normalized_score(1 / 3, 1 / 6, "min") == pytest.approx(-1)
+    assert normalized_score(1.0, 0.1, "max") == 1
+    assert normalized_score(0.55, 0.1, "max") == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("statistic", [np.mean, stats.iqm], ids=["mean", "iqm"])

@@ -5,15 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grubench.experiment import Experiment
-from grubench.report import build_report
-from grubench.runner import run_sweep
+from grubench.answers.report import build_report
+from grubench.sweeps.question import Question
+from grubench.sweeps.runner import run_sweep
 from tests.servers import free_port, rest, served
 from tests.test_cli import TINY
 
 
 def grubench(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "grubench.cli", *args],
+    return subprocess.Popen([sys.executable, "-m", "grubench", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
 
@@ -46,12 +46,12 @@ def test_fit_and_a_parallel_sweep_against_a_tracking_server(tmp_path):
     with served(command, port, **quiet) as (_, base):
         # a fit in a subprocess, the URI from the environment
         env = {**os.environ, "MLFLOW_TRACKING_URI": base}
-        fit = subprocess.run([sys.executable, "-m", "grubench.cli", "fit", *TINY],
+        fit = subprocess.run([sys.executable, "-m", "grubench", "fit", *TINY],
                              env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
         assert fit.returncode == 0, fit.stdout[-2000:] + fit.stderr[-2000:]
         # a sweep on two worker processes, each writing to the server
-        experiment = Experiment(
-            name="served", question="two workers, one server",
+        experiment = Question(
+            name="served", text="two workers, one server",
             arms={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
             base={"model": {"hidden_size": 8},
                   "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 3, "val_size": 32,
@@ -75,11 +75,11 @@ def test_fit_and_a_parallel_sweep_against_a_tracking_server(tmp_path):
 
 
 def test_a_child_that_cannot_reach_its_store_fails_with_a_message(monkeypatch):
-    from grubench.children import Where, fit_child
-    from grubench.experiment import expand
+    from grubench.sweeps.children import Where, fit_child
+    from grubench.sweeps.question import expand
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    experiment = Experiment(name="gone", question="?", arms={"gru": {}},
+    experiment = Question(name="gone", text="?", arms={"gru": {}},
                             seeds={"quick": [0], "full": [0]})  # fmt: skip
     (child,) = expand(experiment, "quick")
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
@@ -94,11 +94,11 @@ def test_a_sweeps_time_is_the_union_of_its_parents_and_a_dead_driver_counts_to_i
 ):
     """Two drivers at once count once; a parent left RUNNING by a driver that died (no end
     time) counts until its last child ended, not zero."""
-    from grubench.experiment import Experiment
-    from grubench.report import sweep_seconds
-    from grubench.schema import PROFILE, ROLE, SWEEP
+    from grubench.answers.report import sweep_seconds
+    from grubench.store.schema import PROFILE, ROLE, SWEEP
+    from grubench.sweeps.question import Question
 
-    experiment = Experiment(name="timed", question="?", arms={"a": {}})
+    experiment = Question(name="timed", text="?", arms={"a": {}})
     eid = client.create_experiment("timed")
     tags = {ROLE: "parent", SWEEP: "timed:quick", PROFILE: "quick"}
 

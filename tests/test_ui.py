@@ -10,15 +10,15 @@ import urllib.request
 
 import pytest
 
-from grubench.fit import run_fit
-from grubench.tracking import get_client
+from grubench.store.tracking import get_client
+from grubench.training.fit import run_fit
 from tests.servers import free_port, rest, served
 
 
 def test_ui_lists_the_run(tiny, tracking_uri):
     result = run_fit(tiny(tracking_uri, trainer={"max_steps": 2}))
     port = free_port()
-    command = [sys.executable, "-m", "grubench.cli", "ui", "--tracking_uri", tracking_uri,
+    command = [sys.executable, "-m", "grubench", "ui", "--tracking_uri", tracking_uri,
                "--port", str(port)]  # fmt: skip
     with served(command, port, stdout=subprocess.PIPE, text=True) as (server, base):
         runs = rest(base, "runs/search", {"experiment_ids": [result.experiment_id]})["runs"]
@@ -96,7 +96,7 @@ def alive(pid: int) -> bool:
 def test_a_signal_to_grubench_ui_stops_its_server_and_everything_it_started(tracking_uri, signum):
     get_client(tracking_uri)
     port = free_port()
-    command = [sys.executable, "-m", "grubench.cli", "ui", "--tracking_uri", tracking_uri,
+    command = [sys.executable, "-m", "grubench", "ui", "--tracking_uri", tracking_uri,
                "--port", str(port)]  # fmt: skip
     ui = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)  # fmt: skip
@@ -128,10 +128,10 @@ def test_a_signal_to_grubench_ui_stops_its_server_and_everything_it_started(trac
 
 # A tiny real sweep: 2 arms x 2 conditions x 2 evaluation seeds, no tuning stage.
 QUESTION = '''"""Does a tiny GRU beat a tiny RNN?"""
-from grubench.experiment import Experiment
+from grubench.sweeps.question import Question
 
-EXPERIMENT = Experiment(
-    name="tiny_ui", question="Does a tiny GRU beat a tiny RNN?",
+QUESTION = Question(
+    name="tiny_ui", text="Does a tiny GRU beat a tiny RNN?",
     arms={"gru": {"model": {"name": "torch_gru"}}, "rnn": {"model": {"name": "rnn"}}},
     conditions={"T=8": {"task": {"seq_len": 8}}, "T=12": {"task": {"seq_len": 12}}},
     base={"model": {"hidden_size": 8},
@@ -170,7 +170,7 @@ def test_a_sweep_saves_the_view_its_ui_address_opens(swept):
     the sweep's evaluation runs and groups them by the arm and condition tags."""
     import json
 
-    from grubench.views import VIEW_TAG_PREFIX
+    from grubench.store.views import VIEW_TAG_PREFIX
 
     uri, _ = swept
     client = get_client(uri)
@@ -229,7 +229,7 @@ def test_the_printed_address_opens_on_the_comparison_in_a_browser(swept):
     client = get_client(uri)
     experiment = client.get_experiment_by_name("tiny_ui")
     port = free_port()
-    command = [sys.executable, "-m", "grubench.cli", "ui", "--tracking_uri", uri,
+    command = [sys.executable, "-m", "grubench", "ui", "--tracking_uri", uri,
                "--port", str(port)]  # fmt: skip
     with served(command, port, stdout=subprocess.PIPE, text=True) as (server, base):
         printed = "".join(server.stdout.readline() for _ in range(5))

@@ -1,11 +1,11 @@
 """Options written once: as dataclass fields (a model's own options, in the model's file;
-the task settings, :class:`grubench.data.TaskConfig`), each with its default, its type
+the task settings, :class:`grubench.training.data.TaskConfig`), each with its default, its type
 (``Literal`` for a fixed set of choices) and a one-line help.
 
 The model registry (:mod:`grubench.models`) builds the flat ``ModelConfig`` of the command
 line and the experiment files from the models' dataclasses and validates each option against
 its own model's types and choices; ``--help`` and the README's options tables
-(:mod:`grubench.docs`) are generated from the same fields.
+(:mod:`grubench.answers.docs`) are generated from the same fields.
 """
 
 from __future__ import annotations

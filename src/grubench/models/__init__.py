@@ -156,7 +156,7 @@ def make_model_config(options: dict[str, ModelOption]) -> type:
 ModelConfig = make_model_config(MODEL_OPTIONS)
 
 # Options hashed for every model since the first stores were written, so that their runs keep
-# their settings hash (grubench.experiment.Child.config_hash); an option added since is hashed
+# their settings hash (grubench.sweeps.question.Child.config_hash); an option added since is hashed
 # only for the models that take it.
 _ALWAYS_HASHED = ("forget_bias", "reset_after", "activation", "layer_norm")
 

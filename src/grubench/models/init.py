@@ -66,7 +66,6 @@ import torch
 from torch import Tensor, nn
 
 from grubench.models.layers import GateLayout, describe
-from grubench.models.torch_rnns import LSTM_LAYOUT
 
 INITS: tuple[str, ...] = (
     "default",
@@ -200,21 +199,20 @@ def initialize(
     _reset_norms(rnn)
 
 
-def set_lstm_forget_bias(lstm: nn.Module, value: float) -> None:
-    """Set every layer's effective LSTM forget-gate bias to ``value``.
+def set_gate_bias(rnn: nn.Module, layout: GateLayout, gate: str, value: float) -> None:
+    """Set every layer's effective bias of ``gate`` (a block of ``layout``) to ``value``.
 
-    The f slice (rows ``[H:2H]``, gate order i, f, g, o) of ``bias_ih`` becomes ``value`` and
-    that of ``bias_hh`` zero, so their sum, the bias the gate sees, is ``value``. Other slices
-    are left as they are.
+    The gate's slice of ``bias_ih`` becomes ``value`` and that of ``bias_hh`` zero, so their
+    sum, the bias the gate sees, is ``value``. Other slices are left as they are.
     """
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"forget bias must be a finite number, got {value!r}")
-    params = _recurrent_params(lstm)
-    hidden = _hidden_size(lstm, params, LSTM_LAYOUT)
+        raise ValueError(f"{gate} gate bias must be a finite number, got {value!r}")
+    params = _recurrent_params(rnn)
+    hidden = _hidden_size(rnn, params, layout)
     biases = {key: p for key, p in params.items() if key[1] == "bias"}
     if not biases:
-        raise ValueError("set_lstm_forget_bias: the module has no biases (bias=False)")
-    f = LSTM_LAYOUT.block("f")
+        raise ValueError(f"{type(rnn).__name__} has no biases (bias=False) to set")
+    f = layout.block(gate)
     with torch.no_grad():
         for (_, _, which), p in biases.items():
             p[f * hidden : (f + 1) * hidden] = value if which == "ih" else 0.0

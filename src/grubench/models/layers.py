@@ -1,7 +1,7 @@
 """How a recurrent module describes itself to the code around it.
 
 The initializers (:mod:`grubench.models.init`) need a module's gate layout; the gradient-flow
-diagnostics (:mod:`grubench.diagnostics`) need its single layers and, per layer, its gate
+diagnostics (:mod:`grubench.training.diagnostics`) need its single layers and, per layer, its gate
 values. A model file provides both, so that neither module knows any model:
 
 - ``gate_layout``: a :class:`GateLayout` (``None`` for a module without one, e.g. a stack of
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -98,15 +99,23 @@ class _PassThrough:
         return {}
 
 
+# functions that describe modules they know (PyTorch's own RNNs: grubench.models.torch_rnns),
+# or None for others; a module that describes itself needs none
+_DESCRIPTIONS: list[Callable[[nn.Module], DescribedLayers | None]] = []
+
+
+def register_description(describe_known: Callable[[nn.Module], DescribedLayers | None]) -> None:
+    """Add a describer of modules that cannot describe themselves (a library's classes)."""
+    _DESCRIPTIONS.append(describe_known)
+
+
 def describe(module: nn.Module) -> DescribedLayers:
     """``module``'s own description, or an adapter (module docstring); ValueError otherwise."""
     if isinstance(module, DescribedLayers):
         return module
-    from grubench.models.torch_rnns import describe_torch  # torch_rnns imports this module
-
-    torch_description = describe_torch(module)
-    if torch_description is not None:
-        return torch_description
+    for describe_known in _DESCRIPTIONS:
+        if (description := describe_known(module)) is not None:
+            return description
     if getattr(module, "num_layers", None) == 1:
         return _PassThrough(module)
     raise ValueError(

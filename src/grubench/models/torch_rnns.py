@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grubench.models.layers import GateLayout, share_layer
+from grubench.models.init import set_gate_bias
+from grubench.models.layers import GateLayout, register_description, share_layer
 from grubench.options import option
 
 # PyTorch's gate order; GRU: h' = (1 − z) ⊙ n + z ⊙ h, so z keeps the old state.
@@ -48,10 +49,15 @@ def build_lstm(input_size: int, hidden_size: int, num_layers: int, dropout: floa
 
 def lstm_after_init(lstm: nn.Module, init: str, options: LSTMOptions) -> None:
     """The forget bias goes on after the initializer (chrono sets its own)."""
-    from grubench.models.init import set_lstm_forget_bias  # init imports this module
-
     if init != "chrono":
         set_lstm_forget_bias(lstm, options.forget_bias)
+
+
+def set_lstm_forget_bias(lstm: nn.Module, value: float) -> None:
+    """Set every layer's effective LSTM forget-gate bias to ``value``: the f slice (rows
+    ``[H:2H]``, gate order i, f, g, o) of ``bias_ih`` becomes ``value``, that of ``bias_hh``
+    zero (:func:`grubench.models.init.set_gate_bias`)."""
+    set_gate_bias(lstm, LSTM_LAYOUT, "f", value)
 
 
 def build_rnn(
@@ -111,3 +117,6 @@ def describe_torch(module: nn.Module) -> TorchRNNLayers | None:
         if isinstance(module, cls):
             return TorchRNNLayers(module, layout)
     return None
+
+
+register_description(describe_torch)

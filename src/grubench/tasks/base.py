@@ -174,9 +174,7 @@ class Task(ABC):
 
     def normalized_score(self, value: float) -> float:
         """The objective on a common scale: 0 at :meth:`chance_level`, 1 when perfect (MSE 0,
-        accuracy 1); see :func:`grubench.stats.normalized_score`."""
-        from grubench.stats import normalized_score
-
+        accuracy 1); see :func:`normalized_score`."""
         return normalized_score(value, self.chance_level(), self.objective.mode)
 
 
@@ -207,3 +205,17 @@ class DatasetTask(Task):
         samples = self.split("train" if train else "val")
         index = torch.randint(len(samples), (batch_size,), generator=generator)
         return samples[index.tolist()]
+
+
+def normalized_score(value: float, chance: float, mode: str, perfect: float | None = None) -> float:
+    """0 at the chance level, 1 at the perfect value (0 for a "min" metric such as MSE, 1 for
+    a "max" metric such as accuracy); negative when worse than chance.
+
+    >>> round(normalized_score(1 / 60, chance=1 / 6, mode="min"), 6)  # a tenth of chance MSE
+    0.9
+    >>> normalized_score(0.125, chance=0.125, mode="max")  # copy memory's chance accuracy
+    0.0
+    """
+    if perfect is None:
+        perfect = 0.0 if mode == "min" else 1.0
+    return (value - chance) / (perfect - chance)

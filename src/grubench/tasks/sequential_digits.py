@@ -24,7 +24,7 @@ Worked example (the first digit of the data set, a 0; rows of the image are step
 Splits: fixed and stratified, with no randomness: within each class, in the data set's order,
 the k-th image goes to the training split when k mod 5 is 0, 1 or 2, to validation when it is
 3 and to test when it is 4 (60/20/20: 1,085 / 357 / 355 images, each class within two images
-of its share). Training runs in epochs over the training split (see :mod:`grubench.data`);
+of its share). Training runs in epochs over the training split (see :mod:`grubench.training.data`);
 ``task.val_size`` and ``task.test_size`` cap how many of a split's images are evaluated (the
 first ones, in the split's fixed order), and ``train_size`` does not apply.
 

@@ -2,7 +2,7 @@
 point with the best mean validation score over the tuning seeds.
 
 A run's score is its normalized objective (0 = the task's chance level, 1 = perfect; see
-:mod:`grubench.stats`): ``final/val/score`` for tuning runs, ``test/score`` for evaluation
+:mod:`grubench.answers.stats`): ``final/val/score`` for tuning runs, ``test/score`` for evaluation
 runs, floored at 0: a diverged run, or one that ends worse than the trivial predictor, scores
 0, as that predictor does: it is counted, not dropped. Ties in the mean score go to the point
 with fewer diverged runs, then to the one whose runs solved in fewer steps.
@@ -14,28 +14,9 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from grubench.experiment import Child
-from grubench.schema import OUTCOME, STEPS_TO_SOLVE, VAL_SCORE
-
-
-def diverged(run) -> bool:
-    return run.data.tags.get(OUTCOME) == "diverged"
-
-
-def run_score(run, key: str) -> float:
-    """The run's normalized score under ``key``, floored at 0: a run that ends worse than the
-    trivial predictor has learned no more than it, and a diverged run scores 0 too; nan when
-    the run has no such metric."""
-    if diverged(run):
-        return 0.0
-    value = run.data.metrics.get(key)
-    return max(0.0, float(value)) if value is not None and math.isfinite(value) else math.nan
-
-
-def run_steps(run) -> float:
-    """Steps to solve; ``inf`` for a run that never solved (censored at its budget)."""
-    value = run.data.metrics.get(STEPS_TO_SOLVE)
-    return float(value) if value is not None else math.inf
+from grubench.store.runs import diverged, run_score, run_steps
+from grubench.store.schema import VAL_SCORE
+from grubench.sweeps.question import Child
 
 
 @dataclass

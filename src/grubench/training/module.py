@@ -243,8 +243,8 @@ class RecurrentSystem(L.LightningModule):
 
         Lightning's own decision (``_LoggerConnector.should_update_logs``, private) from public
         attributes: its logging step is ``global_step`` here (one optimizer, and
-        :class:`grubench.resume.RunCheckpoint` restores the logging step on resume); ``+ 1``
-        because this runs before the step is counted.
+        :class:`grubench.training.resume.RunCheckpoint` restores the logging step on resume);
+        ``+ 1`` because this runs before the step is counted.
         """
         trainer = self.trainer
         if trainer.fast_dev_run:

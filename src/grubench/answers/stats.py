@@ -50,20 +50,6 @@ def _g(value: float) -> str:
     return f"{value:.3f}" if abs(value) >= 0.001 or value == 0 else f"{value:.1e}"
 
 
-def normalized_score(value: float, chance: float, mode: str, perfect: float | None = None) -> float:
-    """0 at the chance level, 1 at the perfect value (0 for a "min" metric such as MSE, 1 for
-    a "max" metric such as accuracy); negative when worse than chance.
-
-    >>> round(normalized_score(1 / 60, chance=1 / 6, mode="min"), 6)  # a tenth of chance MSE
-    0.9
-    >>> normalized_score(0.125, chance=0.125, mode="max")  # copy memory's chance accuracy
-    0.0
-    """
-    if perfect is None:
-        perfect = 0.0 if mode == "min" else 1.0
-    return (value - chance) / (perfect - chance)
-
-
 def iqm(values: Sequence[float]) -> float:
     """Interquartile mean: the mean of the middle half (rliable's aggregate; robust to an
     outlying seed, less noisy than the median). With n values, ``floor(n/4)`` are trimmed from

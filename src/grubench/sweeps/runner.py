@@ -2,16 +2,16 @@
 selection, then the evaluation stage, one child run per child; resumable.
 
 The tuning stage runs every (arm, condition, grid point, tuning seed); the selection is then
-read back from the store (:func:`grubench.protocol.select`: the best mean validation score per
-arm and condition, logged as the parent's ``selection.json``), and the evaluation stage runs
-each arm's kept point on the evaluation seeds. Children are tagged with their stage, arm,
-condition and point (:mod:`grubench.children`). Re-running the same command skips every child
-that already has a FINISHED run with the same settings, and continues an interrupted one from
+read back from the store (:func:`grubench.sweeps.selection.select`: the best mean validation
+score per arm and condition, logged as the parent's ``selection.json``), and the evaluation
+stage runs each arm's kept point on the evaluation seeds. Children are tagged with their stage,
+arm, condition and point (:mod:`grubench.sweeps.children`). Re-running the same command skips every
+child that already has a FINISHED run with the same settings, and continues an interrupted one from
 its checkpoint.
 
 Children run one at a time in this process, on ``workers`` local processes, or as Ray tasks
-(:mod:`grubench.executors`). A driver takes a child's lease before starting it
-(:mod:`grubench.leases`), so several drivers on one store (the same command started twice, or
+(:mod:`grubench.sweeps.executors`). A driver takes a child's lease before starting it
+(:mod:`grubench.store.leases`), so several drivers on one store (the same command started twice, or
 on several machines against one ``mlflow server``) share the sweep: each child is run once, by
 one of them; a child leased by a live driver is waited for, a dead driver's is taken over.
 """
@@ -25,21 +25,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from grubench.children import (
+from grubench.store.leases import Leases
+from grubench.store.schema import PROFILE, QUESTION, ROLE, SWEEP
+from grubench.store.tracking import ensure_experiment, get_client, resolve_tracking_uri
+from grubench.store.views import write_sweep_view
+from grubench.sweeps.children import (
     Outcome,
     Where,
     finished_by_key,
     sweep_runs,
 )
-from grubench.executors import Pool, RayTasks, Serial, gpus_per_child, usable_cores
-from grubench.experiment import Child, Experiment, expand, expand_tuning, sweep_id
-from grubench.fit import ConfigError, quiet_lightning, validate_fit_config
-from grubench.leases import Leases
-from grubench.protocol import Selection, select
-from grubench.resume import Interrupted, StopSignals
-from grubench.schema import ARM, CONDITION, HASH, KEY, POINT, PROFILE, QUESTION, ROLE, STAGE, SWEEP  # noqa: F401 (read by tests)
-from grubench.tracking import ensure_experiment, get_client, resolve_tracking_uri
-from grubench.views import write_sweep_view
+from grubench.sweeps.executors import Pool, RayTasks, Serial, gpus_per_child, usable_cores
+from grubench.sweeps.question import Child, Question, expand, expand_tuning, sweep_id
+from grubench.sweeps.selection import Selection, select
+from grubench.training.fit import ConfigError, quiet_lightning, validate_fit_config
+from grubench.training.resume import Interrupted, StopSignals
 
 
 @dataclass
@@ -70,7 +70,7 @@ def selection_from_store(tuning: list[Child], existing) -> dict[tuple[str, str],
 
 
 def run_sweep(
-    experiment: Experiment,
+    question: Question,
     profile: str = "quick",
     tracking_uri: str | None = None,
     overrides: dict[str, Any] | None = None,
@@ -87,18 +87,18 @@ def run_sweep(
     worker processes, each with its share of the cores; ``ray_address`` sends every child to
     that Ray cluster as a task asking for ``cpus_per_child`` CPUs (and its Trainer's GPUs).
     Children leased by another live driver are waited for (polling every ``poll`` s)."""
-    tuning = expand_tuning(experiment, profile, overrides)
+    tuning = expand_tuning(question, profile, overrides)
     # every evaluation child differs from a tuning child only in its seed: checking them at
     # the first point checks what they will run
-    first = {(a, c): next(iter(experiment.points_for(a, profile))) for a in experiment.arms
-             for c in experiment.conditions_for(profile)} if experiment.tuned else None  # fmt: skip
-    evaluation_preview = expand(experiment, profile, overrides, first)
+    first = {(a, c): next(iter(question.points_for(a, profile))) for a in question.arms
+             for c in question.conditions_for(profile)} if question.tuned else None  # fmt: skip
+    evaluation_preview = expand(question, profile, overrides, first)
     first_child = (tuning or evaluation_preview)[0]
     workers = _workers(workers, ray_address, cpus_per_child, first_child, overrides)
-    sweep = sweep_id(experiment, profile)
+    sweep = sweep_id(question, profile)
     total = len(tuning) + len(evaluation_preview)
     if dry_run:
-        _echo_plan(echo, experiment, sweep, tuning, evaluation_preview)
+        _echo_plan(echo, question, sweep, tuning, evaluation_preview)
         return SweepResult(total=total)
     problems = [f"{c.key}: {p}" for c in tuning + evaluation_preview
                 for p in validate_fit_config(c.config)]  # fmt: skip
@@ -111,15 +111,15 @@ def run_sweep(
         executor = RayTasks(ray_address, Where(uri, "", "", sweep), cpus_per_child,
                             gpus_per_child(first_child))  # fmt: skip
     client = get_client(uri)
-    experiment_id = ensure_experiment(client, experiment.name, uri)
-    write_view(client, experiment_id, experiment, profile, tuning + evaluation_preview)
+    experiment_id = ensure_experiment(client, question.name, uri)
+    write_view(client, experiment_id, question, profile, tuning + evaluation_preview)
     existing = sweep_runs(client, experiment_id, sweep)
     done = finished_by_key(existing)
     result = SweepResult(total=total)
     todo = [c for c in tuning if (c.key, c.config_hash()) not in done]
     result.skipped = len(tuning) - len(todo)
     selection = selection_from_store(tuning, existing)
-    evaluation = _evaluation(experiment, profile, overrides, selection)
+    evaluation = _evaluation(question, profile, overrides, selection)
     eval_todo = [c for c in evaluation if (c.key, c.config_hash()) not in done]
     result.skipped += len(evaluation) - len(eval_todo)
     # cells still being tuned: all of their evaluation children are (probably) to run
@@ -136,7 +136,7 @@ def run_sweep(
     parent = client.create_run(
         experiment_id,
         run_name=f"{sweep} sweep",
-        tags={ROLE: "parent", SWEEP: sweep, PROFILE: profile, QUESTION: experiment.question},
+        tags={ROLE: "parent", SWEEP: sweep, PROFILE: profile, QUESTION: question.text},
     )  # fmt: skip
     result.parent_run_id = parent_id = parent.info.run_id
     where = Where(uri, experiment_id, parent_id, sweep)
@@ -161,11 +161,11 @@ def run_sweep(
                     stage.run(todo)
                     if todo or stage.others:  # the tuning runs just made count
                         selection, eval_todo = _after_tuning(
-                            client, experiment, profile, overrides, tuning, where
+                            client, question, profile, overrides, tuning, where
                         )
                         progress.total = progress.position + len(eval_todo)
                     result.selected = _points(selection)
-                    if experiment.tuned:
+                    if question.tuned:
                         _record_selection(client, parent_id, selection, echo)
                     stage.run(eval_todo)
                 status = "FINISHED" if not result.failed else "FAILED"
@@ -202,23 +202,23 @@ def _workers(
     return workers
 
 
-def _echo_plan(echo, experiment: Experiment, sweep: str, tuning: list, evaluation: list) -> None:
+def _echo_plan(echo, question: Question, sweep: str, tuning: list, evaluation: list) -> None:
     echo(f"{sweep}: {len(tuning) + len(evaluation)} children: {len(tuning)} tuning, "
          f"{len(evaluation)} evaluation")  # fmt: skip
     for child in tuning:
         echo(f"  {child.key}  [{child.config_hash()}]")
     for child in evaluation:
-        point = " at the selected point" if experiment.tuned else ""
+        point = " at the selected point" if question.tuned else ""
         echo(f"  {child.key}{point}")
 
 
-def _after_tuning(client, experiment: Experiment, profile: str, overrides, tuning, where):
+def _after_tuning(client, question: Question, profile: str, overrides, tuning, where):
     """The selection read back from the store once tuning ran, and the evaluation children
     still to run at it."""
     existing = sweep_runs(client, where.experiment_id, where.sweep)
     selection = selection_from_store(tuning, existing)
     done = finished_by_key(existing)
-    evaluation = _evaluation(experiment, profile, overrides, selection)
+    evaluation = _evaluation(question, profile, overrides, selection)
     return selection, [c for c in evaluation if (c.key, c.config_hash()) not in done]
 
 
@@ -229,7 +229,7 @@ def _record_selection(client, parent_id: str, selection, echo) -> None:
              f"(mean validation score {kept.scores[kept.point]:.3f})")  # fmt: skip
 
 
-def write_view(client, experiment_id: str, experiment: Experiment, profile: str,
+def write_view(client, experiment_id: str, question: Question, profile: str,
                children: list[Child]) -> str:  # fmt: skip
     """Save the sweep's MLflow UI view (its evaluation runs grouped by arm and condition,
     their final scores and learning curves); its share key."""
@@ -239,7 +239,7 @@ def write_view(client, experiment_id: str, experiment: Experiment, profile: str,
     objectives = sorted({build_task(t.name, t.seq_len, **t.options).objective.metric
                          for t in tasks.values()})  # fmt: skip
     cells = sorted({(c.arm, c.condition) for c in children})
-    return write_sweep_view(client, experiment_id, sweep_id(experiment, profile), objectives,
+    return write_sweep_view(client, experiment_id, sweep_id(question, profile), objectives,
                             cells)  # fmt: skip
 
 
@@ -260,9 +260,9 @@ def auto_workers(child: Child) -> int:
     return min(usable_cores(), AUTO_WORKERS_MAX) if accelerator == "cpu" else 1
 
 
-def _evaluation(experiment, profile, overrides, selection) -> list[Child]:
+def _evaluation(question, profile, overrides, selection) -> list[Child]:
     """The evaluation children of the cells that have a selection."""
-    return expand(experiment, profile, overrides, _points(selection))
+    return expand(question, profile, overrides, _points(selection))
 
 
 def _points(selection: dict[tuple[str, str], Selection]) -> dict[tuple[str, str], str]:

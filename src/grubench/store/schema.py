@@ -21,6 +21,7 @@ STAGE, ARM, CONDITION, POINT = (
     "grubench.condition",
     "grubench.point",  # the tuning point's label, e.g. "lr=0.01" or "trial=3"
 )
+TUNE, EVAL = "tune", "eval"  # the stage tag's values
 SEED, CONFIG = "grubench.seed", "grubench.config"
 PROFILE, QUESTION = "grubench.profile", "grubench.question"  # a parent's
 SUPERSEDED = "grubench.superseded"  # a run replaced by a newer run of the same child
@@ -30,6 +31,6 @@ PARENT_RUN = "mlflow.parentRunId"  # a child's parent run: the UI nests children
 # ---- summary metrics (logged once, at the end of a fit) --------------------------------------
 PARAM_COUNT, WALL_TIME, TIME_PER_STEP = "param_count", "wall_time_s", "time_per_step_ms"
 STEPS, SOLVED, GLOBAL_BATCH = "steps", "solved", "global_batch_size"
-CHANCE_LEVEL = "chance_level"  # the normalized score's zero (grubench.stats)
+CHANCE_LEVEL = "chance_level"  # the normalized score's zero (grubench.answers.stats)
 STEPS_TO_SOLVE = "steps_to_solve"
 VAL_SCORE, TEST_SCORE, GAP_SCORE = "final/val/score", "test/score", "final/gap/score"

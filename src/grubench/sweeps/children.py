@@ -15,17 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from grubench.experiment import Child
-from grubench.fit import (
-    CheckpointUnreadable,
-    ConfigError,
-    RunStillRunning,
-    first_line,
-    resume_point,
-    run_fit,
-)
-from grubench.resume import Interrupted
-from grubench.schema import (
+from grubench.store.schema import (
     ARM,
     CONDITION,
     CONFIG,
@@ -40,7 +30,17 @@ from grubench.schema import (
     SUPERSEDED,
     SWEEP,
 )
-from grubench.tracking import get_client
+from grubench.store.tracking import get_client
+from grubench.sweeps.question import Child
+from grubench.training.fit import (
+    CheckpointUnreadable,
+    ConfigError,
+    RunStillRunning,
+    first_line,
+    resume_point,
+    run_fit,
+)
+from grubench.training.resume import Interrupted
 
 
 def sweep_runs(client, experiment_id: str, sweep: str, role: str = "child",

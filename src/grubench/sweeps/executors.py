@@ -4,8 +4,8 @@ tasks on a Ray cluster (:class:`RayTasks`, ``--ray-address``).
 
 Every executor offers the same three things to the sweep: ``free`` (how many more children
 it would start now), ``submit(child)``, and ``wait(timeout)`` (the children that ended since,
-with their :class:`~grubench.children.Outcome`). Each child runs
-:func:`grubench.children.fit_child`, which reads the child's runs from the store itself: a
+with their :class:`~grubench.sweeps.children.Outcome`). Each child runs
+:func:`grubench.sweeps.children.fit_child`, which reads the child's runs from the store itself: a
 child retried after its worker died continues the run that worker left, from its checkpoint.
 
 Locally a process pool, not Ray: both start one Python process per worker that imports torch,
@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from grubench.children import Outcome, Where, fit_child
-from grubench.experiment import Child
-from grubench.fit import ConfigError, first_line
-from grubench.resume import signal_handlers
+from grubench.sweeps.children import Outcome, Where, fit_child
+from grubench.sweeps.question import Child
+from grubench.training.fit import ConfigError, first_line
+from grubench.training.resume import signal_handlers
 
 
 def usable_cores() -> int:
@@ -262,7 +262,7 @@ class RayTasks:
             raise ConfigError(
                 [f"--ray-address {address}: Ray is not installed; pip install 'grubench[ray]'"]
             ) from None
-        from grubench.tracking import CHECKPOINT_ENV, checkpoint_root
+        from grubench.store.tracking import CHECKPOINT_ENV, checkpoint_root
 
         self.ray, self.where, self.cpus, self.gpus = ray, where, cpus, gpus
         self.retries, self.stop_requested = retries, False

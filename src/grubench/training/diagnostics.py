@@ -23,7 +23,7 @@ always runs in eval mode (no dropout) and never touches the parameters' ``.grad`
 
 Run it by hand (CPU, a few seconds)::
 
-    from grubench.diagnostics import hidden_grad_norms, curve_summary
+    from grubench.training.diagnostics import hidden_grad_norms, curve_summary
     norms = hidden_grad_norms(model, task.loss, inputs, targets)  # (layers, T)
     print(curve_summary(norms[-1]))
 

@@ -1,9 +1,9 @@
 """An FAQ question as data: the arms it compares, the conditions, what each arm tunes, seeds,
 budgets, and the README tips its numbers label.
 
-An experiment file (``experiments/<question>.py``) defines ``EXPERIMENT = Experiment(...)``.
-Arms and conditions are nested overrides of :class:`~grubench.fit.FitConfig`; a child's config
-is ``base``, then its arm, its condition, the profile's budget, its tuning point and the
+An experiment file (``experiments/<question>.py``) defines ``QUESTION = Question(...)``. Arms
+and conditions are nested overrides of :class:`~grubench.training.fit.FitConfig`; a child's
+config is ``base``, then its arm, its condition, the profile's budget, its tuning point and the
 command line's overrides, then the seed. ``expand_tuning`` gives the tuning stage's children
 (every grid point on the tuning seeds), ``expand`` the evaluation stage's (the selected point
 on the evaluation seeds): the units the runner runs, skips when already finished, and the
@@ -12,7 +12,6 @@ report aggregates by their arm and condition (never by parsing a label).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import importlib.util
 import itertools
@@ -23,23 +22,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grubench.fit import FitConfig, TaskConfig, config_keys, unknown_key
 from grubench.models import ModelConfig, computed_settings
-from grubench.system import OptimConfig
+from grubench.store.schema import EVAL, TUNE
+from grubench.sweeps.overrides import merge, nested
+from grubench.sweeps.search import Search
+from grubench.training.fit import FitConfig, TaskConfig, config_keys, unknown_key
+from grubench.training.module import OptimConfig
 
 PROFILES = ("quick", "full")
 _GROUPS = {"model": ModelConfig, "task": TaskConfig, "optim": OptimConfig}
-
-
-def merge(base: dict, override: dict) -> dict:
-    """Deep merge of nested dicts; ``override`` wins."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def fit_config_from_dict(values: dict[str, Any], where: str = "config") -> FitConfig:
@@ -85,7 +76,7 @@ class Tip:
 
 
 @dataclass
-class Experiment:
+class Question:
     """A question: the *arms* it compares (the factor: models, initializations, optimizers),
     the *conditions* they are compared under (task x length x ...), and what each arm tunes.
 
@@ -97,7 +88,7 @@ class Experiment:
     """
 
     name: str  # also the MLflow experiment's name
-    question: str
+    text: str
     arms: dict[str, dict[str, Any]]  # arm -> FitConfig overrides
     conditions: dict[str, dict[str, Any]] = field(default_factory=lambda: {"": {}})
     # profile -> conditions, replacing ``conditions`` for that profile (longer sequences in
@@ -122,9 +113,9 @@ class Experiment:
     baseline: str | None = None
     # what the verdict compares arms on (see Claim for the measures)
     verdict_measures: tuple[str, ...] = ("score", "steps_to_solve")
-    # a random search (grubench.search.Search) as the tuning stage instead of a grid: its
+    # a random search (grubench.sweeps.search.Search) as the tuning stage instead of a grid: its
     # trials are the tuning points, the same for every condition
-    search: Any = None
+    search: Search | None = None
 
     def conditions_for(self, profile: str) -> dict[str, dict[str, Any]]:
         return self.conditions_by_profile.get(profile, self.conditions)
@@ -207,17 +198,6 @@ class Experiment:
         return problems
 
 
-def nested(dotted: str, value: Any) -> dict[str, Any]:
-    """``nested("optim.lr", 0.01)`` -> ``{"optim": {"lr": 0.01}}``."""
-    out: Any = value
-    for part in reversed(dotted.split(".")):
-        out = {part: out}
-    return out
-
-
-TUNE, EVAL = "tune", "eval"
-
-
 @dataclass
 class Child:
     """One fit of the protocol: an arm under a condition, at a tuning point or (evaluation)
@@ -267,8 +247,8 @@ class Child:
 _WHERE_IT_RUNS = ("accelerator", "devices", "strategy", "num_nodes")
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Import ``EXPERIMENT`` from an experiment file (a name resolves under experiments/)."""
+def load_question(path: str | Path) -> Question:
+    """Import ``QUESTION`` from an experiment file (a name resolves under experiments/)."""
     path = Path(path)
     if not path.exists() and not path.suffix:
         path = path.with_suffix(".py")
@@ -285,68 +265,68 @@ def load_experiment(path: str | Path) -> Experiment:
                      if Path(frame.filename) == path), None)  # fmt: skip
         where = f"{path}:{line}" if line else str(path)
         raise ValueError(f"{where}: {type(err).__name__}: {err}") from None
-    experiment = getattr(module, "EXPERIMENT", None)
-    if not isinstance(experiment, Experiment):
-        raise ValueError(f"{path} does not define EXPERIMENT = Experiment(...)")
-    return experiment
+    question = getattr(module, "QUESTION", None)
+    if not isinstance(question, Question):
+        raise ValueError(f"{path} does not define QUESTION = Question(...)")
+    return question
 
 
-def sweep_id(experiment: Experiment, profile: str) -> str:
-    return f"{experiment.name}:{profile}"
+def sweep_id(question: Question, profile: str) -> str:
+    return f"{question.name}:{profile}"
 
 
 def _values(
-    experiment: Experiment,
+    question: Question,
     profile: str,
     arm: str,
     condition: str,
     point: dict[str, Any],
     overrides: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    values = experiment.base
+    values = question.base
     for layer in (
-        experiment.arms[arm],
-        experiment.conditions_for(profile)[condition],
-        experiment.budgets.get(profile, {}),
+        question.arms[arm],
+        question.conditions_for(profile)[condition],
+        question.budgets.get(profile, {}),
         point,
         overrides or {},
     ):
         values = merge(values, layer)
-    return {**values, "experiment_name": experiment.name}  # fmt: skip
+    return {**values, "experiment_name": question.name}  # fmt: skip
 
 
-def _check(experiment: Experiment, profile: str) -> None:
+def _check(question: Question, profile: str) -> None:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from: {', '.join(PROFILES)}")
-    problems = experiment.check()
+    problems = question.check()
     if problems:
         raise ValueError("; ".join(problems))
 
 
 def expand_tuning(
-    experiment: Experiment, profile: str, overrides: dict[str, Any] | None = None
+    question: Question, profile: str, overrides: dict[str, Any] | None = None
 ) -> list[Child]:
     """The tuning stage: every (arm, condition, grid point, tuning seed); empty without a
     grid."""
-    _check(experiment, profile)
-    if not experiment.tuned:
+    _check(question, profile)
+    if not question.tuned:
         return []
     children = []
-    for arm in experiment.arms:
-        for condition in experiment.conditions_for(profile):
-            for label, point in experiment.points_for(arm, profile).items():
-                seeds = experiment.tuning_seeds[profile]
-                children += _seeded(experiment, profile, arm, condition, (label, point), seeds,
+    for arm in question.arms:
+        for condition in question.conditions_for(profile):
+            for label, point in question.points_for(arm, profile).items():
+                seeds = question.tuning_seeds[profile]
+                children += _seeded(question, profile, arm, condition, (label, point), seeds,
                                     TUNE, overrides)  # fmt: skip
     return children
 
 
-def _seeded(experiment: Experiment, profile: str, arm: str, condition: str,
+def _seeded(question: Question, profile: str, arm: str, condition: str,
             point: tuple[str, dict[str, Any]], seeds: list[int], stage: str,
             overrides: dict[str, Any] | None) -> list[Child]:  # fmt: skip
     """One child per seed of the cell (arm, condition) at the labelled point."""
-    label, values = point[0], _values(experiment, profile, arm, condition, point[1], overrides)
-    where = f"{experiment.name}: " + ", ".join(p for p in (arm, condition, label) if p)
+    label, values = point[0], _values(question, profile, arm, condition, point[1], overrides)
+    where = f"{question.name}: " + ", ".join(p for p in (arm, condition, label) if p)
     return [
         Child(arm, condition, seed, fit_config_from_dict({**values, "seed": seed}, where),
               stage, label)
@@ -355,7 +335,7 @@ def _seeded(experiment: Experiment, profile: str, arm: str, condition: str,
 
 
 def expand(
-    experiment: Experiment,
+    question: Question,
     profile: str,
     overrides: dict[str, Any] | None = None,
     selected: dict[tuple[str, str], str] | None = None,
@@ -366,18 +346,18 @@ def expand(
 
     ``overrides`` (e.g. Trainer options from the command line) apply to every child last.
     """
-    _check(experiment, profile)
+    _check(question, profile)
     children = []
-    for arm in experiment.arms:
-        for condition in experiment.conditions_for(profile):
+    for arm in question.arms:
+        for condition in question.conditions_for(profile):
             label, point = "", {}
-            if experiment.tuned:
+            if question.tuned:
                 if selected is None or (arm, condition) not in selected:
                     continue
                 label = selected[(arm, condition)]
-                point = experiment.points_for(arm, profile)[label]
-            seeds = experiment.seeds[profile]
-            children += _seeded(experiment, profile, arm, condition, (label, point), seeds,
+                point = question.points_for(arm, profile)[label]
+            seeds = question.seeds[profile]
+            children += _seeded(question, profile, arm, condition, (label, point), seeds,
                                 EVAL, overrides)  # fmt: skip
     return children
 

@@ -4,8 +4,8 @@
   the step that is running completes (with its logging, and the validation after it, if
   any), then :class:`RunCheckpoint` writes ``last.ckpt`` at that step boundary and raises
   :class:`Interrupted`, a ``SystemExit`` with code 128 + the signal number, which
-  :func:`grubench.fit.run_fit` records as MLflow status KILLED. Nothing after the checkpoint
-  has been computed or logged. A second signal stops at once, without a new checkpoint.
+  :func:`grubench.training.fit.run_fit` records as MLflow status KILLED. Nothing after the
+  checkpoint has been computed or logged. A second signal stops at once, without a new checkpoint.
   Outside training (setup, test, summary), a signal stops at once. Under DDP Lightning's own
   SIGTERM handling applies: the fit stops at once and resumes from the last periodic
   checkpoint.

@@ -30,9 +30,9 @@ def _fail(problems: list[str], prog: str) -> int:
 def fit_parser() -> ArgumentParser:
     import lightning as L
 
-    from grubench.fit import RESERVED_TRAINER_KEYS, TRAINER_DEFAULTS, FitConfig, TaskConfig
     from grubench.models import ModelConfig
-    from grubench.system import OptimConfig
+    from grubench.training.fit import RESERVED_TRAINER_KEYS, TRAINER_DEFAULTS, FitConfig, TaskConfig
+    from grubench.training.module import OptimConfig
 
     parser = ArgumentParser(
         prog="grubench fit",
@@ -92,9 +92,9 @@ def _trainer_overrides(trainer_ns) -> dict[str, Any]:
 
 def parse_fit_config(argv: list[str]):
     """``argv`` -> FitConfig (jsonargparse exits with code 2 on a type error)."""
-    from grubench.fit import FitConfig, TaskConfig
     from grubench.models import ModelConfig
-    from grubench.system import OptimConfig
+    from grubench.training.fit import FitConfig, TaskConfig
+    from grubench.training.module import OptimConfig
 
     parser = fit_parser()
     ns = parser.parse_args(argv)
@@ -124,7 +124,7 @@ def check_config_files(argv: list[str]) -> list[str]:
     that are no option (jsonargparse names neither the file nor the line)."""
     import yaml
 
-    from grubench.fit import config_keys, unknown_key
+    from grubench.training.fit import config_keys, unknown_key
 
     paths = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
     paths += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
@@ -172,7 +172,7 @@ def _pop_resume(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def cmd_fit(argv: list[str]) -> int:
-    from grubench.fit import ConfigError, run_fit
+    from grubench.training.fit import ConfigError, run_fit
 
     resume, argv = _pop_resume(argv)
     problems = check_config_files(argv)
@@ -193,8 +193,8 @@ def _resume_fit(run_id: str, argv: list[str]) -> int:
     same MLflow run. Other options may only repeat values of that config."""
     import tempfile
 
-    from grubench.fit import ConfigError, resolved_config, resume_point, run_fit
-    from grubench.tracking import flatten, get_client, resolve_tracking_uri, store_dir
+    from grubench.store.tracking import flatten, get_client, resolve_tracking_uri, store_dir
+    from grubench.training.fit import ConfigError, resolved_config, resume_point, run_fit
 
     prog = "grubench fit"
     if not run_id:
@@ -234,7 +234,7 @@ def _resume_fit(run_id: str, argv: list[str]) -> int:
 
 
 def _fit_outcome(result, tracking_uri: str | None) -> int:
-    from grubench.tracking import resolve_tracking_uri
+    from grubench.store.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     print(f"\nrun {result.run_id}: {result.status}, {result.outcome}")
@@ -299,7 +299,7 @@ def ui_command(args: argparse.Namespace, uri: str, root: str | None) -> list[str
 
 
 def cmd_ui(argv: list[str]) -> int:
-    from grubench.tracking import artifact_root, get_client, resolve_tracking_uri
+    from grubench.store.tracking import artifact_root, get_client, resolve_tracking_uri
 
     args = ui_parser().parse_args(argv)
     uri = resolve_tracking_uri(args.tracking_uri)
@@ -331,8 +331,8 @@ def cmd_ui(argv: list[str]) -> int:
 def print_addresses(client, experiment, host: str, port: int) -> None:
     """The experiment's runs-table address: on its newest sweep's saved view where a sweep
     wrote one, then that view's charts and the page of the sweep's parent run (the report)."""
-    from grubench.tracking import run_url, runs_table_url
-    from grubench.views import latest_parent, latest_view_key
+    from grubench.store.tracking import run_url, runs_table_url
+    from grubench.store.views import latest_parent, latest_view_key
 
     eid = experiment.experiment_id
     found = latest_view_key(client, experiment)
@@ -355,7 +355,7 @@ def serve(command: list[str]) -> int:
     import signal
     import time
 
-    from grubench.resume import signal_handlers
+    from grubench.training.resume import signal_handlers
 
     server = subprocess.Popen(command, start_new_session=True)
     stopping: list[int] = []
@@ -412,10 +412,10 @@ def _trainer_pairs(extra: list[str], prog: str) -> dict[str, Any]:
 
 
 def _load(path: str, prog: str):
-    from grubench.experiment import load_experiment
+    from grubench.sweeps.question import load_question
 
     try:
-        return load_experiment(path)
+        return load_question(path)
     except ValueError as err:
         raise SystemExit(_fail([str(err)], prog)) from None
 
@@ -423,11 +423,12 @@ def _load(path: str, prog: str):
 def cmd_run(argv: list[str]) -> int:
     from mlflow.exceptions import MlflowException
 
-    from grubench.experiment import PROFILES
-    from grubench.fit import ConfigError, first_line
-    from grubench.report import build_report, describe_parent, to_markdown
-    from grubench.runner import run_sweep
-    from grubench.tracking import get_client, resolve_tracking_uri
+    from grubench.answers.publish import describe_parent
+    from grubench.answers.report import build_report, to_markdown
+    from grubench.store.tracking import get_client, resolve_tracking_uri
+    from grubench.sweeps.question import PROFILES
+    from grubench.sweeps.runner import run_sweep
+    from grubench.training.fit import ConfigError, first_line
 
     prog = "grubench run"
     parser = _sweep_parser(prog, "Run an FAQ experiment's sweep (resumable), then print its table.")
@@ -497,7 +498,8 @@ def cmd_run(argv: list[str]) -> int:
 def cmd_report(argv: list[str]) -> int:
     from pathlib import Path
 
-    from grubench.report import to_markdown, write_report
+    from grubench.answers.publish import write_report
+    from grubench.answers.report import to_markdown
 
     prog = "grubench report"
     parser = _sweep_parser(prog, "Aggregate an experiment's runs from the store: table, plots.")
@@ -517,9 +519,9 @@ def cmd_report(argv: list[str]) -> int:
 def cmd_readme(argv: list[str]) -> int:
     """Regenerate the README's options tables (from the registries) and its FAQ block (and
     every question's report) from the store."""
-    from grubench.docs import OPTIONS_END, OPTIONS_START, options_block
-    from grubench.experiment import PROFILES
-    from grubench.report import faq_block, rewrite_readme
+    from grubench.answers.docs import OPTIONS_END, OPTIONS_START, options_block
+    from grubench.answers.readme import faq_block, rewrite_readme
+    from grubench.sweeps.question import PROFILES
 
     prog = "grubench readme"
     parser = argparse.ArgumentParser(
@@ -586,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(usage, file=sys.stderr)
         return 2
-    from grubench.resume import Interrupted
+    from grubench.training.resume import Interrupted
 
     try:
         return commands[argv[0]](argv[1:])

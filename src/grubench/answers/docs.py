@@ -10,10 +10,10 @@ import dataclasses
 import inspect
 import sys
 
-from grubench.data import TaskConfig
 from grubench.models import MODELS, SharedOptions
 from grubench.options import choices, help_of, option_fields
 from grubench.tasks import TASKS
+from grubench.training.data import TaskConfig
 
 OPTIONS_START, OPTIONS_END = "<!-- options:start -->", "<!-- options:end -->"
 

@@ -10,7 +10,7 @@ and ``grubench.diverged_step``), not crashed through.
 
 A SIGTERM or SIGINT stops the fit at the next step boundary with a checkpoint (status KILLED);
 ``run_fit(cfg, resume=run_id)`` continues that same run from its ``last.ckpt`` and ends with
-the metrics an uninterrupted fit would have (see :mod:`grubench.resume`).
+the metrics an uninterrupted fit would have (see :mod:`grubench.training.resume`).
 """
 
 from __future__ import annotations
@@ -31,20 +31,9 @@ import lightning as L
 import yaml
 
 from grubench import __version__
-from grubench.data import SyntheticDataModule, TaskConfig
-from grubench.diagnostics import GradientDiagnostics
 from grubench.models import ModelConfig, build_model, count_parameters, validate_model_config
 from grubench.models.gru_bptt import subnormals_flushed
-from grubench.resume import (
-    CHECKPOINT_NAME,
-    Interrupted,
-    ResumableMLFlowLogger,
-    RunCheckpoint,
-    StopSignals,
-    logged_through,
-    unlogged,
-)
-from grubench.schema import (
+from grubench.store.schema import (
     CHANCE_LEVEL,
     DIVERGED_STEP,
     GAP_SCORE,
@@ -67,15 +56,26 @@ from grubench.schema import (
     VERSION,
     WALL_TIME,
 )
-from grubench.system import OptimConfig, RecurrentSystem, StepTimer, validate_optim_config
-from grubench.tasks import TASKS, DatasetTask, build_task, validate_task_options
-from grubench.tracking import (
+from grubench.store.tracking import (
     checkpoint_dir,
     ensure_experiment,
     flatten,
     get_client,
     git_commit,
     resolve_tracking_uri,
+)
+from grubench.tasks import TASKS, DatasetTask, build_task, validate_task_options
+from grubench.training.data import SyntheticDataModule, TaskConfig
+from grubench.training.diagnostics import GradientDiagnostics
+from grubench.training.module import OptimConfig, RecurrentSystem, StepTimer, validate_optim_config
+from grubench.training.resume import (
+    CHECKPOINT_NAME,
+    Interrupted,
+    ResumableMLFlowLogger,
+    RunCheckpoint,
+    StopSignals,
+    logged_through,
+    unlogged,
 )
 
 # grubench's Trainer defaults; anything in FitConfig.trainer overrides them.
@@ -601,7 +601,7 @@ def summary_metrics(
         STEPS: float(steps),
         SOLVED: float(system.steps_to_solve is not None),
         GLOBAL_BATCH: float(samples_per_step),  # batch_size x processes
-        CHANCE_LEVEL: system.task.chance_level(),  # the score's zero (grubench.stats)
+        CHANCE_LEVEL: system.task.chance_level(),  # the score's zero (grubench.answers.stats)
     }
     if system.optim.grad_clip > 0 and system.optimizer_steps:
         metrics["clip_fraction"] = system.clipped_steps / system.optimizer_steps

@@ -269,7 +269,7 @@ class SyntheticDataModule(L.LightningDataModule):
         """The training position: the epoch and the batches of it already trained.
 
         Read from the Trainer's loop when a checkpoint is saved; grubench saves them only
-        between two training steps (see :class:`grubench.resume.RunCheckpoint`). A finished
+        between two training steps (see :class:`grubench.training.resume.RunCheckpoint`). A finished
         epoch is position ``(epoch + 1, 0)``.
         """
         if self._train_sampler is None or self.trainer is None:

@@ -20,10 +20,10 @@ import json
 import re
 import time
 
-from grubench.experiment import EVAL
-from grubench.schema import (
+from grubench.store.schema import (
     ARM,
     CONDITION,
+    EVAL,
     NOTE,
     PARAM_COUNT,
     POINT,
