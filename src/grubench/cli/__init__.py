@@ -619,7 +619,3 @@ def _tracking_uri_option(argv: list[str]) -> str:
         if arg.startswith(("--tracking_uri=", "--tracking-uri=")):
             return f" --tracking_uri {arg.split('=', 1)[1]}"
     return ""
-
-
-if __name__ == "__main__":
-    sys.exit(main())
