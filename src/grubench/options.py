@@ -15,9 +15,20 @@ import typing
 from typing import Any, Literal
 
 
-def option(default: Any, help: str) -> Any:  # noqa: A002 (dataclasses' own word)
-    """A dataclass field with its help text (what ``--help`` and the README show)."""
-    return dataclasses.field(default=default, metadata={"help": help})
+def option(default: Any, help: str, *, hashed: bool = True, factory: Any = None) -> Any:  # noqa: A002
+    """A dataclass field with its help text (what ``--help`` and the README show).
+
+    ``hashed=False``: the option says where a run is recorded, not what it computes, and stays
+    out of a child's settings hash. ``factory``: a mutable default's factory (``dict``)."""
+    metadata = {"help": help, "hashed": hashed}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def hashed(field: dataclasses.Field) -> bool:
+    """Whether the option changes what a run computes (part of its settings hash)."""
+    return field.metadata.get("hashed", True)
 
 
 def choices(annotation: Any) -> tuple | None:
@@ -37,4 +48,4 @@ def help_of(field: dataclasses.Field) -> str:
     return field.metadata.get("help", "")
 
 
-__all__ = ["choices", "help_of", "option", "option_fields"]
+__all__ = ["choices", "hashed", "help_of", "option", "option_fields"]

@@ -31,7 +31,15 @@ def fit_parser() -> ArgumentParser:
     import lightning as L
 
     from grubench.models import ModelConfig
-    from grubench.training.fit import RESERVED_TRAINER_KEYS, TRAINER_DEFAULTS, FitConfig, TaskConfig
+    from grubench.options import help_of
+    from grubench.training.fit import (
+        ALIASES,
+        RESERVED_TRAINER_KEYS,
+        TRAINER_DEFAULTS,
+        FitConfig,
+        TaskConfig,
+        top_level_options,
+    )
     from grubench.training.module import OptimConfig
 
     parser = ArgumentParser(
@@ -44,38 +52,9 @@ def fit_parser() -> ArgumentParser:
     parser.add_class_arguments(TaskConfig, "task")
     parser.add_class_arguments(OptimConfig, "optim")
     defaults = FitConfig()
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--experiment_name", type=str, default=defaults.experiment_name)
-    parser.add_argument("--run_name", type=str | None, default=None)
-    parser.add_argument(
-        "--tracking_uri",
-        "--tracking-uri",
-        type=str | None,
-        default=None,
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns/mlflow.db)",
-    )
-    parser.add_argument("--tags", type=dict[str, str], default={})
-    parser.add_argument("--test", type=bool, default=True, help="Evaluate on the test set.")
-    parser.add_argument(
-        "--diagnostics_every_n_steps",
-        type=int,
-        default=0,
-        help="Probe the gradient flow (dL/dh_t per time step and layer, gate statistics) "
-        "every N steps; 0 = off.",
-    )
-    parser.add_argument(
-        "--flush_denormal",
-        type=bool,
-        default=defaults.flush_denormal,
-        help="CPU: flush subnormal floats (< 1.2e-38) to zero during the fit; several times "
-        "faster where gradients vanish through time (the adding problem).",
-    )
-    parser.add_argument(
-        "--stop_after_solved",
-        type=int,
-        default=defaults.stop_after_solved,
-        help="Stop once the task is solved at this many validations in a row; 0 = off.",
-    )
+    for name, (field, annotation) in top_level_options().items():  # one flag per option
+        parser.add_argument(f"--{name}", *ALIASES.get(name, ()), type=annotation,
+                            default=getattr(defaults, name), help=help_of(field))  # fmt: skip
     parser.add_method_arguments(L.Trainer, "__init__", "trainer", skip=set(RESERVED_TRAINER_KEYS))
     parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
     return parser
@@ -93,7 +72,7 @@ def _trainer_overrides(trainer_ns) -> dict[str, Any]:
 def parse_fit_config(argv: list[str]):
     """``argv`` -> FitConfig (jsonargparse exits with code 2 on a type error)."""
     from grubench.models import ModelConfig
-    from grubench.training.fit import FitConfig, TaskConfig
+    from grubench.training.fit import FitConfig, TaskConfig, top_level_options
     from grubench.training.module import OptimConfig
 
     parser = fit_parser()
@@ -106,16 +85,8 @@ def parse_fit_config(argv: list[str]):
         model=build(ModelConfig, ns.model),
         task=build(TaskConfig, ns.task),
         optim=build(OptimConfig, ns.optim),
-        seed=ns.seed,
         trainer=_trainer_overrides(ns.trainer),
-        experiment_name=ns.experiment_name,
-        run_name=ns.run_name,
-        tracking_uri=ns.tracking_uri,
-        tags=dict(ns.tags or {}),
-        test=ns.test,
-        diagnostics_every_n_steps=ns.diagnostics_every_n_steps,
-        flush_denormal=ns.flush_denormal,
-        stop_after_solved=ns.stop_after_solved,
+        **{name: getattr(ns, name) for name in top_level_options()} | {"tags": dict(ns.tags or {})},
     )
 
 

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from grubench.models import ModelConfig, computed_settings
+from grubench.options import hashed
 from grubench.store.schema import EVAL, TUNE
 from grubench.sweeps.overrides import merge, nested
 from grubench.sweeps.search import Search
-from grubench.training.fit import FitConfig, TaskConfig, config_keys, unknown_key
+from grubench.training.fit import FitConfig, TaskConfig, config_keys, top_level_options, unknown_key
 from grubench.training.module import OptimConfig
 
 PROFILES = ("quick", "full")
@@ -232,8 +233,9 @@ class Child:
         (the model, its options, the task, the optimizer, the seed, the budget), and not with
         where it runs (accelerator, devices, strategy, nodes) or where it is recorded."""
         settings = asdict(self.config)
-        for volatile in ("tracking_uri", "tags", "run_name", "experiment_name"):
-            settings.pop(volatile)
+        for name, (declared, _) in top_level_options().items():
+            if not hashed(declared):  # where the run is recorded, not what it computes
+                settings.pop(name)
         settings["model"] = computed_settings(settings["model"])
         settings["trainer"] = {
             k: v for k, v in settings["trainer"].items() if k not in _WHERE_IT_RUNS

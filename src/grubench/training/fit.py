@@ -33,6 +33,7 @@ import yaml
 from grubench import __version__
 from grubench.models import ModelConfig, build_model, count_parameters, validate_model_config
 from grubench.models.gru_bptt import subnormals_flushed
+from grubench.options import option, option_fields
 from grubench.store.schema import (
     CHANCE_LEVEL,
     DIVERGED_STEP,
@@ -107,24 +108,43 @@ class FitConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    seed: int = 0
+    seed: int = option(0, "the run's seed: weights, data and dropout")
     trainer: dict[str, Any] = field(default_factory=dict)  # lightning.Trainer options
-    experiment_name: str = "grubench"
-    run_name: str | None = None
-    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else ./mlruns
-    tags: dict[str, str] = field(default_factory=dict)
-    test: bool = True  # evaluate on the test set after fitting
-    # probe the gradient flow (dL/dh_t per step and layer, gate statistics) every N steps;
-    # 0 turns it off (the default: a probe costs T single-step calls per layer)
-    diagnostics_every_n_steps: int = 0
-    # CPU: flush subnormal floats to zero during the fit (several times faster where gradients
-    # vanish through time, e.g. the adding problem; values below 1.2e-38 become 0, far below
-    # what moves a float32 weight: tests/test_fit.py finds the metrics bit-identical)
-    flush_denormal: bool = True
-    # stop once the task has been solved at this many validations in a row (0: train the whole
-    # budget); steps to solve are known by then, and the scores of solved runs are compared at
-    # the same rule for every arm
-    stop_after_solved: int = 0
+    experiment_name: str = option("grubench", "the MLflow experiment", hashed=False)
+    run_name: str | None = option(None, "the MLflow run's name", hashed=False)
+    tracking_uri: str | None = option(
+        None, "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///./mlruns/mlflow.db)", hashed=False,
+    )  # fmt: skip
+    tags: dict[str, str] = option(None, "extra MLflow tags", hashed=False, factory=dict)
+    test: bool = option(True, "Evaluate on the test set.")
+    # a probe costs T single-step calls per layer: off by default
+    diagnostics_every_n_steps: int = option(
+        0, "Probe the gradient flow (dL/dh_t per time step and layer, gate statistics) every "
+        "N steps; 0 = off."
+    )  # fmt: skip
+    # values below 1.2e-38 become 0, far below what moves a float32 weight: tests/test_fit.py
+    # finds the metrics bit-identical
+    flush_denormal: bool = option(
+        True, "CPU: flush subnormal floats (< 1.2e-38) to zero during the fit; several times "
+        "faster where gradients vanish through time (the adding problem)."
+    )  # fmt: skip
+    # steps to solve are known by then, and the scores of solved runs are compared at the
+    # same rule for every arm
+    stop_after_solved: int = option(
+        0, "Stop once the task is solved at this many validations in a row; 0 = off."
+    )
+
+
+GROUPS = ("model", "task", "optim", "trainer")  # FitConfig's nested groups; the rest are options
+# a flag's other spelling
+ALIASES = {"tracking_uri": ("--tracking-uri",)}
+
+
+def top_level_options() -> dict[str, tuple[Any, Any]]:
+    """FitConfig's own options (not its groups): name -> (field, type), from which the
+    command line's flags, their help and the settings hash are made."""
+    return {name: spec for name, spec in option_fields(FitConfig).items() if name not in GROUPS}
 
 
 @functools.cache  # the same for every child of every sweep

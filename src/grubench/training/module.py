@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from grubench.options import option
 from grubench.tasks import Task
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -34,13 +35,15 @@ CLIP_ALGORITHMS = ("norm", "value")
 class OptimConfig:
     """The optimizer, its learning rate, L1/L2 penalties and gradient clipping"""
 
-    name: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0  # L2: coupled for adam/rmsprop/sgd, decoupled for adamw
-    l1: float = 0.0  # coefficient of the L1 penalty on weight matrices (biases excluded)
-    momentum: float = 0.9  # sgd and rmsprop
-    grad_clip: float = 0.0  # 0 disables clipping
-    grad_clip_algorithm: str = "norm"  # clip the global norm, or each value
+    name: str = option("adam", f"the optimizer: {', '.join(OPTIMIZERS)}")
+    lr: float = option(1e-3, "the learning rate")
+    weight_decay: float = option(0.0, "L2: coupled for adam, rmsprop and sgd, decoupled for adamw")
+    l1: float = option(0.0, "the L1 penalty's coefficient on weight matrices (biases excluded)")
+    momentum: float = option(0.9, "sgd's and rmsprop's momentum")
+    grad_clip: float = option(0.0, "the gradient clipping threshold; 0 = off")
+    grad_clip_algorithm: str = option(
+        "norm", f"clip the global norm or each value: {', '.join(CLIP_ALGORITHMS)}"
+    )
 
 
 def validate_optim_config(cfg: OptimConfig) -> list[str]:
