@@ -81,7 +81,7 @@ def test_the_repository_readme_holds_every_question():
     block = (ROOT / "README.md").read_text().split(FAQ_START, 1)[1].split(FAQ_END, 1)[0]
     for path in sorted((ROOT / "experiments").glob("*.py")):
         experiment = load_question(path)
-        assert f"### {experiment.question}" in block, path.name
+        assert f"### {experiment.text}" in block, path.name
         for tip in experiment.tips:
             assert f'- "{tip.text}" ' in block, tip.text
 

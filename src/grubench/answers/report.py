@@ -21,17 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grubench.answers import stats
-from grubench.store.runs import diverged, run_score, run_steps
+from grubench.store.measures import MEASURES
+from grubench.store.runs import diverged, run_score
 from grubench.store.schema import (
     CHANCE_LEVEL,
-    GAP_SCORE,
     OBJECTIVE,
     PARAM_COUNT,
     PARENT_RUN,
     POINT,
     STEPS,
     TEST_SCORE,
-    TIME_PER_STEP,
 )
 from grubench.store.tracking import get_client, resolve_tracking_uri
 from grubench.sweeps.children import finished_by_key, sweep_runs
@@ -72,17 +71,19 @@ class Cell:
     def solved(self) -> int:
         return sum(math.isfinite(s) for s in self.steps)
 
+    # each measure's values, per run (the measure's name -> the list it fills)
+    _LISTS = {"score": "scores", "steps_to_solve": "steps", "ms_per_step": "ms_per_step",
+              "gap": "gaps"}  # fmt: skip
+
+    def values(self, name: str) -> list[float]:
+        if name not in MEASURES:
+            raise ValueError(f"unknown measure {name!r}; choose from: {', '.join(MEASURES)}")
+        return getattr(self, self._LISTS[name])
+
     def measure(self, name: str) -> list[float]:
         """Per run, the measure with higher = better (what P(A > B) compares)."""
-        if name == "score":
-            return list(self.scores)
-        if name == "steps_to_solve":
-            return [-s for s in self.steps]
-        if name == "ms_per_step":
-            return [-m for m in self.ms_per_step]
-        if name == "gap":
-            return [-g for g in self.gaps]
-        raise ValueError(f"unknown measure {name!r}")
+        values = self.values(name)
+        return MEASURES[name].oriented(values)
 
 
 @dataclass
@@ -124,12 +125,7 @@ class Report:
         return "\n".join(f"- {line}" for line in lines) or "Only one arm has results."
 
 
-MEASURE_WORDS = {
-    "score": "test score",
-    "steps_to_solve": "steps to solve",
-    "ms_per_step": "time per step",
-    "gap": "train-validation gap",
-}
+MEASURE_WORDS = {name: measure.words for name, measure in MEASURES.items()}
 
 
 def _cells(question: Question, profile: str) -> list[tuple[str, str]]:
@@ -214,12 +210,9 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
         cell.run_ids.append(run.info.run_id)
         cell.params = int(metrics.get(PARAM_COUNT, 0)) or cell.params
         cell.chance = metrics.get(CHANCE_LEVEL, cell.chance)
-        cell.scores.append(run_score(run, TEST_SCORE))
-        cell.steps.append(run_steps(run))
-        if TIME_PER_STEP in metrics:
-            cell.ms_per_step.append(metrics[TIME_PER_STEP])
-        if GAP_SCORE in metrics and not diverged(run):
-            cell.gaps.append(metrics[GAP_SCORE])
+        for measure in MEASURES.values():
+            if (value := measure.read(run)) is not None:
+                cell.values(measure.name).append(value)
         if diverged(run):
             cell.diverged += 1
         elif f"test/{cell.metric}" in metrics:

@@ -24,6 +24,7 @@ from typing import Any
 
 from grubench.models import ModelConfig, computed_settings
 from grubench.options import hashed
+from grubench.store.measures import MEASURES as MEASURE_REGISTRY
 from grubench.store.schema import EVAL, TUNE
 from grubench.sweeps.overrides import merge, nested
 from grubench.sweeps.search import Search
@@ -65,7 +66,7 @@ class Claim:
     conditions: tuple[str, ...] = ()
 
 
-MEASURES = ("score", "steps_to_solve", "ms_per_step", "gap")
+MEASURES = tuple(MEASURE_REGISTRY)  # the names a claim or verdict may compare on
 
 
 @dataclass(frozen=True)
