@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import torch
 from torch import nn
 
 from grubench.models.custom_gru import ACTIVATIONS, CustomGRU, CustomGRUOptions, build_custom_gru
@@ -221,11 +222,28 @@ def validate_model_config(cfg, seq_len: int | None = None) -> list[str]:
         problems.append(f"model.init: unknown init {cfg.init!r}; choose from: {', '.join(INITS)}")
     else:
         t_max = cfg.chrono_t_max if cfg.chrono_t_max is not None else seq_len
+        # the built module's parameters are checked too once the rest is valid to build
+        probe = None if problems else _probe(cfg.name, model_options(cfg))
         try:
-            check_init(cfg.init, spec.layout, t_max)
+            check_init(cfg.init, spec.layout, t_max, probe)
         except ValueError as err:
             problems.append(f"model.init: {err}")
     return problems
+
+
+_PROBES: dict[tuple[str, str], nn.Module] = {}
+
+
+def _probe(name: str, options) -> nn.Module:
+    """A small module of model ``name`` with ``options``, so that an init is checked against
+    the parameters the model really has (built once per model and options; the global RNG is
+    left as it was)."""
+    key = (name, repr(options))
+    if key not in _PROBES:
+        spec = MODELS[name]
+        with torch.random.fork_rng(devices=[]):
+            _PROBES[key] = spec.build(3, 4, 1, 0.0, **_builder_kwargs(spec.build, options))
+    return _PROBES[key]
 
 
 def build_model(

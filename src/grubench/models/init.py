@@ -107,14 +107,53 @@ def _inapplicable(scheme: str, layout: GateLayout) -> str | None:
     return None
 
 
-def applicable_inits(layout: GateLayout) -> tuple[str, ...]:
-    """The schemes of ``INITS`` that can initialize a module of ``layout``."""
-    return tuple(scheme for scheme in INITS if _inapplicable(scheme, layout) is None)
+# the schemes that treat each weight's gate blocks as matrices (torch's initializers need 2-D)
+_MATRIX_SCHEMES = ("xavier_uniform", "xavier_normal", "orthogonal", "identity")
 
 
-def check_init(scheme: str, layout: GateLayout, t_max: float | None = None) -> None:
+def _unfit_parameters(scheme: str, rnn: nn.Module) -> str | None:
+    """Why ``scheme`` cannot initialize the parameters ``rnn`` actually has; None if it can.
+
+    Decided from the parameters, not from a list of models: a new model whose recurrent
+    weight is, say, one vector per layer is refused here in one line, before torch's
+    initializers would fail on it."""
+    if scheme not in _MATRIX_SCHEMES:
+        return None
+    for name, p in rnn.named_parameters(recurse=False):
+        match = _PARAM.match(name)
+        if match is None or match.group(1) != "weight":
+            continue
+        if p.dim() != 2:
+            return (
+                f"init {scheme!r} does not apply to {type(rnn).__name__}: it sets gate blocks "
+                f"as matrices and its {name} has shape {tuple(p.shape)}"
+            )
+        if scheme == "identity" and match.group(2) == "hh" and p.shape[0] != p.shape[1]:
+            return (
+                f"init 'identity' does not apply to {type(rnn).__name__}: its {name} of shape "
+                f"{tuple(p.shape)} is not square"
+            )
+    return None
+
+
+def _reason(scheme: str, layout: GateLayout, rnn: nn.Module | None) -> str | None:
+    reason = _inapplicable(scheme, layout)
+    if reason is None and rnn is not None:
+        reason = _unfit_parameters(scheme, rnn)
+    return reason
+
+
+def applicable_inits(layout: GateLayout, rnn: nn.Module | None = None) -> tuple[str, ...]:
+    """The schemes of ``INITS`` that can initialize a module of ``layout`` (and, given the
+    module ``rnn``, the parameters it has)."""
+    return tuple(scheme for scheme in INITS if _reason(scheme, layout, rnn) is None)
+
+
+def check_init(
+    scheme: str, layout: GateLayout, t_max: float | None = None, rnn: nn.Module | None = None
+) -> None:
     """Raise ``ValueError`` (one line, naming the valid choices) if ``scheme`` cannot
-    initialize a module of ``layout``.
+    initialize a module of ``layout`` (or, given ``rnn``, that module's parameters).
 
     ``t_max`` is used by ``chrono`` only (required there) and ignored by the others.
     """
@@ -122,9 +161,9 @@ def check_init(scheme: str, layout: GateLayout, t_max: float | None = None) -> N
         raise ValueError(f"unknown init {scheme!r}; choose from: {', '.join(INITS)}")
     if not isinstance(layout, GateLayout):
         raise ValueError(f"layout must be a GateLayout, got {layout!r}")
-    reason = _inapplicable(scheme, layout)
+    reason = _reason(scheme, layout, rnn)
     if reason is not None:
-        valid = ", ".join(applicable_inits(layout))
+        valid = ", ".join(applicable_inits(layout, rnn))
         raise ValueError(f"{reason}; choose from: {valid}")
     if scheme == "chrono":
         if t_max is None:
@@ -157,7 +196,7 @@ def initialize(
         layout = describe(rnn).gate_layout
         if layout is None:
             raise ValueError(f"{type(rnn).__name__} describes no gate layout; pass layout=")
-    check_init(scheme, layout, t_max)
+    check_init(scheme, layout, t_max, rnn)
     hidden = _hidden_size(rnn, params, layout)
     gates = layout.gates
     with torch.no_grad():
