@@ -1,4 +1,11 @@
-"""Shared fixtures: an isolated MLflow store per test and a tiny real fit config."""
+"""Shared fixtures (an isolated MLflow store per test, a tiny real fit config) and the tiers.
+
+Every test is in exactly one tier: ``unit`` (one function or class, no fit), ``integration``
+(real fits and sweeps in process on tiny configs) or ``system`` (processes, servers, a browser,
+Ray, compiling). A test module names its tier as ``TIER = "unit"``; a test of another tier
+says so with its own marker (``@pytest.mark.system``). The default run (pyproject's addopts) is
+unit + integration; ``python -m pytest -m system`` runs the system tier.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,25 @@ from mlflow.tracking import MlflowClient
 from grubench.models import ModelConfig
 from grubench.training.fit import FitConfig, TaskConfig
 from grubench.training.module import OptimConfig
+
+TIERS = ("unit", "integration", "system")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers added here
+def pytest_collection_modifyitems(config, items):
+    untiered = []
+    for item in items:
+        own = [m.name for m in item.own_markers if m.name in TIERS]
+        module_tier = getattr(item.module, "TIER", None)
+        if len(own) > 1 or (not own and module_tier not in TIERS):
+            untiered.append(item.nodeid)
+        elif not own:
+            item.add_marker(getattr(pytest.mark, module_tier))
+    if untiered:
+        raise pytest.UsageError(
+            f"tests without exactly one tier ({', '.join(TIERS)}): set the module's TIER or mark "
+            f"the test: {', '.join(untiered[:5])}" + (" ..." if len(untiered) > 5 else "")
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,8 @@ import torch
 from grubench.tasks import batch_generator, build_task
 from grubench.tasks.adding import CHANCE_MSE, AddingTask
 
+TIER = "unit"
+
 
 def test_hand_checked_example():
     task = AddingTask(seq_len=6)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from grubench.models import MODELS
 
+TIER = "integration"
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 

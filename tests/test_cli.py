@@ -9,6 +9,8 @@ import yaml
 from grubench.cli import main, parse_fit_config
 from grubench.models import MODELS
 
+TIER = "integration"
+
 TINY = [
     "--model.hidden_size", "8",
     "--task.seq_len", "10", "--task.batch_size", "16", "--task.epoch_size", "4",
@@ -17,6 +19,7 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.mark.unit
 def test_overrides_and_config_file(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text(
@@ -39,6 +42,7 @@ def test_overrides_and_config_file(tmp_path):
     assert cfg.trainer["max_steps"] == 7
 
 
+@pytest.mark.unit
 def test_custom_gru_options_from_the_command_line():
     cfg = parse_fit_config(
         [
@@ -134,6 +138,7 @@ def test_type_error_and_unknown_command(capsys):
     )
 
 
+@pytest.mark.system
 def test_console_script_is_installed():
     out = subprocess.run(
         [sys.executable, "-m", "grubench", "--help"], capture_output=True, text=True, check=True

@@ -19,6 +19,8 @@ from torch import nn
 from grubench.models import gru_bptt
 from grubench.models.custom_gru import GATES, CustomGRU
 
+TIER = "unit"
+
 ATOL = 1e-5
 # Every implementation of the default form: compiled loops, the same backward in PyTorch ops,
 # and the step-by-step autograd graph. "cpp" is skipped only where nothing can compile it.
@@ -476,11 +478,13 @@ def _run_fallback(setup: str, tmp_path, **env) -> str:
     return result.stdout
 
 
+@pytest.mark.system
 def test_no_extension_when_disabled_uses_pytorch_loops(tmp_path):
     out = _run_fallback("", tmp_path, GRUBENCH_GRU_EXT="0")
     assert "WARNINGS []" in out  # switched off on purpose: nothing to warn about
 
 
+@pytest.mark.system
 def test_failed_build_warns_and_uses_pytorch_loops(tmp_path):
     # A compiler error stands for any failure to build (no compiler, no ninja): the model still
     # runs, on the PyTorch loops, and says so once.
@@ -565,6 +569,7 @@ def _load_in(extensions: Path, timeout: float) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.system
 def test_stale_lock_files_do_not_block_loading_the_built_loops(tmp_path):
     # torch's own build lock, left by a killed process, made every later load wait forever;
     # grubench loads a built library without taking any lock
@@ -582,6 +587,7 @@ def test_stale_lock_files_do_not_block_loading_the_built_loops(tmp_path):
     assert "compiling" not in result.stderr
 
 
+@pytest.mark.system
 def test_a_process_killed_while_compiling_does_not_block_the_next_load(tmp_path):
     if gru_bptt.load_extension() is None:
         pytest.skip("the compiled loops cannot be built here")

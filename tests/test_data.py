@@ -10,6 +10,8 @@ from grubench.training.data import (
     SyntheticDataModule,
 )
 
+TIER = "unit"
+
 
 def make(seed=0, **kwargs):
     options = dict(batch_size=8, epoch_size=3, val_size=20, test_size=20)

@@ -8,6 +8,8 @@ import pytest
 
 from tests.test_cli import TINY
 
+TIER = "system"
+
 
 @pytest.mark.slow  # ~25 s; the torchrun test covers the same one-run rule
 def test_two_process_ddp_fit_makes_one_run(tracking_uri, client):

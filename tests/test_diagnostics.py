@@ -27,6 +27,8 @@ from grubench.training.diagnostics import (
 )
 from grubench.training.module import RecurrentSystem
 
+TIER = "unit"
+
 
 class LinearRecurrence(nn.Module):
     """h_t = W h_{t-1} + U x_t with nn.GRU's interface (batch-first, one layer)."""
@@ -449,6 +451,7 @@ def tiny_fit(cfg, tmp_path, callbacks):
     return system, logger.run_id
 
 
+@pytest.mark.integration
 def test_callback_logs_metrics_and_artifacts_without_changing_training(
     tiny, tracking_uri, client, tmp_path
 ):

@@ -11,6 +11,8 @@ from grubench.sweeps.question import PROFILES, expand, expand_tuning, load_quest
 from grubench.sweeps.runner import run_sweep
 from grubench.training.fit import validate_fit_config
 
+TIER = "integration"
+
 ROOT = Path(__file__).resolve().parents[1]
 FILES = sorted((ROOT / "experiments").glob("*.py"))
 TINY = {
@@ -19,6 +21,7 @@ TINY = {
 }
 
 
+@pytest.mark.unit
 def test_there_is_one_file_per_faq_question():
     names = {path.stem for path in FILES}
     assert {"gru_vs_lstm", "initialization", "activation", "optimizer", "batch_size",

@@ -9,6 +9,8 @@ import yaml
 
 from grubench.training.fit import ConfigError, run_fit
 
+TIER = "integration"
+
 
 def only_run(client):
     runs = client.search_runs(

@@ -19,6 +19,8 @@ from grubench.models.init import (
 from grubench.models.min_rnns import MinGRU, MinLSTM
 from grubench.models.torch_rnns import GRU_LAYOUT, LSTM_LAYOUT, RNN_LAYOUT, set_lstm_forget_bias
 
+TIER = "unit"
+
 INPUT, HIDDEN, LAYERS = 3, 6, 2
 
 KINDS = {

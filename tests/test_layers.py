@@ -9,9 +9,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
+TIER = "unit"
 
-pytestmark = pytest.mark.unit
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "grubench"

@@ -9,6 +9,8 @@ from grubench.models import ModelConfig
 from grubench.training.fit import FitConfig, TaskConfig, run_fit
 from grubench.training.module import OptimConfig
 
+TIER = "integration"
+
 LEARNERS = {  # model -> (learning rate, steps)
     "custom_gru": (1e-2, 300),
     "torch_gru": (1e-2, 300),

@@ -10,6 +10,8 @@ import time
 from grubench.store.leases import Leases
 from grubench.store.tracking import get_client
 
+TIER = "integration"
+
 
 def leases(client, experiment_id, **kwargs) -> Leases:
     return Leases(client, experiment_id, "tiny:quick", **{"settle": 0.2, **kwargs})

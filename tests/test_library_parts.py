@@ -22,6 +22,8 @@ from grubench.training.resume import Interrupted
 from tests.conftest import tiny_config
 from tests.test_task_metrics import CLASSES, WINDOWS, random_batch
 
+TIER = "unit"
+
 
 def former_accuracy(batches, window, ignore_index):
     """grubench's TokenAccuracy before torchmetrics: summed hit and scored counts."""
@@ -110,6 +112,7 @@ def test_token_accuracy_state_survives_a_checkpoint():
     )
 
 
+@pytest.mark.integration
 def test_logging_decision_equals_lightnings_through_a_resume(tracking_uri, monkeypatch):
     """``_logging_this_step`` (public attributes) against Lightning's private
     ``should_update_logs`` at every optimizer step of a fit stopped mid-epoch and resumed."""

@@ -12,7 +12,7 @@ from grubench.store.measures import MEASURES
 from grubench.sweeps.question import MEASURES as QUESTION_MEASURES
 from grubench.sweeps.question import Question
 
-pytestmark = pytest.mark.unit
+TIER = "unit"
 
 
 def test_the_question_and_the_report_read_the_registry():

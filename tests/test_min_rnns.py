@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from grubench.models.layers import describe
 from grubench.models.min_rnns import MinGRU, MinLSTM, g, heinsen_scan, log_g
 
+TIER = "unit"
+
 CLASSES = {"min_gru": MinGRU, "min_lstm": MinLSTM}
 INPUT, HIDDEN, BATCH, T = 3, 5, 4, 9
 

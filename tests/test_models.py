@@ -12,6 +12,8 @@ from grubench.models import (
 )
 from grubench.models.layers import describe
 
+TIER = "unit"
+
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("mode", ["last", "sequence"])

@@ -15,7 +15,7 @@ from grubench.sweeps.question import Child
 from grubench.training.fit import FitConfig, config_keys, top_level_options
 from grubench.training.module import OptimConfig
 
-pytestmark = pytest.mark.unit
+TIER = "unit"
 
 
 @dataclasses.dataclass

@@ -9,6 +9,8 @@ import yaml
 from grubench.cli import parse_fit_config
 from grubench.training.fit import run_fit, validate_fit_config
 
+TIER = "unit"
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,6 +35,7 @@ def test_quick_start_runs_an_faq_experiment():
     assert load_question(ROOT / path).text  # smoke-tested in test_experiments.py
 
 
+@pytest.mark.integration
 def test_example_fit_config_is_valid_and_runs(tracking_uri, client):
     cfg = parse_fit_config(["--config", str(ROOT / "experiments" / "lstm_adding.yaml")])
     assert validate_fit_config(cfg) == []

@@ -14,6 +14,8 @@ from grubench.sweeps.runner import run_sweep
 from tests.faults import WorkerKiller
 from tests.servers import free_port, ray_head, served
 
+TIER = "system"
+
 TINY = """
 from grubench.sweeps.question import Question
 

@@ -3,9 +3,13 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from grubench.answers.readme import FAQ_END, FAQ_START, faq_block
 from grubench.cli import main
 from grubench.sweeps.question import load_question
+
+TIER = "integration"
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,6 +81,7 @@ def test_readme_command_errors(tmp_path, capsys):
     assert "no question files" in capsys.readouterr().err
 
 
+@pytest.mark.unit
 def test_the_repository_readme_holds_every_question():
     block = (ROOT / "README.md").read_text().split(FAQ_START, 1)[1].split(FAQ_END, 1)[0]
     for path in sorted((ROOT / "experiments").glob("*.py")):
@@ -103,6 +108,7 @@ def test_a_long_report_is_cut_at_a_line_in_the_run_description(tracking_uri):
     assert tail.startswith("`grubench report` writes the whole report")
 
 
+@pytest.mark.unit
 def test_the_readme_options_tables_are_the_definitions():
     """Generated from the models' option dataclasses, the task constructors and the shared
     settings (grubench.answers.docs): an option added anywhere shows up here or this test fails."""

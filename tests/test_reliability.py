@@ -34,6 +34,8 @@ from grubench.training.resume import Interrupted
 from .conftest import tiny_config
 from .test_cli import TINY
 
+TIER = "integration"
+
 # timing differs between any two fits; everything else must not
 TIMING = {"train/step_time_ms", "wall_time_s", "time_per_step_ms", "seconds_to_solve"}
 
@@ -276,6 +278,7 @@ SUBPROCESS_FIT = [
 ]  # fmt: skip
 
 
+@pytest.mark.system
 def test_sigterm_to_grubench_fit_then_resume_continues_the_same_run(tracking_uri, client, capsys):
     assert main(["fit", *SUBPROCESS_FIT, "--tracking_uri", tracking_uri]) == 0  # the twin
     (twin,) = client.search_runs([client.get_experiment_by_name("grubench").experiment_id])
@@ -362,6 +365,7 @@ def test_sigint_in_a_sweep_then_rerun_continues_the_same_child_run(
 # --- 4. kill -9: the sweep re-run completes each child once -------------------------------
 
 
+@pytest.mark.system
 def test_sweep_killed_minus_9_mid_child_completes_each_child_once(tracking_uri, client, tmp_path):
     base = {
         "model": {"name": "torch_gru", "hidden_size": 8},

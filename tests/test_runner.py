@@ -22,6 +22,8 @@ from grubench.sweeps.runner import run_sweep
 from grubench.training.fit import ConfigError
 from tests.faults import WorkerKiller
 
+TIER = "integration"
+
 TINY_BASE = {
     "model": {"hidden_size": 8},
     "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 3, "val_size": 32, "test_size": 32},
@@ -315,6 +317,7 @@ def test_report_statistics_and_tip_labels_by_hand(tracking_uri, client, tmp_path
     assert all(p.stat().st_size > 0 for p in paths) and not stale.exists()
 
 
+@pytest.mark.unit
 def test_load_experiment_errors(tmp_path):
     with pytest.raises(ValueError, match="no experiment file"):
         load_question(tmp_path / "missing.py")
@@ -408,6 +411,7 @@ QUESTION = Question(
 """
 
 
+@pytest.mark.system
 @pytest.mark.slow  # ~80 s: trains until two workers fit at once, then stops and resumes
 def test_sigterm_to_a_parallel_sweep_stops_every_worker_then_rerun_continues(
     tracking_uri, client, tmp_path
@@ -479,6 +483,7 @@ def test_a_worker_killed_minus_9_is_retried_and_its_child_continues_its_run(
     assert steps == sorted(set(steps))  # each step logged once
 
 
+@pytest.mark.system
 def test_two_drivers_started_apart_share_the_sweep_each_child_once(tracking_uri, client, tmp_path):
     import subprocess
     import sys
@@ -520,6 +525,7 @@ QUESTION = Question(
 """
 
 
+@pytest.mark.unit
 def test_the_curves_band_is_the_bootstrap_interval_of_the_mean():
     import numpy as np
 

@@ -20,12 +20,15 @@ from grubench.sweeps.children import KEY, STAGE
 from grubench.sweeps.question import expand_tuning, load_question
 from grubench.sweeps.search import Search, storage_url, study_name
 
+TIER = "integration"
+
 SPACE = {
     "optim.lr": FloatDistribution(1e-3, 3e-2, log=True),
     "model.hidden_size": CategoricalDistribution([4, 8]),
 }
 
 
+@pytest.mark.unit
 def test_trial_k_is_the_same_whatever_was_drawn_before():
     search = Search(space=SPACE, trials={"quick": 6},
                     space_by_arm={"b": {"model.activation": CategoricalDistribution(["tanh", "relu"])}})  # fmt: skip
@@ -77,6 +80,7 @@ def _finished_tuning_runs(client, name):
     return [r for r in runs if r.info.status == "FINISHED"]
 
 
+@pytest.mark.system
 @pytest.mark.slow  # about a minute on 2 free cores (13 min under a load of 10)
 def test_a_killed_study_reruns_to_every_trial_once(tmp_path):
     path = tmp_path / "tiny_search.py"

@@ -11,6 +11,8 @@ from scipy import stats as sps
 from grubench.answers import stats
 from grubench.tasks.base import normalized_score
 
+TIER = "unit"
+
 
 def test_doctests():
     assert doctest.testmod(stats).failed == 0

@@ -5,11 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from grubench.answers.report import build_report
 from grubench.sweeps.question import Question
 from grubench.sweeps.runner import run_sweep
 from tests.servers import free_port, rest, served
 from tests.test_cli import TINY
+
+TIER = "integration"
 
 
 def grubench(*args: str) -> subprocess.Popen:
@@ -17,6 +21,7 @@ def grubench(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
 
+@pytest.mark.system
 def test_three_concurrent_fits_on_a_fresh_embedded_store(tracking_uri):
     from mlflow.tracking import MlflowClient
 
@@ -34,6 +39,7 @@ def test_three_concurrent_fits_on_a_fresh_embedded_store(tracking_uri):
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2"]
 
 
+@pytest.mark.system
 def test_fit_and_a_parallel_sweep_against_a_tracking_server(tmp_path):
     port = free_port()
     (tmp_path / "server").mkdir()

@@ -11,6 +11,8 @@ from torchmetrics.utilities.data import dim_zero_sum
 from grubench.tasks import IGNORE_INDEX, metrics
 from grubench.tasks.metrics import CrossEntropy, SequenceExactMatch, TokenAccuracy
 
+TIER = "unit"
+
 WINDOWS = [None, (-3, None), (2, 5)]
 CLASSES = 4  # random_batch's
 

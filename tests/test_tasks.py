@@ -30,6 +30,8 @@ from grubench.tasks.sequential_digits import (
     split_indices,
 )
 
+TIER = "unit"
+
 NAMES = sorted(TASKS)
 SHORT = 40  # the length the registry tests use, where a task accepts it
 
@@ -543,6 +545,7 @@ def test_char_lm_refuses_a_different_text(tmp_path):
         char_lm.read_corpus(tmp_path)
 
 
+@pytest.mark.system
 def test_real_data_loads_with_no_network():
     code = (
         "import socket\n"

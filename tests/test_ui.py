@@ -14,6 +14,8 @@ from grubench.store.tracking import get_client
 from grubench.training.fit import run_fit
 from tests.servers import free_port, rest, served
 
+TIER = "system"
+
 
 def test_ui_lists_the_run(tiny, tracking_uri):
     result = run_fit(tiny(tracking_uri, trainer={"max_steps": 2}))
@@ -29,6 +31,7 @@ def test_ui_lists_the_run(tiny, tracking_uri):
     assert f"  grubench: {url}\n" in first_lines
 
 
+@pytest.mark.unit
 def test_ui_binds_to_loopback_unless_told_and_passes_protection_options():
     from grubench.cli import ui_command, ui_parser
 
@@ -47,6 +50,7 @@ def test_ui_binds_to_loopback_unless_told_and_passes_protection_options():
     assert "--basic-auth" in ui_parser().format_help()
 
 
+@pytest.mark.integration
 def test_basic_auth_without_the_extra_fails_clearly(tracking_uri, capsys):
     import importlib.util
 
@@ -165,6 +169,7 @@ def swept(tmp_path_factory):
     return uri, question
 
 
+@pytest.mark.integration
 def test_a_sweep_saves_the_view_its_ui_address_opens(swept):
     """The experiment tag holds the envelope MLflow's "Save view" writes; the view filters
     the sweep's evaluation runs and groups them by the arm and condition tags."""
