@@ -69,6 +69,57 @@ def selection_from_store(tuning: list[Child], existing) -> dict[tuple[str, str],
     return select(tuning, by_key)
 
 
+@dataclass
+class SweepPlan:
+    """What a sweep runs, known before the store is opened (what ``--dry-run`` prints): the
+    tuning children, and the evaluation children at each cell's first point (each differs from
+    the one run after the selection only in its point, so checking them checks those)."""
+
+    question: Question
+    profile: str
+    overrides: dict[str, Any] | None
+    sweep: str
+    tuning: list[Child]
+    evaluation: list[Child]
+    workers: int  # children at once here (1 on a Ray cluster)
+
+    @property
+    def total(self) -> int:
+        return len(self.tuning) + len(self.evaluation)
+
+    def problems(self) -> list[str]:
+        """Every child's config problems, one line each, sorted."""
+        return sorted({f"{c.key}: {p}" for c in self.tuning + self.evaluation
+                       for p in validate_fit_config(c.config)})  # fmt: skip
+
+    def show(self, echo: Callable[[str], None]) -> None:
+        echo(f"{self.sweep}: {self.total} children: {len(self.tuning)} tuning, "
+             f"{len(self.evaluation)} evaluation")  # fmt: skip
+        for child in self.tuning:
+            echo(f"  {child.key}  [{child.config_hash()}]")
+        point = " at the selected point" if self.question.tuned else ""
+        for child in self.evaluation:
+            echo(f"  {child.key}{point}")
+
+
+def plan_sweep(
+    question: Question,
+    profile: str = "quick",
+    overrides: dict[str, Any] | None = None,
+    workers: int | str = 1,
+    ray_address: str | None = None,
+    cpus_per_child: int = 1,
+) -> SweepPlan:
+    """The sweep's children and how many run at once; touches no store."""
+    tuning = expand_tuning(question, profile, overrides)
+    first = {(a, c): next(iter(question.points_for(a, profile))) for a in question.arms
+             for c in question.conditions_for(profile)} if question.tuned else None  # fmt: skip
+    evaluation = expand(question, profile, overrides, first)
+    workers = _workers(workers, ray_address, cpus_per_child, (tuning or evaluation)[0], overrides)
+    return SweepPlan(question, profile, overrides, sweep_id(question, profile), tuning,
+                     evaluation, workers)  # fmt: skip
+
+
 def run_sweep(
     question: Question,
     profile: str = "quick",
@@ -87,44 +138,39 @@ def run_sweep(
     worker processes, each with its share of the cores; ``ray_address`` sends every child to
     that Ray cluster as a task asking for ``cpus_per_child`` CPUs (and its Trainer's GPUs).
     Children leased by another live driver are waited for (polling every ``poll`` s)."""
-    tuning = expand_tuning(question, profile, overrides)
-    # every evaluation child differs from a tuning child only in its seed: checking them at
-    # the first point checks what they will run
-    first = {(a, c): next(iter(question.points_for(a, profile))) for a in question.arms
-             for c in question.conditions_for(profile)} if question.tuned else None  # fmt: skip
-    evaluation_preview = expand(question, profile, overrides, first)
-    first_child = (tuning or evaluation_preview)[0]
-    workers = _workers(workers, ray_address, cpus_per_child, first_child, overrides)
-    sweep = sweep_id(question, profile)
-    total = len(tuning) + len(evaluation_preview)
+    plan = plan_sweep(question, profile, overrides, workers, ray_address, cpus_per_child)
     if dry_run:
-        _echo_plan(echo, question, sweep, tuning, evaluation_preview)
-        return SweepResult(total=total)
-    problems = [f"{c.key}: {p}" for c in tuning + evaluation_preview
-                for p in validate_fit_config(c.config)]  # fmt: skip
+        plan.show(echo)
+        return SweepResult(total=plan.total)
+    problems = plan.problems()
     if problems:  # every child is checked before the first one runs
-        raise ConfigError(sorted(set(problems)))
-
+        raise ConfigError(problems)
     uri = resolve_tracking_uri(tracking_uri)
     executor = None
     if ray_address:  # connected before the store is opened: a bad address leaves nothing
-        executor = RayTasks(ray_address, Where(uri, "", "", sweep), cpus_per_child,
+        first_child = (plan.tuning or plan.evaluation)[0]
+        executor = RayTasks(ray_address, Where(uri, "", "", plan.sweep), cpus_per_child,
                             gpus_per_child(first_child))  # fmt: skip
+    return _execute(plan, uri, executor, echo, lease_ttl, poll)
+
+
+def _execute(plan: SweepPlan, uri: str, executor, echo, lease_ttl: float, poll: float):
+    """Run what ``plan`` holds that the store does not have finished, under a new parent run."""
+    question, profile, overrides, sweep = plan.question, plan.profile, plan.overrides, plan.sweep
     client = get_client(uri)
     experiment_id = ensure_experiment(client, question.name, uri)
-    write_view(client, experiment_id, question, profile, tuning + evaluation_preview)
+    write_view(client, experiment_id, question, profile, plan.tuning + plan.evaluation)
     existing = sweep_runs(client, experiment_id, sweep)
     done = finished_by_key(existing)
-    result = SweepResult(total=total)
-    todo = [c for c in tuning if (c.key, c.config_hash()) not in done]
-    result.skipped = len(tuning) - len(todo)
-    selection = selection_from_store(tuning, existing)
+    result = SweepResult(total=plan.total)
+    todo = [c for c in plan.tuning if (c.key, c.config_hash()) not in done]
+    selection = selection_from_store(plan.tuning, existing)
     evaluation = _evaluation(question, profile, overrides, selection)
     eval_todo = [c for c in evaluation if (c.key, c.config_hash()) not in done]
-    result.skipped += len(evaluation) - len(eval_todo)
+    result.skipped = len(plan.tuning) - len(todo) + len(evaluation) - len(eval_todo)
     # cells still being tuned: all of their evaluation children are (probably) to run
-    pending = len(evaluation_preview) - len(evaluation)
-    echo(f"{sweep}: {total} children ({len(tuning)} tuning, {len(evaluation_preview)} "
+    pending = len(plan.evaluation) - len(evaluation)
+    echo(f"{sweep}: {plan.total} children ({len(plan.tuning)} tuning, {len(plan.evaluation)} "
          f"evaluation), {result.skipped} already finished, {len(todo) + len(eval_todo) + pending} "
          "to run")  # fmt: skip
     if not todo and not eval_todo and not pending:
@@ -140,46 +186,67 @@ def run_sweep(
     )  # fmt: skip
     result.parent_run_id = parent_id = parent.info.run_id
     where = Where(uri, experiment_id, parent_id, sweep)
-    status, started = "FAILED", time.perf_counter()
-    progress = _Progress(len(todo) + len(eval_todo) + pending, started, echo)
+    progress = _Progress(len(todo) + len(eval_todo) + pending, time.perf_counter(), echo)
     leases = Leases(client, experiment_id, sweep, ttl=lease_ttl, beat=min(15.0, lease_ttl / 6))
+    status = "FAILED"
     try:
         # the leases are released only once the executor has stopped: until then, another
         # driver must not take a child whose fit is still writing its checkpoint
         with leases:
             try:
-                if executor is not None:
-                    executor.where = where
-                elif min(workers, progress.total) > 1:
-                    executor = Pool(min(workers, progress.total), where)
-                else:
-                    executor = Serial(where, progress.starting)
-                stage = _Stage(client, where, result, progress, executor, leases, poll)
-                # Lightning's per-fit banner would bury the progress lines; a signal between
-                # two children stops the sweep at once (within one, the fit checkpoints)
-                with quiet_lightning(), StopSignals():
-                    stage.run(todo)
-                    if todo or stage.others:  # the tuning runs just made count
-                        selection, eval_todo = _after_tuning(
-                            client, question, profile, overrides, tuning, where
-                        )
-                        progress.total = progress.position + len(eval_todo)
-                    result.selected = _points(selection)
-                    if question.tuned:
-                        _record_selection(client, parent_id, selection, echo)
-                    stage.run(eval_todo)
-                status = "FINISHED" if not result.failed else "FAILED"
-                return result
+                stages = _Stages(plan, client, where, result, progress, leases, poll)
+                status = stages.run(executor, todo, eval_todo, selection)
             except BaseException as stop:
                 status = "KILLED" if isinstance(stop, (KeyboardInterrupt, SystemExit)) else "FAILED"
-                if executor is not None:  # each worker stops its fit with a checkpoint
-                    executor.stop(getattr(stop, "signum", None) or signal.SIGTERM)
                 raise
-            finally:
-                if executor is not None:
-                    executor.close()
+        return result
     finally:
         client.set_terminated(parent_id, status)
+
+
+@dataclass
+class _Stages:
+    """The tuning stage, the selection, then the evaluation stage, on one executor."""
+
+    plan: SweepPlan
+    client: Any
+    where: Where
+    result: SweepResult
+    progress: _Progress
+    leases: Leases
+    poll: float
+
+    def run(self, executor, todo: list[Child], eval_todo: list[Child], selection) -> str:
+        """The parent run's status once both stages ran (raises what stopped them)."""
+        plan, result, progress = self.plan, self.result, self.progress
+        try:
+            if executor is not None:
+                executor.where = self.where
+            elif min(plan.workers, progress.total) > 1:
+                executor = Pool(min(plan.workers, progress.total), self.where)
+            else:
+                executor = Serial(self.where, progress.starting)
+            stage = _Stage(self.client, self.where, result, progress, executor, self.leases,
+                           self.poll)  # fmt: skip
+            # Lightning's per-fit banner would bury the progress lines; a signal between two
+            # children stops the sweep at once (within one, the fit checkpoints)
+            with quiet_lightning(), StopSignals():
+                stage.run(todo)
+                if todo or stage.others:  # the tuning runs just made count
+                    selection, eval_todo = _after_tuning(self.client, plan, self.where)
+                    progress.total = progress.position + len(eval_todo)
+                result.selected = _points(selection)
+                if plan.question.tuned:
+                    _record_selection(self.client, self.where.parent_id, selection, progress.echo)
+                stage.run(eval_todo)
+            return "FINISHED" if not result.failed else "FAILED"
+        except BaseException as stop:
+            if executor is not None:  # each worker stops its fit with a checkpoint
+                executor.stop(getattr(stop, "signum", None) or signal.SIGTERM)
+            raise
+        finally:
+            if executor is not None:
+                executor.close()
 
 
 def _workers(
@@ -202,23 +269,13 @@ def _workers(
     return workers
 
 
-def _echo_plan(echo, question: Question, sweep: str, tuning: list, evaluation: list) -> None:
-    echo(f"{sweep}: {len(tuning) + len(evaluation)} children: {len(tuning)} tuning, "
-         f"{len(evaluation)} evaluation")  # fmt: skip
-    for child in tuning:
-        echo(f"  {child.key}  [{child.config_hash()}]")
-    for child in evaluation:
-        point = " at the selected point" if question.tuned else ""
-        echo(f"  {child.key}{point}")
-
-
-def _after_tuning(client, question: Question, profile: str, overrides, tuning, where):
+def _after_tuning(client, plan: SweepPlan, where: Where):
     """The selection read back from the store once tuning ran, and the evaluation children
     still to run at it."""
     existing = sweep_runs(client, where.experiment_id, where.sweep)
-    selection = selection_from_store(tuning, existing)
+    selection = selection_from_store(plan.tuning, existing)
     done = finished_by_key(existing)
-    evaluation = _evaluation(question, profile, overrides, selection)
+    evaluation = _evaluation(plan.question, plan.profile, plan.overrides, selection)
     return selection, [c for c in evaluation if (c.key, c.config_hash()) not in done]
 
 
