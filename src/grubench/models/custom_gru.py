@@ -57,30 +57,12 @@ class CustomGRU(nn.Module):
         n  = act(W_in x + b_in + W_hn (r ⊙ h) + b_hn)      reset_after=False
         h' = (1 − z) ⊙ n + z ⊙ h
 
-    ``reset_after=True`` is PyTorch's and cuDNN's form, Cho et al. 2014 arXiv:1406.1078v1
-    (Keras ``reset_after=True``); ``reset_after=False`` is the original form of v3 of the same
-    paper (Keras ``reset_after=False``, its default before TF2), which costs a second, smaller
-    recurrent matmul per step because ``W_hn`` acts on ``r ⊙ h``.
-
-    **Which way z points.** Classic write-ups (Cho et al., Chung et al. 2014) write
-    ``h_t = (1 − z) ⊙ h_{t−1} + z ⊙ h̃``, where the update gate z means "take the new state".
-    PyTorch writes ``h' = (1 − z) ⊙ n + z ⊙ h``, so its z is the "keep the old state" gate. The
-    two are the same model with z ↦ 1 − z (the z rows of the weights and biases negated). This
-    module uses PyTorch's convention, so its weights load from and into ``nn.GRU`` unchanged,
-    and chrono initialization (Tallec & Ollivier 2018) puts ``+log U[1, T_max − 1]`` on the z
-    bias (rows ``[H:2H]``), where the classic convention needs ``−log U``.
-
-    **Layer normalization** (``layer_norm=True``) follows haste's ``LayerNormGRU``
-    (lmnt-com/haste): per layer one LayerNorm over the 3H input projection ``W_i x`` and one
-    over the 3H recurrent projection ``W_h h``, each applied before its bias is added:
-    ``LN_ih(W_i x) + b_i`` and ``LN_hh(W_h h) + b_h``, with the reset gate then applied to the
-    normalized ``n`` block plus ``b_hn`` as above. As in haste the norms have a gain only
-    (``ln_ih_l{k}.weight``, ``ln_hh_l{k}.weight``, initialized to 1) and no shift: the GRU
-    biases already are the shift, so a LayerNorm bias would duplicate them exactly. haste
-    supports only the reset-after form; with ``reset_after=False`` the n block of the recurrent
-    projection, ``W_hn (r ⊙ h)``, depends on r, which itself needs the normalized projection,
-    so here ``ln_hh_l{k}`` normalizes the 2H block ``[W_hr h, W_hz h]`` and a separate
-    ``ln_hn_l{k}`` normalizes the H block ``W_hn (r ⊙ h)`` (our choice; not in haste).
+    ``reset_after=True`` is PyTorch's and cuDNN's form; ``reset_after=False`` the original one.
+    z is PyTorch's "keep the old state" gate, so weights load from and into ``nn.GRU``
+    unchanged. ``layer_norm=True`` follows haste's ``LayerNormGRU``: gain-only LayerNorms
+    ``ln_ih_l{k}`` over ``W_i x`` and ``ln_hh_l{k}`` over ``W_h h``, before the biases; with
+    ``reset_after=False``, ``ln_hh_l{k}`` covers ``[W_hr h, W_hz h]`` and ``ln_hn_l{k}``
+    covers ``W_hn (r ⊙ h)``. docs/design.md gives the reasons for each choice.
 
     Args mirror ``nn.GRU`` (no ``bidirectional`` / ``proj_size``): ``dropout`` is applied to
     the outputs of every layer except the last, in training only. ``activation`` is the

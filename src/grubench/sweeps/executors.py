@@ -8,10 +8,7 @@ with their :class:`~grubench.sweeps.children.Outcome`). Each child runs
 :func:`grubench.sweeps.children.fit_child`, which reads the child's runs from the store itself: a
 child retried after its worker died continues the run that worker left, from its checkpoint.
 
-Locally a process pool, not Ray: both start one Python process per worker that imports torch,
-Lightning and MLflow (0.6 GB resident each, measured), but Ray adds a head first (7.5 s of
-start-up here, and its own services) and 240 MB of install, for nothing a pool cannot do on
-one machine. Ray is for what a pool cannot do: children on other machines.
+Locally a process pool; Ray for children on other machines (docs/design.md says why).
 """
 
 from __future__ import annotations
