@@ -31,6 +31,7 @@ from grubench.store.schema import (
     POINT,
     STEPS,
     TEST_SCORE,
+    RunStatus,
 )
 from grubench.store.tracking import get_client, resolve_tracking_uri
 from grubench.sweeps.children import finished_by_key, sweep_runs
@@ -379,7 +380,7 @@ def sweep_seconds(client, question: Question, profile: str, children=None) -> fl
     sweep = sweep_id(question, profile)
     parents = sweep_runs(client, found.experiment_id, sweep, "parent")
     last_child_end: dict[str, int] = {}
-    if any(not p.info.end_time and p.info.status == "RUNNING" for p in parents):
+    if any(not p.info.end_time and p.info.status == RunStatus.RUNNING for p in parents):
         if children is None:
             children = sweep_runs(client, found.experiment_id, sweep)
         for child in children:
@@ -389,7 +390,7 @@ def sweep_seconds(client, question: Question, profile: str, children=None) -> fl
     spans = []
     for parent in parents:
         end = parent.info.end_time
-        if not end and parent.info.status == "RUNNING":
+        if not end and parent.info.status == RunStatus.RUNNING:
             end = last_child_end.get(parent.info.run_id)
         if end:
             spans.append((parent.info.start_time, end))

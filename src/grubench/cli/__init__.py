@@ -205,6 +205,7 @@ def _resume_fit(run_id: str, argv: list[str]) -> int:
 
 
 def _fit_outcome(result, tracking_uri: str | None) -> int:
+    from grubench.store.schema import RunStatus
     from grubench.store.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
@@ -214,7 +215,7 @@ def _fit_outcome(result, tracking_uri: str | None) -> int:
         print(f"  {key:<{width}}  {value:.6g}")
     ui = "grubench ui" + (f" --tracking_uri {uri}" if tracking_uri else "")
     print(f"\nbrowse the run: {ui}  (store: {uri})")
-    return 0 if result.status == "FINISHED" else 1
+    return 0 if result.status == RunStatus.FINISHED else 1
 
 
 def ui_parser() -> argparse.ArgumentParser:

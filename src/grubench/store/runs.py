@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 
-from grubench.store.schema import OUTCOME, STEPS_TO_SOLVE
+from grubench.store.schema import OUTCOME, STEPS_TO_SOLVE, FitOutcome
 
 
 def diverged(run) -> bool:
-    return run.data.tags.get(OUTCOME) == "diverged"
+    return run.data.tags.get(OUTCOME) == FitOutcome.DIVERGED
 
 
 def run_score(run, key: str) -> float:

@@ -5,10 +5,41 @@ and compared by its summary metrics; fit, the runner, the report, the UI's saved
 the tests import these names instead of spelling the strings out.
 """
 
+from enum import Enum
+
+
+class NamedValue(str, Enum):
+    """A fixed string value with a name: it compares, hashes, formats and serializes as its
+    value, so it goes into MLflow and JSON as the plain string."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class RunStatus(NamedValue):
+    """The MLflow run statuses grubench writes and reads."""
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"  # stopped by a signal (a checkpoint kept) or superseded
+
+
+class FitOutcome(NamedValue):
+    """A finished fit's outcome, its ``OUTCOME`` tag."""
+
+    SOLVED = "solved"
+    UNSOLVED = "unsolved"
+    DIVERGED = "diverged"
+
+
 # ---- tags of every fit -----------------------------------------------------------------------
 MODEL, TASK, VERSION = "grubench.model", "grubench.task", "grubench.version"
 OBJECTIVE, OBJECTIVE_MODE = "grubench.objective", "grubench.objective_mode"  # e.g. "mse", "min"
-OUTCOME = "grubench.outcome"  # "solved", "unsolved" or "diverged"
+OUTCOME = "grubench.outcome"  # a FitOutcome
 DIVERGED_STEP = "grubench.diverged_step"
 PID, HOST = "grubench.pid", "grubench.host"  # the process running the run (resume refuses it)
 

@@ -29,6 +29,8 @@ from grubench.store.schema import (
     STAGE,
     SUPERSEDED,
     SWEEP,
+    NamedValue,
+    RunStatus,
 )
 from grubench.store.tracking import get_client
 from grubench.sweeps.question import Child
@@ -67,7 +69,7 @@ def finished_by_key(runs) -> dict[tuple[str, str], Any]:
     done: dict[tuple[str, str], Any] = {}
     for run in runs:  # newest first
         ident = (run.data.tags.get(KEY), run.data.tags.get(HASH))
-        if run.info.status == "FINISHED" and ident not in done:
+        if run.info.status == RunStatus.FINISHED and ident not in done:
             done[ident] = run
     return done
 
@@ -87,13 +89,21 @@ class Where:
     sweep: str
 
 
+class ChildStatus(NamedValue):
+    """How a child's turn ended, for the sweep (beside its run's :class:`RunStatus`)."""
+
+    OK = "ok"  # fitted, or found finished
+    FAILED = "failed"
+    STOPPED = "stopped"  # by a signal: its run KILLED, with a checkpoint
+    SKIPPED = "skipped"  # a stopping worker did not start it
+    HELD = "held"  # its run still runs in another live process
+
+
 @dataclass
 class Outcome:
     summary: str  # the fit's outcome (solved, unsolved, diverged) or why it did not end
     seconds: float
-    # "ok", "failed", "stopped" (by a signal: KILLED with a checkpoint), "skipped" (a stopping
-    # worker did not start it), "held" (its run still runs in another live process)
-    status: str
+    status: ChildStatus
     note: str = ""  # how it started: resumed, restarted after an unreadable checkpoint
     resumed: bool = False
 
@@ -112,26 +122,28 @@ def fit_child(child: Child, where: Where, announce=None) -> Outcome:
         done = finished_by_key(existing).get((child.key, child.config_hash()))
         if done is not None:  # a retry of a worker that died after its run had finished
             outcome = done.data.tags.get(OUTCOME, "finished")
-            return Outcome(outcome, 0.0, "ok", f"run {done.info.run_id} had finished")
+            return Outcome(outcome, 0.0, ChildStatus.OK, f"run {done.info.run_id} had finished")
         note, resume = prepare(child, client, where, existing)
     except StillRunning as running:
-        return Outcome(str(running), 0.0, "held")
+        return Outcome(str(running), 0.0, ChildStatus.HELD)
     except (OSError, MlflowException) as err:  # no store: this child fails, not the sweep
         return Outcome(f"FAILED: cannot reach the tracking store {where.uri}: {first_line(err)}",
-                       time.perf_counter() - start, "failed")  # fmt: skip
+                       time.perf_counter() - start, ChildStatus.FAILED)  # fmt: skip
     if announce is not None:
         announce(note)
     try:
         outcome = run_fit(child.config, resume=resume).outcome
-        return Outcome(outcome, time.perf_counter() - start, "ok", note, resume is not None)
+        return Outcome(
+            outcome, time.perf_counter() - start, ChildStatus.OK, note, resume is not None
+        )
     except Interrupted as stop:
         if announce is not None:
             raise
         return Outcome(f"stopped by {stop.signal_name}", time.perf_counter() - start,
-                       "stopped", note, resume is not None)  # fmt: skip
+                       ChildStatus.STOPPED, note, resume is not None)  # fmt: skip
     except Exception as err:
         return Outcome(f"FAILED: {type(err).__name__}: {err}", time.perf_counter() - start,
-                       "failed", note, resume is not None)  # fmt: skip
+                       ChildStatus.FAILED, note, resume is not None)  # fmt: skip
 
 
 def prepare(child: Child, client, where: Where, existing: list) -> tuple[str, str | None]:
@@ -164,7 +176,10 @@ def resumable(client, existing, child: Child, uri: str) -> tuple[tuple[str, int]
         tags = run.data.tags
         if tags.get(KEY) != child.key:
             continue
-        if tags.get(HASH) != child.config_hash() or run.info.status not in ("KILLED", "RUNNING"):
+        if tags.get(HASH) != child.config_hash() or run.info.status not in (
+            RunStatus.KILLED,
+            RunStatus.RUNNING,
+        ):
             return None, ""
         try:
             return (run.info.run_id, resume_point(client, run.info.run_id, uri).step), ""
@@ -182,7 +197,11 @@ def supersede(client, existing, child: Child, keep: str | None = None) -> None:
     process), except ``keep`` (resumed), are marked so that the child appears once."""
     for run in existing:
         tags = run.data.tags
-        if tags.get(KEY) == child.key and run.info.status != "FINISHED" and run.info.run_id != keep:
+        if (
+            tags.get(KEY) == child.key
+            and run.info.status != RunStatus.FINISHED
+            and run.info.run_id != keep
+        ):
             client.set_tag(run.info.run_id, SUPERSEDED, "true")
-            if run.info.status == "RUNNING":
-                client.set_terminated(run.info.run_id, "KILLED")
+            if run.info.status == RunStatus.RUNNING:
+                client.set_terminated(run.info.run_id, RunStatus.KILLED)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from grubench.sweeps.children import Outcome, Where, fit_child
+from grubench.sweeps.children import ChildStatus, Outcome, Where, fit_child
 from grubench.sweeps.question import Child
 from grubench.training.fit import ConfigError, first_line
 from grubench.training.resume import signal_handlers
@@ -99,7 +99,7 @@ def _worker_init(threads: int, pids, stop) -> None:
 
 def _fit_in_worker(child: Child, where: Where) -> Outcome:
     if _STOP is not None and _STOP.is_set():
-        return Outcome("not started (stopping)", 0.0, "skipped")
+        return Outcome("not started (stopping)", 0.0, ChildStatus.SKIPPED)
     return fit_child(child, where)
 
 
@@ -170,7 +170,7 @@ class Pool:
                 if self.attempts[child.key] > self.retries or self.stop_requested:
                     ended.append((child, Outcome(
                         f"FAILED: its worker process died ({self.attempts[child.key]} times)",
-                        0.0, "failed")))  # fmt: skip
+                        0.0, ChildStatus.FAILED)))  # fmt: skip
                 else:
                     self.submit(child)
         return ended
@@ -317,7 +317,7 @@ class RayTasks:
                    for n in self._nodes()):  # fmt: skip
             self.unplaceable.append((child, Outcome(
                 f"FAILED: no node of the Ray cluster has {self.cpus} CPUs and {gpus} GPUs "
-                "free for it", 0.0, "failed")))  # fmt: skip
+                "free for it", 0.0, ChildStatus.FAILED)))  # fmt: skip
             return
         ref = self.task.options(
             num_cpus=self.cpus, num_gpus=gpus, max_retries=self.retries, name=child.key,
@@ -335,15 +335,18 @@ class RayTasks:
                 outcome = self.ray.get(ref)
             except Exception as err:  # the task's worker died more often than retried
                 outcome = Outcome(f"FAILED: {type(err).__name__}: {first_line(err)}", 0.0,
-                                  "failed")  # fmt: skip
-            if outcome.status in ("stopped", "skipped") and not self.stop_requested:
+                                  ChildStatus.FAILED)  # fmt: skip
+            if (
+                outcome.status in (ChildStatus.STOPPED, ChildStatus.SKIPPED)
+                and not self.stop_requested
+            ):
                 # a signal on its node (ray stop, a drain), not this driver's: it goes again
                 self.attempts[child.key] = self.attempts.get(child.key, 0) + 1
                 if self.attempts[child.key] <= self.retries:
                     self.submit(child)
                     continue
-                outcome = Outcome(f"FAILED: {outcome.summary} on its node "
-                                  f"{self.attempts[child.key]} times", 0.0, "failed")  # fmt: skip
+                why = f"FAILED: {outcome.summary} on its node {self.attempts[child.key]} times"
+                outcome = Outcome(why, 0.0, ChildStatus.FAILED)
             ended.append((child, outcome))
         return ended
 

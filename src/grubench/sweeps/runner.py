@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grubench.store.leases import Leases
-from grubench.store.schema import PROFILE, QUESTION, ROLE, SWEEP
+from grubench.store.schema import PROFILE, QUESTION, ROLE, SWEEP, RunStatus
 from grubench.store.tracking import ensure_experiment, get_client, resolve_tracking_uri
 from grubench.store.views import write_sweep_view
 from grubench.sweeps.children import (
+    ChildStatus,
     Outcome,
     Where,
     finished_by_key,
@@ -188,7 +189,7 @@ def _execute(plan: SweepPlan, uri: str, executor, echo, lease_ttl: float, poll: 
     where = Where(uri, experiment_id, parent_id, sweep)
     progress = _Progress(len(todo) + len(eval_todo) + pending, time.perf_counter(), echo)
     leases = Leases(client, experiment_id, sweep, ttl=lease_ttl, beat=min(15.0, lease_ttl / 6))
-    status = "FAILED"
+    status = RunStatus.FAILED
     try:
         # the leases are released only once the executor has stopped: until then, another
         # driver must not take a child whose fit is still writing its checkpoint
@@ -197,7 +198,11 @@ def _execute(plan: SweepPlan, uri: str, executor, echo, lease_ttl: float, poll: 
                 stages = _Stages(plan, client, where, result, progress, leases, poll)
                 status = stages.run(executor, todo, eval_todo, selection)
             except BaseException as stop:
-                status = "KILLED" if isinstance(stop, (KeyboardInterrupt, SystemExit)) else "FAILED"
+                status = (
+                    RunStatus.KILLED
+                    if isinstance(stop, (KeyboardInterrupt, SystemExit))
+                    else RunStatus.FAILED
+                )
                 raise
         return result
     finally:
@@ -216,7 +221,7 @@ class _Stages:
     leases: Leases
     poll: float
 
-    def run(self, executor, todo: list[Child], eval_todo: list[Child], selection) -> str:
+    def run(self, executor, todo: list[Child], eval_todo: list[Child], selection) -> RunStatus:
         """The parent run's status once both stages ran (raises what stopped them)."""
         plan, result, progress = self.plan, self.result, self.progress
         try:
@@ -239,7 +244,7 @@ class _Stages:
                 if plan.question.tuned:
                     _record_selection(self.client, self.where.parent_id, selection, progress.echo)
                 stage.run(eval_todo)
-            return "FINISHED" if not result.failed else "FAILED"
+            return RunStatus.FAILED if result.failed else RunStatus.FINISHED
         except BaseException as stop:
             if executor is not None:  # each worker stops its fit with a checkpoint
                 executor.stop(getattr(stop, "signum", None) or signal.SIGTERM)
@@ -397,7 +402,7 @@ class _Stage:
                 self.executor.submit(child)
             if self.executor.busy:
                 for child, outcome in self.executor.wait(timeout=self.poll):
-                    if outcome.status == "held":  # still fitting elsewhere: wait for it
+                    if outcome.status == ChildStatus.HELD:  # still fitting elsewhere: wait for it
                         self.leases.release(child.key)
                         held[child.key] = child
                         if child.key not in told:
@@ -416,13 +421,17 @@ class _Stage:
 
     def _ended(self, child: Child, outcome: Outcome) -> None:
         self.leases.release(child.key)
-        if outcome.status == "skipped":  # a worker signalled between fits: the sweep stops
+        if (
+            outcome.status == ChildStatus.SKIPPED
+        ):  # a worker signalled between fits: the sweep stops
             raise Interrupted(signal.SIGTERM)
         self.result.ran += 1
         self.result.resumed += outcome.resumed
-        if outcome.status == "failed":
+        if outcome.status == ChildStatus.FAILED:
             self.result.failed.append(child.key)
             self.result.reasons[child.key] = outcome.summary
         self.progress.ended(child, outcome, counted=getattr(self.executor, "announced", False))
-        if outcome.status == "stopped":  # a worker was signalled directly: the sweep stops too
+        if (
+            outcome.status == ChildStatus.STOPPED
+        ):  # a worker was signalled directly: the sweep stops too
             raise Interrupted(signal.SIGTERM)

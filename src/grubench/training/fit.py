@@ -56,6 +56,8 @@ from grubench.store.schema import (
     VAL_SCORE,
     VERSION,
     WALL_TIME,
+    FitOutcome,
+    RunStatus,
 )
 from grubench.store.tracking import (
     checkpoint_dir,
@@ -332,7 +334,7 @@ def resolved_config(cfg: FitConfig) -> dict[str, Any]:
 class FitResult:
     run_id: str
     experiment_id: str
-    status: str  # MLflow status: FINISHED, FAILED or KILLED
+    status: RunStatus  # FINISHED, FAILED or KILLED
     outcome: str  # solved, unsolved or diverged
     metrics: dict[str, float]
 
@@ -382,9 +384,11 @@ def _run_fit(cfg: FitConfig, resume: str | None) -> FitResult:
         if cfg.test and not diverged and test_value is not None:
             metrics[TEST_SCORE] = system.task.normalized_score(float(test_value))
         if diverged:
-            outcome = "diverged"
+            outcome = FitOutcome.DIVERGED
         else:
-            outcome = "solved" if system.steps_to_solve is not None else "unsolved"
+            outcome = (
+                FitOutcome.SOLVED if system.steps_to_solve is not None else FitOutcome.UNSOLVED
+            )
         return run.finish(outcome, metrics, trainer.global_step, system.diverged_step)
 
 
@@ -431,7 +435,7 @@ class TrackedRun:
         self.client, self.experiment_id = None, ""
         self.run_id = os.environ.get(RUN_ID_ENV, "")
         self.already_logged: dict[str, int] = {}  # metric -> last step, of a resumed run
-        self.status = "FAILED"
+        self.status = RunStatus.FAILED
 
     def __enter__(self) -> TrackedRun:
         if self.rank_zero:
@@ -440,7 +444,7 @@ class TrackedRun:
                 self.run_id = self.resume
                 self.experiment_id = self.client.get_run(self.resume).info.experiment_id
                 self.already_logged = logged_through(self.client, self.run_id)
-                self.client.update_run(self.run_id, status="RUNNING")
+                self.client.update_run(self.run_id, status=RunStatus.RUNNING)
             else:
                 self.experiment_id = ensure_experiment(
                     self.client, self.cfg.experiment_name, self.uri
@@ -488,16 +492,16 @@ class TrackedRun:
                 self.client.set_tag(self.run_id, DIVERGED_STEP, str(diverged_step))
             log_metrics(self.client, self.run_id, unlogged(metrics, step, self.already_logged),
                         step=step)  # fmt: skip
-        self.status = "FINISHED"
+        self.status = RunStatus.FINISHED
         return FitResult(self.run_id, self.experiment_id, self.status, outcome, metrics)
 
     def __exit__(self, kind, error, traceback) -> None:
         if kind is not None and issubclass(kind, (KeyboardInterrupt, SystemExit)):
-            self.status = "KILLED"
+            self.status = RunStatus.KILLED
             if isinstance(error, Interrupted):
                 error.run_id = self.run_id
         elif kind is not None:
-            self.status = "FAILED"
+            self.status = RunStatus.FAILED
         if self.rank_zero:
             self.client.set_terminated(self.run_id, self.status)
         # MLFlowLogger exports MLFLOW_TRACKING_URI, rank 0 the run id: leak neither
@@ -525,13 +529,13 @@ def resume_point(client, run_id: str, tracking_uri: str) -> ResumePoint:
     except MlflowException:
         raise ConfigError([f"{where}: no such run in {tracking_uri}"]) from None
     status, tags = run.info.status, run.data.tags
-    if status == "FINISHED":
+    if status == RunStatus.FINISHED:
         raise ConfigError([f"{where}: the run is FINISHED already; there is nothing to resume"])
     if tags.get(SUPERSEDED) == "true":
         raise ConfigError(
             [f"{where}: the run was superseded by a newer run of its sweep child; resume that"]
         )
-    if status == "RUNNING" and _alive_elsewhere(tags):
+    if status == RunStatus.RUNNING and _alive_elsewhere(tags):
         raise RunStillRunning(
             [f"{where}: the run is RUNNING in process {tags['grubench.pid']} on this host; "
              "stop it first (a SIGTERM stops it with a checkpoint)"]
