@@ -50,6 +50,37 @@ def test_ui_binds_to_loopback_unless_told_and_passes_protection_options():
     assert "--basic-auth" in ui_parser().format_help()
 
 
+@pytest.mark.unit
+def test_a_busy_port_is_one_line_and_exit_2_before_anything_starts(tmp_path, capsys):
+    import socket
+
+    from grubench.cli import main, port_problem
+
+    store = tmp_path / "store" / "mlflow.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--port", str(port), "--tracking_uri", f"sqlite:///{store}"]) == 2
+        assert port_problem("127.0.0.1", port) is not None
+    err = capsys.readouterr().err
+    assert err == (f"grubench ui: error: --port {port}: cannot listen on 127.0.0.1:{port} "
+                   "(Address already in use); pick another\n")  # fmt: skip
+    assert not store.parent.exists()  # the store was never opened
+    assert port_problem("127.0.0.1", port) is None  # free again once closed
+
+
+@pytest.mark.system
+def test_a_server_that_exits_by_itself_is_an_error(capsys):
+    from grubench.cli import serve
+
+    assert serve([sys.executable, "-c", "pass"]) == 1
+    assert serve([sys.executable, "-c", "raise SystemExit(3)"]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["grubench ui: error: the MLflow server exited (status 0)",
+                   "grubench ui: error: the MLflow server exited (status 3)"]  # fmt: skip
+
+
 @pytest.mark.integration
 def test_basic_auth_without_the_extra_fails_clearly(tracking_uri, capsys):
     import importlib.util

@@ -274,6 +274,9 @@ def cmd_ui(argv: list[str]) -> int:
     from grubench.store.tracking import artifact_root, get_client, resolve_tracking_uri
 
     args = ui_parser().parse_args(argv)
+    busy = port_problem(args.host, args.port)
+    if busy is not None:  # before the store is opened or a server started
+        return _fail([busy], "grubench ui")
     uri = resolve_tracking_uri(args.tracking_uri)
     client = get_client(uri)
     experiments = client.search_experiments(order_by=["last_update_time DESC"])
@@ -298,6 +301,26 @@ def cmd_ui(argv: list[str]) -> int:
         print_addresses(client, experiment, args.host, args.port)
     sys.stdout.flush()
     return serve(command)
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the UI cannot listen on ``host:port`` (one line), or None if it can: the same bind
+    the server makes (SO_REUSEADDR, as uvicorn sets it, so a closing connection's TIME_WAIT
+    does not count as busy)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        return f"--host {host!r}: cannot resolve it ({err.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            return f"--port {port}: cannot listen on {host}:{port} ({err.strerror}); pick another"
+    return None
 
 
 def print_addresses(client, experiment, host: str, port: int) -> None:
@@ -345,7 +368,11 @@ def serve(command: list[str]) -> int:
             _signal_group(server.pid, signal.SIGTERM)
             time.sleep(0.2)
         _signal_group(server.pid, signal.SIGKILL)
-    return 0 if stopping else code
+    if stopping:
+        return 0
+    # a server stops only when told to: ending by itself, whatever its status, it failed
+    print(f"grubench ui: error: the MLflow server exited (status {code})", file=sys.stderr)
+    return code or 1
 
 
 def _signal_group(pgid: int, signum: int) -> bool:
