@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 
 from grubench.models import ModelConfig
-from grubench.training.fit import FitConfig, TaskConfig, quiet_lightning, run_fit
+from grubench.training.config import FitConfig, quiet_lightning
+from grubench.training.data import TaskConfig
+from grubench.training.fit import run_fit
 
 
 def main() -> None:

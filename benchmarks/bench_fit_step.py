@@ -38,7 +38,9 @@ import torch
 
 from grubench.models import ModelConfig, build_model
 from grubench.tasks import batch_generator, build_task
-from grubench.training.fit import FitConfig, TaskConfig, quiet_lightning, run_fit
+from grubench.training.config import FitConfig, quiet_lightning
+from grubench.training.data import TaskConfig
+from grubench.training.fit import run_fit
 from grubench.training.module import OptimConfig
 
 MODELS = {

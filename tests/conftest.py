@@ -13,7 +13,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from grubench.models import ModelConfig
-from grubench.training.fit import FitConfig, TaskConfig
+from grubench.training.config import FitConfig
+from grubench.training.data import TaskConfig
 from grubench.training.module import OptimConfig
 
 TIERS = ("unit", "integration", "system")

@@ -9,7 +9,7 @@ from grubench.answers.publish import write_report
 from grubench.answers.report import build_report, to_markdown
 from grubench.sweeps.question import PROFILES, expand, expand_tuning, load_question
 from grubench.sweeps.runner import run_sweep
-from grubench.training.fit import validate_fit_config
+from grubench.training.config import validate_fit_config
 
 TIER = "integration"
 
@@ -90,7 +90,7 @@ def test_experiment_every_config(path, tracking_uri, tmp_path):
 def test_settings_hash_sees_the_backend_of_custom_gru_only():
     from grubench.models import ModelConfig
     from grubench.sweeps.question import Child
-    from grubench.training.fit import FitConfig
+    from grubench.training.config import FitConfig
 
     def digest(**model):
         return Child("x", "", 0, FitConfig(model=ModelConfig(**model))).config_hash()
@@ -106,7 +106,7 @@ def test_settings_hash_is_what_a_run_computes():
     pinned: a change that moves it would orphan every child in the existing stores."""
     from grubench.models import ModelConfig
     from grubench.sweeps.question import Child
-    from grubench.training.fit import FitConfig
+    from grubench.training.config import FitConfig
 
     def digest(**fit):
         return Child("x", "", 0, FitConfig(**fit)).config_hash()
@@ -125,7 +125,7 @@ def test_settings_hash_is_what_a_run_computes():
 
 def test_settings_hash_sees_flush_denormal_and_the_stop_rule():
     from grubench.sweeps.question import Child
-    from grubench.training.fit import FitConfig
+    from grubench.training.config import FitConfig
 
     def digest(**fit):
         return Child("x", "", 0, FitConfig(**fit)).config_hash()

@@ -7,7 +7,8 @@ import pytest
 import torch
 import yaml
 
-from grubench.training.fit import ConfigError, run_fit
+from grubench.training.config import ConfigError
+from grubench.training.fit import run_fit
 
 TIER = "integration"
 

@@ -6,7 +6,9 @@ the tanh RNN, which needs more, scored 0.11."""
 import pytest
 
 from grubench.models import ModelConfig
-from grubench.training.fit import FitConfig, TaskConfig, run_fit
+from grubench.training.config import FitConfig
+from grubench.training.data import TaskConfig
+from grubench.training.fit import run_fit
 from grubench.training.module import OptimConfig
 
 TIER = "integration"

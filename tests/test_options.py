@@ -8,11 +8,11 @@ import dataclasses
 
 import pytest
 
-import grubench.training.fit as fit_module
+import grubench.training.config as config_module
 from grubench.cli import fit_parser, parse_fit_config
 from grubench.options import option
 from grubench.sweeps.question import Child
-from grubench.training.fit import FitConfig, config_keys, top_level_options
+from grubench.training.config import FitConfig, config_keys, top_level_options
 from grubench.training.module import OptimConfig
 
 TIER = "unit"
@@ -27,7 +27,7 @@ class FitConfigWithNewOptions(FitConfig):
 @pytest.fixture
 def new_options(monkeypatch):
     """FitConfig as it would be with two lines added to it, and nothing else edited."""
-    monkeypatch.setattr(fit_module, "FitConfig", FitConfigWithNewOptions)
+    monkeypatch.setattr(config_module, "FitConfig", FitConfigWithNewOptions)
     config_keys.cache_clear()
     yield FitConfigWithNewOptions
     config_keys.cache_clear()

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from grubench.cli import parse_fit_config
-from grubench.training.fit import run_fit, validate_fit_config
+from grubench.training.config import validate_fit_config
+from grubench.training.fit import run_fit
 
 TIER = "unit"
 

@@ -27,7 +27,8 @@ from grubench.store.tracking import checkpoint_dir, get_client
 from grubench.sweeps.children import sweep_runs
 from grubench.sweeps.question import expand, load_question
 from grubench.tasks import TASKS
-from grubench.training.fit import log_config, resolved_config, run_fit
+from grubench.training.config import resolved_config
+from grubench.training.fit import log_config, run_fit
 from grubench.training.module import RecurrentSystem
 from grubench.training.resume import Interrupted
 

@@ -19,7 +19,7 @@ from grubench.sweeps.question import (
     load_question,
 )
 from grubench.sweeps.runner import run_sweep
-from grubench.training.fit import ConfigError
+from grubench.training.config import ConfigError
 from tests.faults import WorkerKiller
 
 TIER = "integration"

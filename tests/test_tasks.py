@@ -459,7 +459,8 @@ def test_sequential_digits_uniform_cross_entropy_and_a_linear_classifier():
 
 
 def test_sequential_digits_length_and_train_size_errors():
-    from grubench.training.fit import TaskConfig, validate_task_config
+    from grubench.training.config import validate_task_config
+    from grubench.training.data import TaskConfig
 
     with pytest.raises(ValueError, match="task.seq_len=100 is too long for sequential_digits"):
         build_task("sequential_digits", 100)

@@ -32,14 +32,14 @@ def fit_parser() -> ArgumentParser:
 
     from grubench.models import ModelConfig
     from grubench.options import help_of
-    from grubench.training.fit import (
+    from grubench.training.config import (
         ALIASES,
         RESERVED_TRAINER_KEYS,
         TRAINER_DEFAULTS,
         FitConfig,
-        TaskConfig,
         top_level_options,
     )
+    from grubench.training.data import TaskConfig
     from grubench.training.module import OptimConfig
 
     parser = ArgumentParser(
@@ -72,7 +72,8 @@ def _trainer_overrides(trainer_ns) -> dict[str, Any]:
 def parse_fit_config(argv: list[str]):
     """``argv`` -> FitConfig (jsonargparse exits with code 2 on a type error)."""
     from grubench.models import ModelConfig
-    from grubench.training.fit import FitConfig, TaskConfig, top_level_options
+    from grubench.training.config import FitConfig, top_level_options
+    from grubench.training.data import TaskConfig
     from grubench.training.module import OptimConfig
 
     parser = fit_parser()
@@ -95,7 +96,7 @@ def check_config_files(argv: list[str]) -> list[str]:
     that are no option (jsonargparse names neither the file nor the line)."""
     import yaml
 
-    from grubench.training.fit import config_keys, unknown_key
+    from grubench.training.config import config_keys, unknown_key
 
     paths = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
     paths += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
@@ -143,7 +144,8 @@ def _pop_resume(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def cmd_fit(argv: list[str]) -> int:
-    from grubench.training.fit import ConfigError, run_fit
+    from grubench.training.config import ConfigError
+    from grubench.training.fit import run_fit
 
     resume, argv = _pop_resume(argv)
     problems = check_config_files(argv)
@@ -165,7 +167,8 @@ def _resume_fit(run_id: str, argv: list[str]) -> int:
     import tempfile
 
     from grubench.store.tracking import flatten, get_client, resolve_tracking_uri, store_dir
-    from grubench.training.fit import ConfigError, resolved_config, resume_point, run_fit
+    from grubench.training.config import ConfigError, resolved_config
+    from grubench.training.fit import resume_point, run_fit
 
     prog = "grubench fit"
     if not run_id:
@@ -427,7 +430,7 @@ def cmd_run(argv: list[str]) -> int:
     from grubench.store.tracking import get_client, resolve_tracking_uri
     from grubench.sweeps.question import PROFILES
     from grubench.sweeps.runner import run_sweep
-    from grubench.training.fit import ConfigError, first_line
+    from grubench.training.config import ConfigError, first_line
 
     prog = "grubench run"
     parser = _sweep_parser(prog, "Run an FAQ experiment's sweep (resumable), then print its table.")

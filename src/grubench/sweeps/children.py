@@ -34,14 +34,8 @@ from grubench.store.schema import (
 )
 from grubench.store.tracking import get_client
 from grubench.sweeps.question import Child
-from grubench.training.fit import (
-    CheckpointUnreadable,
-    ConfigError,
-    RunStillRunning,
-    first_line,
-    resume_point,
-    run_fit,
-)
+from grubench.training.config import CheckpointUnreadable, ConfigError, RunStillRunning, first_line
+from grubench.training.fit import resume_point, run_fit
 from grubench.training.resume import Interrupted
 
 

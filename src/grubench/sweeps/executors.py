@@ -22,7 +22,7 @@ from typing import Any
 
 from grubench.sweeps.children import ChildStatus, Outcome, Where, fit_child
 from grubench.sweeps.question import Child
-from grubench.training.fit import ConfigError, first_line
+from grubench.training.config import ConfigError, first_line
 from grubench.training.resume import signal_handlers
 
 

@@ -2,7 +2,7 @@
 budgets, and the README tips its numbers label.
 
 An experiment file (``experiments/<question>.py``) defines ``QUESTION = Question(...)``. Arms
-and conditions are nested overrides of :class:`~grubench.training.fit.FitConfig`; a child's
+and conditions are nested overrides of :class:`~grubench.training.config.FitConfig`; a child's
 config is ``base``, then its arm, its condition, the profile's budget, its tuning point and the
 command line's overrides, then the seed. ``expand_tuning`` gives the tuning stage's children
 (every grid point on the tuning seeds), ``expand`` the evaluation stage's (the selected point
@@ -28,7 +28,8 @@ from grubench.store.measures import MEASURES as MEASURE_REGISTRY
 from grubench.store.schema import EVAL, TUNE
 from grubench.sweeps.overrides import merge, nested
 from grubench.sweeps.search import Search
-from grubench.training.fit import FitConfig, TaskConfig, config_keys, top_level_options, unknown_key
+from grubench.training.config import FitConfig, config_keys, top_level_options, unknown_key
+from grubench.training.data import TaskConfig
 from grubench.training.module import OptimConfig
 
 PROFILES = ("quick", "full")

@@ -39,7 +39,7 @@ from grubench.sweeps.children import (
 from grubench.sweeps.executors import Pool, RayTasks, Serial, gpus_per_child, usable_cores
 from grubench.sweeps.question import Child, Question, expand, expand_tuning, sweep_id
 from grubench.sweeps.selection import Selection, select
-from grubench.training.fit import ConfigError, quiet_lightning, validate_fit_config
+from grubench.training.config import ConfigError, quiet_lightning, validate_fit_config
 from grubench.training.resume import Interrupted, StopSignals
 
 

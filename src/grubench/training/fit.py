@@ -15,15 +15,11 @@ the metrics an uninterrupted fit would have (see :mod:`grubench.training.resume`
 
 from __future__ import annotations
 
-import functools
-import inspect
-import logging
 import os
 import socket
 import time
 import warnings
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +27,8 @@ import lightning as L
 import yaml
 
 from grubench import __version__
-from grubench.models import ModelConfig, build_model, count_parameters, validate_model_config
+from grubench.models import build_model, count_parameters
 from grubench.models.gru_bptt import subnormals_flushed
-from grubench.options import option, option_fields
 from grubench.store.schema import (
     CHANCE_LEVEL,
     DIVERGED_STEP,
@@ -65,12 +60,20 @@ from grubench.store.tracking import (
     flatten,
     get_client,
     git_commit,
-    resolve_tracking_uri,
 )
-from grubench.tasks import TASKS, DatasetTask, build_task, validate_task_options
-from grubench.training.data import SyntheticDataModule, TaskConfig
+from grubench.tasks import build_task
+from grubench.training.config import (
+    CheckpointUnreadable,
+    ConfigError,
+    FitConfig,
+    RunStillRunning,
+    first_line,
+    resolved_config,
+    validate_fit_config,
+)
+from grubench.training.data import SyntheticDataModule
 from grubench.training.diagnostics import GradientDiagnostics
-from grubench.training.module import OptimConfig, RecurrentSystem, StepTimer, validate_optim_config
+from grubench.training.module import RecurrentSystem, StepTimer
 from grubench.training.resume import (
     CHECKPOINT_NAME,
     Interrupted,
@@ -81,21 +84,6 @@ from grubench.training.resume import (
     unlogged,
 )
 
-# grubench's Trainer defaults; anything in FitConfig.trainer overrides them.
-TRAINER_DEFAULTS: dict[str, Any] = {
-    "max_steps": 1000,
-    "log_every_n_steps": 50,  # each SQLite write costs 12-24 ms: log every 50 steps, not 1
-    "enable_model_summary": False,
-}
-# Set by the fit itself; a user value would break tracking or the data pipeline.
-RESERVED_TRAINER_KEYS = (
-    "logger",
-    "callbacks",
-    "default_root_dir",
-    "enable_checkpointing",
-    "use_distributed_sampler",
-)
-
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 # Lightning counts the logging interval over all steps, not per epoch: short epochs still log
 warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
@@ -103,231 +91,6 @@ warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is depr
 # The DataModule's state_dict restores the position in the epoch (Lightning looks for it on
 # the DataLoader only)
 warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
-
-
-@dataclass
-class FitConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    task: TaskConfig = field(default_factory=TaskConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    seed: int = option(0, "the run's seed: weights, data and dropout")
-    trainer: dict[str, Any] = field(default_factory=dict)  # lightning.Trainer options
-    experiment_name: str = option("grubench", "the MLflow experiment", hashed=False)
-    run_name: str | None = option(None, "the MLflow run's name", hashed=False)
-    tracking_uri: str | None = option(
-        None, "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-        "sqlite:///./mlruns/mlflow.db)", hashed=False,
-    )  # fmt: skip
-    tags: dict[str, str] = option(None, "extra MLflow tags", hashed=False, factory=dict)
-    test: bool = option(True, "Evaluate on the test set.")
-    # a probe costs T single-step calls per layer: off by default
-    diagnostics_every_n_steps: int = option(
-        0, "Probe the gradient flow (dL/dh_t per time step and layer, gate statistics) every "
-        "N steps; 0 = off."
-    )  # fmt: skip
-    # values below 1.2e-38 become 0, far below what moves a float32 weight: tests/test_fit.py
-    # finds the metrics bit-identical
-    flush_denormal: bool = option(
-        True, "CPU: flush subnormal floats (< 1.2e-38) to zero during the fit; several times "
-        "faster where gradients vanish through time (the adding problem)."
-    )  # fmt: skip
-    # steps to solve are known by then, and the scores of solved runs are compared at the
-    # same rule for every arm
-    stop_after_solved: int = option(
-        0, "Stop once the task is solved at this many validations in a row; 0 = off."
-    )
-
-
-GROUPS = ("model", "task", "optim", "trainer")  # FitConfig's nested groups; the rest are options
-# a flag's other spelling
-ALIASES = {"tracking_uri": ("--tracking-uri",)}
-
-
-def top_level_options() -> dict[str, tuple[Any, Any]]:
-    """FitConfig's own options (not its groups): name -> (field, type), from which the
-    command line's flags, their help and the settings hash are made."""
-    return {name: spec for name, spec in option_fields(FitConfig).items() if name not in GROUPS}
-
-
-@functools.cache  # the same for every child of every sweep
-def config_keys() -> dict[str, frozenset[str]]:
-    """The keys a fit's config may hold: ``""``, the top level; then each group's options
-    (the trainer's: lightning.Trainer's arguments that grubench does not set itself)."""
-    trainer = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
-    return {
-        "": frozenset(f.name for f in fields(FitConfig)),
-        "model": frozenset(f.name for f in fields(ModelConfig)),
-        "task": frozenset(f.name for f in fields(TaskConfig)),
-        "optim": frozenset(f.name for f in fields(OptimConfig)),
-        "trainer": frozenset(trainer - set(RESERVED_TRAINER_KEYS)),
-    }
-
-
-def unknown_key(keys: dict[str, frozenset[str]], group: str, key: str) -> str | None:
-    """The one-line problem of ``key`` in ``group`` of a config (None when it is valid)."""
-    if key in keys[group]:
-        return None
-    valid = ", ".join(sorted(keys[group]))
-    return (f"unknown option {group}.{key}; valid: {valid}" if group
-            else f"unknown key {key!r}; valid: {valid}")  # fmt: skip
-
-
-class ConfigError(ValueError):
-    """One or more invalid config values; ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-class RunStillRunning(ConfigError):
-    """The run to resume is RUNNING in a live process of this host."""
-
-
-class CheckpointUnreadable(ConfigError):
-    """The run's checkpoint exists but torch cannot read it."""
-
-
-def first_line(err: BaseException) -> str:
-    """An exception's message cut to its first line (its type when it has none)."""
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
-
-
-def validate_task_config(cfg: TaskConfig) -> list[str]:
-    problems = validate_task_options(cfg.name, cfg.options)
-    if problems:
-        return problems
-    task_class = TASKS[cfg.name]
-    for i, length in enumerate([cfg.seq_len, *cfg.eval_lengths]):
-        try:  # the task's own checks of its options and length
-            task_class(seq_len=length, **cfg.options)
-        except ValueError as err:
-            problems.append(f"{err}" if i == 0 else f"task.eval_lengths[{i - 1}]: {err}")
-    if cfg.train_size is not None and issubclass(task_class, DatasetTask):
-        problems.append(
-            f"task.train_size: {cfg.name} trains on its data set's fixed training split, "
-            "so train_size does not apply; leave train_size null"
-        )
-    elif cfg.train_size is not None and task_class.variable_length_training:
-        problems.append(
-            f"task.train_size: {cfg.name} draws a new length for each training batch, "
-            "so it cannot have a finite training set; leave train_size null"
-        )
-    for name in ("batch_size", "epoch_size", "val_size", "test_size"):
-        if getattr(cfg, name) <= 0:
-            problems.append(f"task.{name} must be positive, got {getattr(cfg, name)}")
-    if cfg.train_size is not None and cfg.train_size <= 0:
-        problems.append(f"task.train_size must be positive or null, got {cfg.train_size}")
-    if cfg.num_workers < 0:
-        problems.append(f"task.num_workers must be non-negative, got {cfg.num_workers}")
-    return problems
-
-
-@contextmanager
-def quiet_lightning():
-    """Mute Lightning's informational banner ("GPU available: ...", tips) for a while."""
-    banner = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    level = banner.level
-    banner.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        banner.setLevel(level)
-
-
-def trainer_options(cfg: FitConfig) -> dict[str, Any]:
-    return {**TRAINER_DEFAULTS, **cfg.trainer}
-
-
-def validate_trainer_options(options: dict[str, Any]) -> list[str]:
-    valid = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
-    problems = [
-        f"trainer.{key} is set by grubench itself and cannot be overridden"
-        for key in options
-        if key in RESERVED_TRAINER_KEYS
-    ]
-    unknown = sorted(set(options) - valid - set(RESERVED_TRAINER_KEYS))
-    problems += [f"trainer.{key}: not a lightning.Trainer option" for key in unknown]
-    if problems:
-        return problems
-    # Let Lightning check accelerator, devices, strategy, precision... before any run exists;
-    # its banner ("GPU available: ...") would print twice, so it is muted for this probe.
-    banner = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    level = banner.level
-    banner.setLevel(logging.WARNING)
-    try:
-        L.Trainer(
-            **{**options, "enable_progress_bar": False}, logger=False, enable_checkpointing=False
-        )
-    except Exception as err:  # Lightning raises several types here; report the message
-        return [f"trainer: {err}"]
-    finally:
-        banner.setLevel(level)
-    return []
-
-
-def validate_fit_config(cfg: FitConfig) -> list[str]:
-    problems = validate_task_config(cfg.task)
-    problems += validate_model_config(cfg.model, seq_len=cfg.task.seq_len)
-    problems += validate_optim_config(cfg.optim)
-    if not cfg.experiment_name:
-        problems.append("experiment_name must not be empty")
-    if not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
-        problems.append(f"seed must be a whole number in [0, 2**32), got {cfg.seed!r}")
-    problems += tracking_uri_problems(cfg.tracking_uri)
-    if cfg.diagnostics_every_n_steps < 0:
-        problems.append(
-            f"diagnostics_every_n_steps must be 0 (off) or positive, "
-            f"got {cfg.diagnostics_every_n_steps}"
-        )
-    if not isinstance(cfg.stop_after_solved, int) or cfg.stop_after_solved < 0:
-        problems.append(
-            f"stop_after_solved must be 0 (off) or a positive number of validations, "
-            f"got {cfg.stop_after_solved!r}"
-        )
-    if not isinstance(cfg.flush_denormal, bool):
-        problems.append(f"flush_denormal must be true or false, got {cfg.flush_denormal!r}")
-    if not problems:
-        problems += validate_trainer_options(trainer_options(cfg))
-    return problems
-
-
-def tracking_uri_problems(uri: str | None) -> list[str]:
-    """A database URI whose driver is not installed (``postgresql://`` without psycopg2):
-    said before anything runs, not as a ModuleNotFoundError from inside MLflow."""
-    return list(_store_uri_problems(resolve_tracking_uri(uri)))
-
-
-@functools.lru_cache(maxsize=16)  # a sweep checks every child's config: one URI, checked once
-def _store_uri_problems(uri: str) -> tuple[str, ...]:
-    scheme = uri.split(":", 1)[0]
-    if scheme in ("http", "https", "file", "databricks") or "://" not in uri:
-        return ()
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        make_url(uri).get_dialect().import_dbapi()
-    except ImportError as err:
-        module = getattr(err, "name", None) or str(err)
-        package = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary",
-                   "MySQLdb": "mysqlclient"}.get(module, module)  # fmt: skip
-        return (f"--tracking_uri {scheme}://...: its database driver is not installed "
-                f"(no module {module!r}): pip install {package}",)  # fmt: skip
-    except (ArgumentError, NoSuchModuleError):
-        return (
-            f"--tracking_uri {uri!r}: not a store URI MLflow knows; use sqlite:///PATH, "
-            "http(s)://HOST:PORT, or a database URI (postgresql://, mysql://, mssql://)",
-        )
-    return ()
-
-
-def resolved_config(cfg: FitConfig) -> dict[str, Any]:
-    """The config as it runs: trainer defaults merged, tracking URI resolved."""
-    resolved = asdict(cfg)
-    resolved["trainer"] = trainer_options(cfg)
-    resolved["tracking_uri"] = resolve_tracking_uri(cfg.tracking_uri)
-    return resolved
 
 
 @dataclass
