@@ -6,7 +6,8 @@ import sys
 import pytest
 import yaml
 
-from grubench.cli import main, parse_fit_config
+from grubench.cli import main
+from grubench.cli.fit import parse_fit_config
 from grubench.models import MODELS
 
 TIER = "integration"
@@ -147,7 +148,7 @@ def test_console_script_is_installed():
 
 
 def test_run_passes_trainer_options_and_rejects_other_flags(tracking_uri, capsys):
-    from grubench.cli import _trainer_pairs
+    from grubench.cli.sweeps import _trainer_pairs
 
     assert _trainer_pairs(["--trainer.devices", "2", "--trainer.accelerator=cpu"], "x") == {
         "devices": 2, "accelerator": "cpu"}  # fmt: skip

@@ -202,7 +202,7 @@ def test_per_step_gradient_statistics(tiny, tracking_uri, client):
 
 
 def test_gradient_diagnostics_through_the_fit(tiny, tracking_uri, client, tmp_path):
-    from grubench.cli import parse_fit_config
+    from grubench.cli.fit import parse_fit_config
 
     assert parse_fit_config(["--diagnostics_every_n_steps", "6"]).diagnostics_every_n_steps == 6
     result = run_fit(tiny(tracking_uri, model={"name": "lstm"}, diagnostics_every_n_steps=6))

@@ -126,4 +126,4 @@ def test_the_checks_see_a_cycle_and_an_upward_import():
     assert cycles(edges) == [["grubench.models.a", "grubench.models.b"]]
     assert layer("grubench.sweeps.runner") > layer("grubench.tasks.x")
     known = set(modules())
-    assert "grubench.training.fit" in imports(PACKAGE / "cli" / "__init__.py", known)
+    assert "grubench.training.fit" in imports(PACKAGE / "cli" / "fit.py", known)

@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 import grubench.training.config as config_module
-from grubench.cli import fit_parser, parse_fit_config
+from grubench.cli.fit import fit_parser, parse_fit_config
 from grubench.options import option
 from grubench.sweeps.question import Child
 from grubench.training.config import FitConfig, config_keys, top_level_options

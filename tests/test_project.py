@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grubench.cli import parse_fit_config
+from grubench.cli.fit import parse_fit_config
 from grubench.training.config import validate_fit_config
 from grubench.training.fit import run_fit
 

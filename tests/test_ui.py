@@ -33,7 +33,7 @@ def test_ui_lists_the_run(tiny, tracking_uri):
 
 @pytest.mark.unit
 def test_ui_binds_to_loopback_unless_told_and_passes_protection_options():
-    from grubench.cli import ui_command, ui_parser
+    from grubench.cli.ui import ui_command, ui_parser
 
     default = ui_command(ui_parser().parse_args([]), "sqlite:////s/mlflow.db", None)
     assert default[default.index("--host") + 1] == "127.0.0.1"
@@ -54,7 +54,8 @@ def test_ui_binds_to_loopback_unless_told_and_passes_protection_options():
 def test_a_busy_port_is_one_line_and_exit_2_before_anything_starts(tmp_path, capsys):
     import socket
 
-    from grubench.cli import main, port_problem
+    from grubench.cli import main
+    from grubench.cli.ui import port_problem
 
     store = tmp_path / "store" / "mlflow.db"
     with socket.socket() as taken:
@@ -72,7 +73,7 @@ def test_a_busy_port_is_one_line_and_exit_2_before_anything_starts(tmp_path, cap
 
 @pytest.mark.system
 def test_a_server_that_exits_by_itself_is_an_error(capsys):
-    from grubench.cli import serve
+    from grubench.cli.ui import serve
 
     assert serve([sys.executable, "-c", "pass"]) == 1
     assert serve([sys.executable, "-c", "raise SystemExit(3)"]) == 3

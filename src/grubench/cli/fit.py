@@ -1,0 +1,206 @@
+"""grubench fit: one run from flags or a --config file, or --resume of a stopped one."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from grubench.cli.messages import fail
+
+
+def fit_parser() -> ArgumentParser:
+    import lightning as L
+
+    from grubench.models import ModelConfig
+    from grubench.options import help_of
+    from grubench.training.config import (
+        ALIASES,
+        RESERVED_TRAINER_KEYS,
+        TRAINER_DEFAULTS,
+        FitConfig,
+        top_level_options,
+    )
+    from grubench.training.data import TaskConfig
+    from grubench.training.module import OptimConfig
+
+    parser = ArgumentParser(
+        prog="grubench fit",
+        description="Train one model on one task; the run lands in the MLflow store.",
+        default_env=False,
+    )
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s).")
+    parser.add_class_arguments(ModelConfig, "model")
+    parser.add_class_arguments(TaskConfig, "task")
+    parser.add_class_arguments(OptimConfig, "optim")
+    defaults = FitConfig()
+    for name, (field, annotation) in top_level_options().items():  # one flag per option
+        parser.add_argument(f"--{name}", *ALIASES.get(name, ()), type=annotation,
+                            default=getattr(defaults, name), help=help_of(field))  # fmt: skip
+    parser.add_method_arguments(L.Trainer, "__init__", "trainer", skip=set(RESERVED_TRAINER_KEYS))
+    parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
+    return parser
+
+
+def _trainer_overrides(trainer_ns) -> dict[str, Any]:
+    """Trainer options whose value differs from lightning.Trainer's own default."""
+    import lightning as L
+
+    signature = inspect.signature(L.Trainer.__init__).parameters
+    values = vars(trainer_ns) if trainer_ns is not None else {}
+    return {k: v for k, v in values.items() if k in signature and v != signature[k].default}
+
+
+def parse_fit_config(argv: list[str]):
+    """``argv`` -> FitConfig (jsonargparse exits with code 2 on a type error)."""
+    from grubench.models import ModelConfig
+    from grubench.training.config import FitConfig, top_level_options
+    from grubench.training.data import TaskConfig
+    from grubench.training.module import OptimConfig
+
+    parser = fit_parser()
+    ns = parser.parse_args(argv)
+
+    def build(cls, group):
+        return cls(**{f.name: getattr(group, f.name) for f in fields(cls)})
+
+    return FitConfig(
+        model=build(ModelConfig, ns.model),
+        task=build(TaskConfig, ns.task),
+        optim=build(OptimConfig, ns.optim),
+        trainer=_trainer_overrides(ns.trainer),
+        **{name: getattr(ns, name) for name in top_level_options()} | {"tags": dict(ns.tags or {})},
+    )
+
+
+def check_config_files(argv: list[str]) -> list[str]:
+    """Problems in the ``--config`` files, each as ``file:line: ...``: malformed YAML, and keys
+    that are no option (jsonargparse names neither the file nor the line)."""
+    import yaml
+
+    from grubench.training.config import config_keys, unknown_key
+
+    paths = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
+    paths += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
+    keys = config_keys()
+    problems = []
+    for path in paths:
+        try:
+            node = yaml.compose(Path(path).read_text())
+        except OSError as err:
+            problems.append(f"{path}: cannot read: {err.strerror}")
+            continue
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+            problems.append(f"{where}: malformed YAML: {err.problem or err.context}")
+            continue
+        if node is None:
+            continue
+        if not isinstance(node, yaml.MappingNode):
+            problems.append(f"{path}:{node.start_mark.line + 1}: expected a mapping of options")
+            continue
+        for key_node, value_node in node.value:
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if problem := unknown_key(keys, "", key):
+                problems.append(f"{path}:{line}: {problem}")
+            elif key in keys and isinstance(value_node, yaml.MappingNode):
+                for option_node, _ in value_node.value:
+                    if problem := unknown_key(keys, key, option_node.value):
+                        problems.append(f"{path}:{option_node.start_mark.line + 1}: {problem}")
+    return problems
+
+
+RESUME_FORM = "grubench fit --resume RUN_ID [--tracking_uri URI]"
+
+
+def _pop_resume(argv: list[str]) -> tuple[str | None, list[str]]:
+    """``--resume RUN_ID`` (or ``--resume=RUN_ID``) taken out of ``argv``; "" when no id."""
+    for i, arg in enumerate(argv):
+        if arg == "--resume":
+            value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("-") else ""
+            return value, argv[:i] + argv[i + 1 + bool(value) :]
+        if arg.startswith("--resume="):
+            return arg.split("=", 1)[1], argv[:i] + argv[i + 1 :]
+    return None, argv
+
+
+def cmd_fit(argv: list[str]) -> int:
+    from grubench.training.config import ConfigError
+    from grubench.training.fit import run_fit
+
+    resume, argv = _pop_resume(argv)
+    problems = check_config_files(argv)
+    if problems:
+        return fail(problems, "grubench fit")
+    if resume is not None:
+        return _resume_fit(resume, argv)
+    cfg = parse_fit_config(argv)
+    try:
+        result = run_fit(cfg)  # validates the whole config before it touches the store
+    except ConfigError as err:
+        return fail(err.problems, "grubench fit")
+    return _fit_outcome(result, cfg.tracking_uri)
+
+
+def _resume_fit(run_id: str, argv: list[str]) -> int:
+    """``grubench fit --resume RUN_ID``: the run's own config.yaml, its last checkpoint, the
+    same MLflow run. Other options may only repeat values of that config."""
+    import tempfile
+
+    from grubench.store.tracking import flatten, get_client, resolve_tracking_uri, store_dir
+    from grubench.training.config import ConfigError, resolved_config
+    from grubench.training.fit import resume_point, run_fit
+
+    prog = "grubench fit"
+    if not run_id:
+        return fail([f"--resume needs a run id: {RESUME_FORM}"], prog)
+    given = parse_fit_config(argv)
+    uri = resolve_tracking_uri(given.tracking_uri)
+    if uri.startswith("sqlite:///") and not (store_dir(uri) / "mlflow.db").is_file():
+        return fail([f"--resume {run_id}: no store at {uri} ({RESUME_FORM})"], prog)
+    client = get_client(uri)
+    try:
+        point = resume_point(client, run_id, uri)
+    except ConfigError as err:
+        return fail([f"{p} ({RESUME_FORM})" for p in err.problems], prog)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            logged = client.download_artifacts(run_id, "config.yaml", tmp)
+        except Exception:  # MLflow raises several types for a missing artifact
+            return fail([f"--resume {run_id}: the run has no config.yaml to resume with"], prog)
+        cfg = parse_fit_config(["--config", logged])
+        requested = parse_fit_config(["--config", logged, *argv])
+    cfg.tracking_uri = requested.tracking_uri = uri  # where the run is now
+    before, after = flatten(resolved_config(cfg)), flatten(resolved_config(requested))
+    conflicts = [
+        f"--resume {run_id}: {key} is {before.get(key)!r} in the run's config, not "
+        f"{after.get(key)!r}; a resumed run keeps its config (start a new run to change it)"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
+    if conflicts:
+        return fail(conflicts, prog)
+    print(f"resuming run {run_id} ({point.run.info.status}) from step {point.step}")
+    try:
+        result = run_fit(cfg, resume=run_id)
+    except ConfigError as err:
+        return fail(err.problems, prog)
+    return _fit_outcome(result, given.tracking_uri)
+
+
+def _fit_outcome(result, tracking_uri: str | None) -> int:
+    from grubench.store.schema import RunStatus
+    from grubench.store.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    print(f"\nrun {result.run_id}: {result.status}, {result.outcome}")
+    width = max(len(k) for k in result.metrics)
+    for key, value in sorted(result.metrics.items()):
+        print(f"  {key:<{width}}  {value:.6g}")
+    ui = "grubench ui" + (f" --tracking_uri {uri}" if tracking_uri else "")
+    print(f"\nbrowse the run: {ui}  (store: {uri})")
+    return 0 if result.status == RunStatus.FINISHED else 1
