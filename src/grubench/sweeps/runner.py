@@ -157,7 +157,7 @@ def run_sweep(
 
 def _execute(plan: SweepPlan, uri: str, executor, echo, lease_ttl: float, poll: float):
     """Run what ``plan`` holds that the store does not have finished, under a new parent run."""
-    question, profile, overrides, sweep = plan.question, plan.profile, plan.overrides, plan.sweep
+    question, profile, sweep = plan.question, plan.profile, plan.sweep
     client = get_client(uri)
     experiment_id = ensure_experiment(client, question.name, uri)
     write_view(client, experiment_id, question, profile, plan.tuning + plan.evaluation)
@@ -165,9 +165,7 @@ def _execute(plan: SweepPlan, uri: str, executor, echo, lease_ttl: float, poll: 
     done = finished_by_key(existing)
     result = SweepResult(total=plan.total)
     todo = [c for c in plan.tuning if (c.key, c.config_hash()) not in done]
-    selection = selection_from_store(plan.tuning, existing)
-    evaluation = _evaluation(question, profile, overrides, selection)
-    eval_todo = [c for c in evaluation if (c.key, c.config_hash()) not in done]
+    selection, evaluation, eval_todo = _to_evaluate(plan, existing)
     result.skipped = len(plan.tuning) - len(todo) + len(evaluation) - len(eval_todo)
     # cells still being tuned: all of their evaluation children are (probably) to run
     pending = len(plan.evaluation) - len(evaluation)
@@ -274,14 +272,22 @@ def _workers(
     return workers
 
 
-def _after_tuning(client, plan: SweepPlan, where: Where):
-    """The selection read back from the store once tuning ran, and the evaluation children
-    still to run at it."""
-    existing = sweep_runs(client, where.experiment_id, where.sweep)
+def _to_evaluate(plan: SweepPlan, existing) -> tuple[dict, list[Child], list[Child]]:
+    """The selection made on the ``existing`` runs, the evaluation children at it, and those
+    of them not finished yet."""
     selection = selection_from_store(plan.tuning, existing)
     done = finished_by_key(existing)
     evaluation = _evaluation(plan.question, plan.profile, plan.overrides, selection)
-    return selection, [c for c in evaluation if (c.key, c.config_hash()) not in done]
+    return selection, evaluation, [c for c in evaluation if (c.key, c.config_hash()) not in done]
+
+
+def _after_tuning(client, plan: SweepPlan, where: Where):
+    """The selection read back from the store once tuning ran, and the evaluation children
+    still to run at it."""
+    selection, _, eval_todo = _to_evaluate(
+        plan, sweep_runs(client, where.experiment_id, where.sweep)
+    )
+    return selection, eval_todo
 
 
 def _record_selection(client, parent_id: str, selection, echo) -> None:
@@ -421,9 +427,8 @@ class _Stage:
 
     def _ended(self, child: Child, outcome: Outcome) -> None:
         self.leases.release(child.key)
-        if (
-            outcome.status == ChildStatus.SKIPPED
-        ):  # a worker signalled between fits: the sweep stops
+        # a worker signalled between fits: the sweep stops
+        if outcome.status == ChildStatus.SKIPPED:
             raise Interrupted(signal.SIGTERM)
         self.result.ran += 1
         self.result.resumed += outcome.resumed
@@ -431,7 +436,6 @@ class _Stage:
             self.result.failed.append(child.key)
             self.result.reasons[child.key] = outcome.summary
         self.progress.ended(child, outcome, counted=getattr(self.executor, "announced", False))
-        if (
-            outcome.status == ChildStatus.STOPPED
-        ):  # a worker was signalled directly: the sweep stops too
+        # a worker was signalled directly: the sweep stops too
+        if outcome.status == ChildStatus.STOPPED:
             raise Interrupted(signal.SIGTERM)
