@@ -490,8 +490,8 @@ def test_failed_build_warns_and_uses_pytorch_loops(tmp_path):
     # runs, on the PyTorch loops, and says so once.
     broken = tmp_path / "broken.cpp"
     broken.write_text("this is not C++\n")
-    out = _run_fallback(f"gru_bptt._SOURCE = {str(broken)!r}", tmp_path)
-    assert "could not build the compiled GRU loops" in out and "pure-PyTorch" in out
+    out = _run_fallback(f"gru_bptt._SOURCES = ({str(broken)!r},)", tmp_path)
+    assert "could not build the compiled recurrent loops" in out and "PyTorch paths" in out
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -20,7 +20,7 @@ INPUT, HIDDEN, BATCH, T = 3, 5, 4, 9
 def pair(cls, layers: int, **kwargs):
     """The same weights in parallel and in sequential mode."""
     torch.manual_seed(0)
-    parallel = cls(INPUT, HIDDEN, layers, batch_first=True, **kwargs)
+    parallel = cls(INPUT, HIDDEN, layers, batch_first=True, scan="parallel", **kwargs)
     sequential = cls(INPUT, HIDDEN, layers, batch_first=True, scan="sequential", **kwargs)
     sequential.load_state_dict(parallel.state_dict())
     return parallel, sequential
@@ -150,7 +150,7 @@ def test_the_interface_of_nn_gru(name):
     torch.testing.assert_close(state, h_n, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"expected h0 of shape \(2, 4, 5\)"):
         batch_first(x, h0[:1])
-    with pytest.raises(ValueError, match="unknown scan 'fast'; choose from: parallel, sequential"):
+    with pytest.raises(ValueError, match="unknown scan 'fast'; choose from: auto, parallel, sequential"):
         cls(INPUT, HIDDEN, scan="fast")
 
 

@@ -109,7 +109,7 @@ def test_same_seed_same_weights():
         ),
         (
             ModelConfig(name="lstm", backend="python"),
-            "model.backend='python' does not apply to lstm; only custom_gru take it",
+            "model.backend: unknown backend 'python'; choose from: auto, cpp, torch",
         ),
         (
             ModelConfig(name="torch_gru", activation="relu"),

@@ -23,7 +23,7 @@ from torch import nn
 from grubench.models.custom_gru import ACTIVATIONS, CustomGRU, CustomGRUOptions, build_custom_gru
 from grubench.models.init import INITS, check_init, initialize
 from grubench.models.layers import GateLayout
-from grubench.models.min_rnns import MinGRU, MinLSTM, build_min_gru, build_min_lstm
+from grubench.models.min_rnns import MinGRU, MinLSTM, MinRNNOptions, build_min_gru, build_min_lstm
 from grubench.models.sequence import SequenceModel, StackedRNN
 from grubench.models.torch_rnns import (
     GRU_LAYOUT,
@@ -54,8 +54,8 @@ MODELS: dict[str, ModelSpec] = {
     "torch_gru": ModelSpec(build_torch_gru, GRU_LAYOUT),
     "lstm": ModelSpec(build_lstm, LSTM_LAYOUT, LSTMOptions, lstm_after_init),
     "rnn": ModelSpec(build_rnn, RNN_LAYOUT, RNNOptions),
-    "min_gru": ModelSpec(build_min_gru, MinGRU.gate_layout),
-    "min_lstm": ModelSpec(build_min_lstm, MinLSTM.gate_layout),
+    "min_gru": ModelSpec(build_min_gru, MinGRU.gate_layout, MinRNNOptions),
+    "min_lstm": ModelSpec(build_min_lstm, MinLSTM.gate_layout, MinRNNOptions),
 }
 
 

@@ -61,7 +61,10 @@ BACKENDS = ("auto", "cpp", "python", "autograd")
 step-by-step graph (the only form for ``reset_after=False`` and ``layer_norm``), and ``auto``
 cpp where it applies and builds, else python."""
 
-_SOURCE = Path(__file__).with_name("csrc") / "gru_bptt.cpp"
+_CSRC = Path(__file__).with_name("csrc")
+# The GRU's loops, the LSTM's and RNN's (grubench.models.engine) and the min-RNNs' linear
+# recurrence, built into one library; engine.h is what they share.
+_SOURCES = tuple(_CSRC / name for name in ("gru_bptt.cpp", "cells.cpp", "linear_scan.cpp"))
 # Instruction sets for at::vec::Vectorized, by what ATen itself dispatches to on this CPU.
 _CAPABILITY_FLAGS = {
     "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mf16c"],
@@ -78,7 +81,8 @@ def extension_disabled() -> bool:
 
 def load_extension() -> object | None:
     """Builds (first use, ~20-40 s, cached under ``TORCH_EXTENSIONS_DIR``) and loads
-    ``csrc/gru_bptt.cpp``; returns ``torch.ops.grubench_gru`` or None where it cannot be built
+    ``csrc/``'s loops; returns ``torch.ops.grubench_gru`` (the other cells' ops are then in
+    ``torch.ops.grubench_rnn``) or None where it cannot be built
     (no compiler, no ninja, an unsupported platform), with one warning saying why."""
     with _lock:
         if "ops" not in _extension:
@@ -105,7 +109,9 @@ def library_path() -> Path:
     from torch.utils.cpp_extension import get_default_build_root
 
     capability, flags = _capability()
-    digest = hashlib.sha1(_SOURCE.read_bytes())
+    digest = hashlib.sha1()
+    for source in (*_SOURCES, *sorted(_SOURCES[0].parent.glob("*.h"))):
+        digest.update(source.read_bytes())
     for part in (*_cflags(capability, flags), torch.__version__, sys.version):
         digest.update(part.encode())
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
@@ -126,9 +132,9 @@ def _build() -> object | None:
             torch.ops.load_library(str(library))
     except Exception as error:  # noqa: BLE001 - any build failure means: use the Python path
         warnings.warn(
-            f"grubench: could not build the compiled GRU loops ({type(error).__name__}: "
+            f"grubench: could not build the compiled recurrent loops ({type(error).__name__}: "
             f"{str(error).strip().splitlines()[-1] if str(error).strip() else error!r}); "
-            "CustomGRU uses the pure-PyTorch backward instead (same numbers, slower). "
+            "the models use their PyTorch paths instead (same numbers, slower). "
             "Set GRUBENCH_GRU_EXT=0 to skip the attempt.",
             stacklevel=3,
         )
@@ -137,7 +143,10 @@ def _build() -> object | None:
 
 
 def _registered() -> bool:
-    return hasattr(torch.ops, "grubench_gru") and hasattr(torch.ops.grubench_gru, "forward")
+    return all(
+        hasattr(torch.ops, space) and hasattr(getattr(torch.ops, space), op)
+        for space, op in (("grubench_gru", "forward"), ("grubench_rnn", "linear_scan_forward"))
+    )
 
 
 def _compile(library: Path) -> None:
@@ -160,13 +169,13 @@ def _compile(library: Path) -> None:
     _remove_abandoned_builds(library.parent)
     prefix = f"build-{os.getpid()}@{socket.gethostname()}-"  # the folder may be shared by hosts
     build = Path(tempfile.mkdtemp(prefix=prefix, dir=library.parent))
-    print(f"grubench: compiling the GRU loops (first use, about 30 s) in {build}",
+    print(f"grubench: compiling the recurrent loops (first use, about a minute) in {build}",
           file=sys.stderr, flush=True)  # fmt: skip
     try:
         capability, flags = _capability()
         built = load(
             name=library.stem,
-            sources=[str(_SOURCE)],
+            sources=[str(source) for source in _SOURCES],
             extra_cflags=_cflags(capability, flags),
             extra_ldflags=["-fopenmp"],
             build_directory=str(build),

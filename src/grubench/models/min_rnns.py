@@ -14,7 +14,8 @@ Both drop the previous state from the gates, so every gate and candidate is a li
 
     g(x) = x + 0.5 for x ≥ 0, σ(x) otherwise   (positive, so log g exists: the log-space form)
 
-**Parallel mode** (``scan="parallel"``, the default) is the paper's log-space version: with
+**Parallel mode** (``scan="parallel"``; ``auto``, the default, takes it off CPU) is the
+paper's log-space version: with
 ``log a_t`` and ``log b_t`` computed stably (``log σ(k) = −softplus(−k)``, ``log(1 − σ(k)) =
 −softplus(k)``, minLSTM's ``log f' = −softplus(log i − log f)``), Heinsen's scan (2023) gives
 every step at once,
@@ -27,8 +28,9 @@ every step at once,
 The paper takes ``log g(h_0)`` as the first term of the scan, which needs a positive h_0 and
 changes the state it is given; here the state is nn.GRU's (what a call returns, a next call
 continues from, of any sign), so h_0's term is added outside the log (its coefficient
-``exp(a*_t)`` is exact). **Sequential mode** (``scan="sequential"``) runs the recurrence step by
-step in the ordinary domain (σ, the division, g; no logs): the same function, to float rounding
+``exp(a*_t)`` is exact). **Sequential mode** (``scan="sequential"``; ``auto`` on CPU) runs the
+recurrence step by step in the ordinary domain (σ, the division, g; no logs; the loop is
+grubench's compiled one on CPU, :mod:`grubench.models.engine`): the same function, to float rounding
 (tests/test_min_rnns.py checks outputs, states and every gradient). In float32 the log-space
 sum ``a*_t + logcumsumexp(·)`` loses about ``|a*_t| · 6e-8`` of relative precision, so very
 long sequences with small ``a_t`` are less exact than the loop (the paper's trade-off).
@@ -54,14 +56,22 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from grubench.models.engine import linear_recurrence
 from grubench.models.layers import GateLayout, check_call, check_sizes, rnn_repr, share_layer
+from grubench.options import option
 
-SCANS = ("parallel", "sequential")
+SCANS = ("auto", "parallel", "sequential")
+"""How a layer runs its recurrence: ``parallel`` the log-space Heinsen scan (T-wide kernels, for
+GPUs), ``sequential`` the loop in the ordinary domain (grubench's compiled loop on CPU,
+:func:`grubench.models.engine.linear_recurrence`), ``auto`` sequential on CPU, parallel
+elsewhere."""
 
 
 def g(x: Tensor) -> Tensor:
@@ -97,7 +107,7 @@ class _MinRNN(nn.Module):
         bias: bool = True,
         batch_first: bool = False,
         dropout: float = 0.0,
-        scan: str = "parallel",
+        scan: str = "auto",
     ) -> None:
         super().__init__()
         check_sizes(input_size, hidden_size, num_layers, dropout)
@@ -125,7 +135,7 @@ class _MinRNN(nn.Module):
 
     def extra_repr(self) -> str:
         s = rnn_repr(self)
-        if self.scan != "parallel":
+        if self.scan != "auto":
             s += f", scan={self.scan!r}"
         return s
 
@@ -155,16 +165,12 @@ class _MinRNN(nn.Module):
         """One layer over the sequence: ``x`` (B, T, in), ``h`` (B, H) or None for zeros ->
         (B, T, H)."""
         pre = self._pre(k, x)
-        if self.scan == "parallel":
+        scan = self.scan
+        if scan == "auto":
+            scan = "sequential" if x.device.type == "cpu" else "parallel"
+        if scan == "parallel":
             return heinsen_scan(*self._log_coefficients(pre), h)
-        a, b = self._coefficients(pre)
-        if h is None:
-            h = x.new_zeros(x.size(0), self.hidden_size)
-        outputs = []
-        for a_t, b_t in zip(a.unbind(1), b.unbind(1)):  # (B, H) each
-            h = torch.addcmul(b_t, a_t, h)  # a_t ⊙ h + b_t
-            outputs.append(h)
-        return torch.stack(outputs, 1)
+        return linear_recurrence(*self._coefficients(pre), h)
 
     def forward(self, input: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         batched = check_call(self, input, h0)
@@ -258,17 +264,25 @@ class MinLSTM(_MinRNN):
         return {"f": f / (f + i), "i": i / (f + i)}
 
 
-# The registry's builders. ``scan`` is not a model option of the config: both modes compute
-# the same function, so fits always train in parallel; the sequential mode is for the tests
-# and the speed benchmark (benchmarks/bench_custom_gru.py).
+@dataclass
+class MinRNNOptions:
+    """min_gru's and min_lstm's options."""
+
+    scan: Literal[SCANS] = option(
+        "auto", "how the recurrence runs (same function to float rounding): parallel, the "
+        "paper's log-space scan (for GPUs); sequential, a loop (compiled on CPU); auto, "
+        "sequential on CPU"
+    )  # fmt: skip
+
+
 def build_min_gru(
-    input_size: int, hidden_size: int, num_layers: int, dropout: float, scan: str = "parallel"
+    input_size: int, hidden_size: int, num_layers: int, dropout: float, scan: str = "auto"
 ) -> MinGRU:
     return MinGRU(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, scan=scan)
 
 
 def build_min_lstm(
-    input_size: int, hidden_size: int, num_layers: int, dropout: float, scan: str = "parallel"
+    input_size: int, hidden_size: int, num_layers: int, dropout: float, scan: str = "auto"
 ) -> MinLSTM:
     return MinLSTM(
         input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, scan=scan

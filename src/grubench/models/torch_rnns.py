@@ -1,5 +1,7 @@
-"""Builders for PyTorch's own recurrent layers (cuDNN on GPU, oneDNN for LSTM on CPU), and
-their description for the initializers and diagnostics (see :mod:`grubench.models.layers`)."""
+"""Builders for PyTorch's recurrent layers, and their description for the initializers and
+diagnostics (see :mod:`grubench.models.layers`). ``torch_gru`` is ``nn.GRU`` itself (cuDNN on
+GPU, ATen on CPU); ``lstm`` and ``rnn`` are ``nn.LSTM`` and ``nn.RNN`` run by grubench's engine on
+CPU (:mod:`grubench.models.engine`) unless ``backend="torch"`` (oneDNN's LSTM, ATen's RNN)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from grubench.models.engine import BACKENDS, LSTM, RNN
 from grubench.models.init import set_gate_bias
 from grubench.models.layers import GateLayout, register_description, share_layer
 from grubench.options import option
@@ -34,6 +37,10 @@ class LSTMOptions:
         1.0, "the forget gate's bias after initialization (Jozefowicz et al. 2015); chrono "
         "init sets its own"
     )  # fmt: skip
+    backend: Literal[BACKENDS] = option(
+        "auto", "who runs it on CPU (same numbers to float rounding): cpp, grubench's "
+        "compiled loops; torch, nn.LSTM's oneDNN path; auto, cpp where it builds"
+    )  # fmt: skip
 
 
 @dataclass
@@ -41,10 +48,18 @@ class RNNOptions:
     """rnn's options."""
 
     activation: Literal["tanh", "relu"] = option("tanh", "the hidden state's nonlinearity")
+    backend: Literal[BACKENDS] = option(
+        "auto", "who runs it on CPU (same numbers to float rounding): cpp, grubench's "
+        "compiled loops; torch, nn.RNN's ATen path; auto, cpp where it builds"
+    )  # fmt: skip
 
 
-def build_lstm(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> nn.LSTM:
-    return nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+def build_lstm(
+    input_size: int, hidden_size: int, num_layers: int, dropout: float, backend: str = "auto"
+) -> nn.LSTM:
+    return LSTM(
+        input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, backend=backend
+    )
 
 
 def lstm_after_init(lstm: nn.Module, init: str, options: LSTMOptions) -> None:
@@ -61,15 +76,21 @@ def set_lstm_forget_bias(lstm: nn.Module, value: float) -> None:
 
 
 def build_rnn(
-    input_size: int, hidden_size: int, num_layers: int, dropout: float, activation: str = "tanh"
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    activation: str = "tanh",
+    backend: str = "auto",
 ) -> nn.RNN:
-    return nn.RNN(
+    return RNN(
         input_size,
         hidden_size,
         num_layers,
         nonlinearity=activation,
         batch_first=True,
         dropout=dropout,
+        backend=backend,
     )
 
 
@@ -91,6 +112,8 @@ class TorchRNNLayers:
         for k in range(rnn.num_layers):
             in_size = rnn.input_size if k == 0 else rnn.hidden_size
             kwargs = {"bias": rnn.bias, "batch_first": True}
+            if hasattr(rnn, "backend"):  # grubench's engine classes
+                kwargs["backend"] = rnn.backend
             if isinstance(rnn, nn.RNN):
                 kwargs["nonlinearity"] = rnn.nonlinearity
             with torch.device("meta"):

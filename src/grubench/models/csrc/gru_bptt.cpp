@@ -5,22 +5,13 @@
 //
 // Registered as torch.ops.grubench_gru.forward / torch.ops.grubench_gru.backward; built by
 // grubench.models.gru_bptt with torch.utils.cpp_extension at first use.
-#include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
-#include <ATen/ThreadLocalState.h>
 #include <ATen/cpu/vec/vec.h>
-#include <c10/core/InferenceMode.h>
 #include <torch/library.h>
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <xmmintrin.h>
-#endif
-
-#include <algorithm>
-#include <mutex>
 #include <tuple>
-#include <vector>
+
+#include "engine.h"
 
 namespace {
 
@@ -30,87 +21,15 @@ using at::Tensor;
 //   ∂L/∂p_t = g_t ⊙ [F_r, F_z, F_n],  ∂L/∂(x_n)_t = g_t ⊙ A,  ∂L/∂h_{t-1} ⊃ g_t ⊙ z.
 constexpr int64_t kFactors = 5;
 
-// Large per-call buffers (states, factors, gradients: T·B·H floats each) come from a pool that
-// outlives the call. A fresh tensor of that size is a fresh mmap from glibc, and on this kind of
-// VM touching it page by page costs as much as the arithmetic. A pooled buffer is handed out
-// again only when the pool holds its last reference (every view, saved tensor or output built
-// on it is gone), so reuse can never alias live data.
-at::Tensor pooled_empty(at::IntArrayRef shape, const at::TensorOptions& options) {
-  static std::mutex mutex;
-  static std::vector<at::Tensor> pool;
-  const int64_t numel = c10::multiply_integers(shape);
-  std::lock_guard<std::mutex> lock(mutex);
-  // Under torch.inference_mode (Lightning's validation) buffers are inference tensors, which
-  // may not be written outside it, and the other way round: each mode reuses its own.
-  const bool inference = c10::InferenceMode::is_enabled();
-  auto is_free = [inference](const at::Tensor& t) {
-    return t.use_count() == 1 && t.storage().use_count() == 1 && t.is_inference() == inference;
-  };
-  at::Tensor* best = nullptr;
-  for (auto& t : pool) {
-    if (t.scalar_type() == options.dtype().toScalarType() && t.numel() >= numel && is_free(t) &&
-        (best == nullptr || t.numel() < best->numel())) {
-      best = &t;
-    }
-  }
-  // A tensor of its own on the pooled storage rather than a view of the pooled tensor, so that
-  // autograd treats results built on it as ordinary tensors (in-place ops allowed).
-  auto on_storage = [&](const at::Tensor& buffer) {
-    return at::empty({0}, options).set_(buffer.storage(), 0, shape, c10::contiguous_strides(shape));
-  };
-  if (best != nullptr) {
-    return on_storage(*best);
-  }
-  // Free buffers too small for this request would only be outgrown again: drop them, which
-  // bounds the pool by the number of buffers alive at once.
-  pool.erase(std::remove_if(pool.begin(), pool.end(),
-                            [&](const at::Tensor& t) {
-                              return is_free(t) && t.scalar_type() ==
-                                  options.dtype().toScalarType() && t.numel() < numel;
-                            }),
-             pool.end());
-  pool.push_back(at::empty({numel}, options));
-  return on_storage(pool.back());
-}
-
-// Subnormal floats (flush-to-zero and denormals-are-zero bits of MXCSR): a per-thread setting,
-// so the loops' worker threads take the caller's, and sync_denormal_mode gives it to every
-// thread of the pool (torch.set_flush_denormal sets the calling thread only).
-#if defined(__x86_64__) || defined(_M_X64)
-constexpr unsigned kSubnormalBits = 0x8040;  // FTZ | DAZ
-unsigned denormal_mode() { return _mm_getcsr() & kSubnormalBits; }
-void set_denormal_mode(unsigned bits) { _mm_setcsr((_mm_getcsr() & ~kSubnormalBits) | bits); }
-#else
-unsigned denormal_mode() { return 0; }
-void set_denormal_mode(unsigned) {}
-#endif
+using grubench::denormal_mode;
+using grubench::for_row_blocks;
+using grubench::pooled_empty;
 
 void sync_denormal_mode() {
   const unsigned mode = denormal_mode();
   const int64_t threads = at::get_num_threads();
   // One index per thread: at::parallel_for gives each thread of the team one chunk.
-  at::parallel_for(0, threads, 1, [mode](int64_t, int64_t) { set_denormal_mode(mode); });
-}
-
-// The rows of a batch are independent sequences, so each thread runs the whole time loop on
-// its own block of rows (single-threaded matmuls, no synchronization per step: a barrier per
-// step costs more than the step's pointwise work, and much more when another process holds a
-// core). A block has at least this many rows, so that its matmuls stay efficient.
-constexpr int64_t kGrainRows = 16;
-
-// Runs fn(b0, b1) on blocks of batch rows across the intra-op threads. Worker threads start
-// with their own thread-local state and floating-point mode: they take the caller's (inference
-// mode under Lightning's validation, flushed subnormals), then switch gradients off.
-template <typename F>
-void for_row_blocks(int64_t B, const F& fn) {
-  const at::ThreadLocalState caller;
-  const unsigned caller_fp = denormal_mode();
-  at::parallel_for(0, B, kGrainRows, [&](int64_t b0, int64_t b1) {
-    const at::ThreadLocalStateGuard caller_state(caller);
-    set_denormal_mode(caller_fp);
-    const at::NoGradGuard no_grad;
-    fn(b0, b1);
-  });
+  at::parallel_for(0, threads, 1, [mode](int64_t, int64_t) { grubench::set_denormal_mode(mode); });
 }
 
 template <typename scalar_t>
@@ -217,29 +136,24 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& x_proj_in, const Te
   Tensor p = at::empty({B, 3 * H}, x_proj.options());  // workspace, reused every step
   // Detached: the loops run in at::parallel_for's worker threads, where grad mode is the
   // thread's own (on), so ops on the parameters themselves would try to record a graph.
-  const Tensor w_t = w_hh.detach().t();
+  const Tensor w = w_hh.detach().contiguous();
   const bool has_bias = b_hh.has_value() && b_hh->defined();
-  const Tensor bias = has_bias ? b_hh->detach() : Tensor();
+  const Tensor bias = has_bias ? b_hh->detach().contiguous() : Tensor();
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "grubench_gru_forward", [&] {
     const scalar_t* x_ptr = x_proj.const_data_ptr<scalar_t>();
-    const scalar_t* p_ptr = p.const_data_ptr<scalar_t>();
+    scalar_t* p_ptr = p.data_ptr<scalar_t>();
     const scalar_t* h0_ptr = h0c.const_data_ptr<scalar_t>();
+    const scalar_t* w_ptr = w.const_data_ptr<scalar_t>();
+    const scalar_t* bias_ptr = has_bias ? bias.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* states_ptr = states.data_ptr<scalar_t>();
     scalar_t* out_ptr = out.data_ptr<scalar_t>();
     scalar_t* f_ptr = need_grad ? factors.data_ptr<scalar_t>() : nullptr;
     for_row_blocks(B, [&](int64_t b0, int64_t b1) {
-      const int64_t rows = b1 - b0;
-      Tensor p_rows = p.narrow(0, b0, rows);
       for (int64_t t = 0; t < T; ++t) {
-        const Tensor h_prev = (t == 0 ? h0c : states[t - 1]).narrow(0, b0, rows);
-        if (has_bias) {
-          at::addmm_out(p_rows, bias, h_prev, w_t);
-        } else {
-          at::mm_out(p_rows, h_prev, w_t);
-        }
-        forward_step<scalar_t>(x_ptr + t * B * 3 * H, p_ptr,
-                               t == 0 ? h0_ptr : states_ptr + (t - 1) * B * H,
-                               states_ptr + t * B * H, out_ptr + t * B * H,
+        const scalar_t* h_prev = t == 0 ? h0_ptr : states_ptr + (t - 1) * B * H;
+        grubench::project(p_ptr + b0 * 3 * H, bias_ptr, h_prev + b0 * H, w_ptr, b1 - b0, 3 * H, H);
+        forward_step<scalar_t>(x_ptr + t * B * 3 * H, p_ptr, h_prev, states_ptr + t * B * H,
+                               out_ptr + t * B * H,
                                need_grad ? f_ptr + t * B * kFactors * H : nullptr, b0, b1, H,
                                relu, need_grad);
       }
@@ -275,8 +189,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_out_i
     scalar_t* gx_ptr = grad_x.data_ptr<scalar_t>();
     scalar_t* even_ptr = g_even.data_ptr<scalar_t>();
     scalar_t* odd_ptr = g_odd.data_ptr<scalar_t>();
+    const scalar_t* w_ptr = w.const_data_ptr<scalar_t>();
     for_row_blocks(B, [&](int64_t b0, int64_t b1) {
-      const int64_t rows = b1 - b0;
       std::vector<scalar_t> step_sum(3 * H);
       std::vector<double> bias_sum(3 * H, 0.0);
       for (int64_t t = T - 1; t >= 0; --t) {
@@ -288,8 +202,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_out_i
         for (int64_t k = 0; k < 3 * H; ++k) {
           bias_sum[k] += step_sum[k];
         }
-        Tensor g_prev = (even ? g_odd : g_even).narrow(0, b0, rows);
-        g_prev.addmm_(d[t].narrow(0, b0, rows), w);  // g_{t-1} += d_t W_h
+        // g_{t-1} += d_t W_h
+        grubench::carry_back((even ? odd_ptr : even_ptr) + b0 * H, d_ptr + t * B * 3 * H + b0 * 3 * H,
+                             w_ptr, b1 - b0, 3 * H, H);
       }
       const std::lock_guard<std::mutex> lock(grad_b_mutex);
       double* acc = grad_b_acc.data_ptr<double>();
@@ -299,13 +214,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_out_i
     });
   });
   Tensor g = T % 2 == 0 ? g_even : g_odd;
-  // Σ_t d_tᵀ h_{t-1}: one (3H, T·B) × (T·B, H) matmul.
-  // (h_{t-1} is h0 at t = 0, out[t-1] after.)
-  Tensor grad_w = d[0].t().mm(h0.detach());
-  if (T > 1) {
-    grad_w.addmm_(d.narrow(0, 1, T - 1).view({(T - 1) * B, 3 * H}).t(),
-                  states.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
-  }
+  Tensor grad_w = grubench::recurrent_weight_grad(d, states, h0);  // Σ_t d_tᵀ h_{t-1}
   Tensor grad_b = has_bias ? grad_b_acc.to(grad_out.scalar_type()) : Tensor();
   return {grad_x, g, grad_w, grad_b};
 }
