@@ -1,0 +1,156 @@
+"""Every recurrent arm on grubench's engine against torch's implementation of the same arm.
+
+Run from the repository root on free cores (benchmarks/results/engine.md is this output)::
+
+    python benchmarks/bench_engine.py
+    python benchmarks/bench_engine.py --hidden 64 --seq-len 150 --threads 1 --rounds 3
+
+The arms come from the registry (grubench.models.MODELS): for each model whose builder takes a
+``backend`` or ``scan`` option, the engine's setting and torch's (custom_gru against ``nn.GRU``,
+the registry's ``torch_gru``; lstm and rnn ``backend=cpp`` against ``backend=torch``, which is
+``nn.LSTM``'s oneDNN path and ``nn.RNN``'s ATen path; min_gru and min_lstm ``scan=sequential``,
+the compiled loop, against ``scan=parallel``, the paper's log-space scan in torch ops). For each
+size all of them run in one process on the same batch, each round timing every row once in a
+rotated order, so drift and other load hit all alike. Two measures:
+
+- **fwd+bwd**: one layer's forward and backward (``output.sum().backward()``);
+- **train step**: the adding problem's whole step as a fit runs it: the model with its output
+  head, the loss, backward, gradient clipping and an Adam update.
+
+The ratio is the engine's median over torch's. GFLOP/s counts the matmuls of fwd+bwd
+(3 × 2·B·T·weights) against this machine's sgemm rate on a 2048² product at the same thread
+count. It only reports; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from grubench.models import MODELS, ModelConfig, build_model
+from grubench.models.gru_bptt import load_extension, subnormals_flushed
+from grubench.tasks import batch_generator, build_task
+
+# arm -> ((model, options) on grubench's engine, (model, options) on torch's)
+ARMS: dict[str, tuple[tuple[str, dict], tuple[str, dict]]] = {
+    "gru": (("custom_gru", {}), ("torch_gru", {})),
+    "lstm": (("lstm", {"backend": "cpp"}), ("lstm", {"backend": "torch"})),
+    "rnn": (("rnn", {"backend": "cpp"}), ("rnn", {"backend": "torch"})),
+    "min_gru": (("min_gru", {"scan": "sequential"}), ("min_gru", {"scan": "parallel"})),
+    "min_lstm": (("min_lstm", {"scan": "sequential"}), ("min_lstm", {"scan": "parallel"})),
+}
+assert {m for pair in ARMS.values() for m, _ in pair} == set(MODELS), "an arm per model"
+
+
+def time_ms(fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def sgemm_rate(size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    return 2 * size**3 / (min(time_ms(lambda: a @ b) for _ in range(repeats)) * 1e-3) / 1e9
+
+
+def layer_step(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        for p in module.parameters():
+            p.grad = None
+        module(x)[0].sum().backward()
+
+    return step
+
+
+def train_step(name: str, options: dict, hidden: int, seq_len: int, batch: int) -> Callable:
+    task = build_task("adding", seq_len)
+    x, y = task.generate(batch, batch_generator(0, "train", 0), train=True)
+    torch.manual_seed(0)
+    cfg = ModelConfig(name=name, hidden_size=hidden, **options)
+    model = build_model(cfg, task.input_size, task.output_size, task.output_mode, seq_len)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        task.loss(model(x), y).backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return step
+
+
+def measure(steps: dict[str, Callable[[], None]], rounds: int, warmup: int) -> dict[str, float]:
+    names = list(steps)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for round_ in range(warmup + rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            ms = time_ms(steps[name])
+            if round_ >= warmup:
+                times[name].append(ms)
+    return {n: statistics.median(t) for n, t in times.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--input", type=int, default=2, help="the adding problem's")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[32, 64, 128])
+    parser.add_argument("--seq-len", type=int, nargs="+", default=[50, 256])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if load_extension() is None:
+        parser.error("the compiled loops are not available here: nothing to compare")
+    print(f"`{shlex.join(['python', 'benchmarks/bench_engine.py', *argv])}`\n")
+    print(f"batch {args.batch}, input {args.input}, median of {args.rounds} rounds after "
+          f"{args.warmup} warm-up, subnormals flushed, torch {torch.__version__}, CPU "
+          f"capability {torch.backends.cpu.get_cpu_capability()}\n")  # fmt: skip
+    print("| arm | threads | H | T | engine fwd+bwd ms | vs torch's | GFLOP/s | % of sgemm "
+          "| engine train step ms | vs torch's |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    peaks = {}
+    with subnormals_flushed(True):
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            peak = peaks[threads] = sgemm_rate()
+            for hidden in args.hidden:
+                for seq_len in args.seq_len:
+                    x = torch.randn(args.batch, seq_len, args.input)
+                    layers, trains = {}, {}
+                    for arm, sides in ARMS.items():
+                        for side, (name, options) in zip(("engine", "torch"), sides):
+                            torch.manual_seed(0)
+                            module = MODELS[name].build(args.input, hidden, 1, 0.0, **options)
+                            layers[arm, side] = layer_step(module, x)
+                            trains[arm, side] = train_step(name, options, hidden, seq_len,
+                                                           args.batch)  # fmt: skip
+                    layer_ms = measure(layers, args.rounds, args.warmup)
+                    train_ms = measure(trains, args.rounds, args.warmup)
+                    for arm, ((name, _), _) in ARMS.items():
+                        weights = MODELS[name].layout.parameter_count(args.input, hidden, False)
+                        ms = layer_ms[arm, "engine"]
+                        rate = 3 * 2 * args.batch * seq_len * weights / (ms * 1e-3) / 1e9
+                        print(
+                            f"| {arm} | {threads} | {hidden} | {seq_len} | {ms:.2f} | "
+                            f"{ms / layer_ms[arm, 'torch']:.2f}x | {rate:.1f} | "
+                            f"{100 * rate / peak:.0f}% | {train_ms[arm, 'engine']:.2f} | "
+                            f"{train_ms[arm, 'engine'] / train_ms[arm, 'torch']:.2f}x |",
+                            flush=True,
+                        )
+    rates = ", ".join(f"{rate:.0f} GFLOP/s with {n} thread(s)" for n, rate in peaks.items())
+    print(f"\nsgemm on a 2048² product: {rates}")
+
+
+if __name__ == "__main__":
+    main()
