@@ -9,7 +9,15 @@ import torch
 from torch import nn
 
 from grubench.models import gru_bptt
-from grubench.models.engine import LSTM, RNN, _LinearScan, _LSTMLayer, _RNNLayer, linear_recurrence
+from grubench.models.engine import (
+    LSTM,
+    RNN,
+    _LinearScan,
+    _LSTMLayer,
+    _MinRNNLayer,
+    _RNNLayer,
+    linear_recurrence,
+)
 from grubench.models.min_rnns import MinGRU, MinLSTM
 
 TIER = "unit"
@@ -114,6 +122,9 @@ def test_gradcheck_in_float64():
         assert torch.autograd.gradcheck(_RNNLayer.apply, rnn_args)
     scan_args = (torch.rand(B, T, H, dtype=torch.float64, requires_grad=True), leaf(B, T, H), leaf(B, H))
     assert torch.autograd.gradcheck(_LinearScan.apply, scan_args)
+    for lstm, gates in ((False, 2), (True, 3)):  # pre-activations of both signs: g's branches
+        min_args = (3 * leaf(B, T, gates * H), leaf(B, H), lstm)
+        assert torch.autograd.gradcheck(_MinRNNLayer.apply, min_args)
 
 
 def test_output_may_be_modified_in_place():
@@ -187,3 +198,23 @@ def test_min_rnns_on_the_engine_equal_the_log_space_scan(cls):
         results.append([out, h_n, *(p.grad for p in module.parameters())])
     for got, want in zip(results[1], results[0]):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cls", [MinGRU, MinLSTM])
+def test_min_rnns_fused_loop_equals_the_pytorch_loop(cls, monkeypatch):
+    # float32, the fits' precision: the loop with its gates fused against the coefficients in
+    # torch ops and the PyTorch loop (the fallback where the loop is not built)
+    import grubench.models.min_rnns as min_rnns
+
+    torch.manual_seed(5)
+    module = cls(INPUT, HIDDEN, 2, batch_first=True)
+    x, h0 = torch.randn(64, 30, INPUT) * 3, torch.randn(2, 64, HIDDEN)
+    results = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(min_rnns, "fused_min_rnn", lambda *args, **kwargs: None)
+        out, h_n = module(x, h0)
+        grads = torch.autograd.grad(out.sum() + h_n.square().sum(), list(module.parameters()))
+        results.append([out, h_n, *grads])
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

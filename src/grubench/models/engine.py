@@ -259,3 +259,40 @@ def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor | None, compiled: bool = 
         h = torch.addcmul(b_t, a_t, h)  # a_t ⊙ h + b_t
         outputs.append(h)
     return torch.stack(outputs, 1)
+
+
+class _MinRNNLayer(torch.autograd.Function):
+    """``(pre (B, T, G·H), h0 (B, H), lstm) -> h (B, T, H)``: a minGRU (G = 2) or minLSTM
+    (G = 3) layer from its pre-activations, coefficients fused into the loop."""
+
+    @staticmethod
+    def forward(ctx, pre, h0, lstm):  # noqa: ANN001, ANN205
+        h = torch.ops.grubench_rnn.min_rnn_forward(pre, h0, lstm)
+        ctx.lstm = lstm
+        ctx.save_for_backward(pre, h, h0)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        pre, h, h0 = ctx.saved_tensors
+        grad_pre, grad_h0 = torch.ops.grubench_rnn.min_rnn_backward(grad, pre, h, h0, ctx.lstm)
+        return grad_pre, grad_h0, None
+
+
+def fused_min_rnn(pre: Tensor, h0: Tensor | None, lstm: bool) -> Tensor | None:
+    """A minGRU / minLSTM layer's recurrence from its pre-activations ``pre`` (B, T, G·H) on the
+    compiled loop, gates and coefficients computed inside it (one pass over the sequence each
+    way, where the coefficients in torch ops take about fifteen); None where it does not apply
+    (not CPU float32/float64, or not built): the caller then runs :func:`linear_recurrence`."""
+    if pre.device.type != "cpu" or pre.dtype not in (torch.float32, torch.float64):
+        return None
+    if load_extension() is None:
+        return None
+    if h0 is None:
+        h0 = pre.new_zeros(pre.size(0), pre.size(2) // (3 if lstm else 2))
+    elif h0.dtype != pre.dtype or h0.device != pre.device:
+        return None
+    if _needs_grad(pre, h0):
+        return _MinRNNLayer.apply(pre, h0, lstm)
+    return torch.ops.grubench_rnn.min_rnn_forward(pre, h0, lstm)

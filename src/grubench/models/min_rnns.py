@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grubench.models.engine import linear_recurrence
+from grubench.models.engine import fused_min_rnn, linear_recurrence
 from grubench.models.layers import GateLayout, check_call, check_sizes, rnn_repr, share_layer
 from grubench.options import option
 
@@ -170,7 +170,8 @@ class _MinRNN(nn.Module):
             scan = "sequential" if x.device.type == "cpu" else "parallel"
         if scan == "parallel":
             return heinsen_scan(*self._log_coefficients(pre), h)
-        return linear_recurrence(*self._coefficients(pre), h)
+        fused = fused_min_rnn(pre, h, lstm=self.gate_layout.gates == 3)
+        return fused if fused is not None else linear_recurrence(*self._coefficients(pre), h)
 
     def forward(self, input: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         batched = check_call(self, input, h0)
