@@ -5,16 +5,21 @@ definition (tuning and evaluation stages), redoes the selection from the tuning 
 aggregates the evaluation runs per (arm, condition) with the statistics of
 :mod:`grubench.answers.stats`: the IQM of the normalized test scores with a bootstrap interval, the
 solved rate with a Wilson interval, the median steps to solve with unsolved runs censored.
-The verdict speaks of arms: P(A > B) over conditions with a stratified bootstrap interval,
-"better" only when the interval excludes 0.5. Each tip of the experiment gets its label from
-the same computation on its claim's measure. ``write_report`` renders the Markdown and the
-learning curves (one panel per condition, one colour per arm) and logs them as artifacts of
-the sweep's newest parent run.
+
+The verdict speaks of arms, per condition first: each pair of arms (or each arm against the
+baseline) gets P(A > B) with its interval and an exact test in every condition, and a pooled
+verdict over the conditions (a stratified permutation test) only where no two conditions
+point opposite ways; where they do, the pooled line says "mixed" and where each arm is ahead.
+The tests of the question's family (``Question.family``: its verdict lines and its tips'
+claims) are corrected together with Holm's procedure; "better" and "supported" are said only
+of what survives it, and every "not detected" says which effect it would have detected
+(:mod:`grubench.answers.stats`). ``sentence`` puts the answer in one line. ``write_report``
+renders the Markdown and the learning curves (one panel per condition, one colour per arm)
+and logs them as artifacts of the sweep's newest parent run.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -35,7 +40,15 @@ from grubench.store.schema import (
 )
 from grubench.store.tracking import get_client, resolve_tracking_uri
 from grubench.sweeps.children import finished_by_key, sweep_runs
-from grubench.sweeps.question import Claim, Question, Tip, expand, expand_tuning, sweep_id
+from grubench.sweeps.question import (
+    Claim,
+    Question,
+    Tip,
+    claim_key,
+    expand,
+    expand_tuning,
+    sweep_id,
+)
 from grubench.sweeps.selection import Selection, select
 from grubench.tasks import build_task
 
@@ -89,13 +102,52 @@ class Cell:
 
 @dataclass
 class ClaimResult:
+    """A claim tested: P(claim.better > claim.worse) with its interval over the conditions
+    compared, the test's p-value, the same for each of those conditions, and (once the family
+    is corrected) the Holm-adjusted p-value and the effect the test could have detected."""
+
     claim: Claim
     p: stats.Interval
     fewest_seeds: int
+    conditions: tuple[str, ...] = ()  # the conditions compared
+    p_value: float = math.nan  # the exact (stratified) permutation test, two-sided
+    seeds: tuple[int, int] = (0, 0)  # the fewest runs of better, of worse, in a condition
+    # with several conditions, each one's (condition, P(better > worse), p-value uncorrected)
+    by_condition: list[tuple[str, stats.Interval, float]] = field(default_factory=list)
+    adjusted: float = math.nan  # Holm within the question's family
+    family: int = 0  # the number of tests in the family
+    detectable: float = math.nan  # the smallest P >= 0.5 detected with 80% power, corrected
+
+    @property
+    def tested(self) -> bool:
+        """In the family: measured, with enough seeds in every condition it names."""
+        return not math.isnan(self.p_value) and self.fewest_seeds >= stats.MIN_SEEDS
+
+    def ahead(self) -> tuple[list[str], list[str]]:
+        """The conditions where better, and where worse, is ahead with an uncorrected p-value
+        under alpha: the heterogeneity check."""
+        sure = [(c, p) for c, p, value in self.by_condition if value <= stats.ALPHA]
+        return ([c for c, p in sure if p.estimate > 0.5], [c for c, p in sure if p.estimate < 0.5])
+
+    @property
+    def mixed(self) -> bool:
+        """Conditions that point opposite ways: no pooled verdict."""
+        better, worse = self.ahead()
+        return bool(better and worse)
 
     @property
     def label(self) -> str:
-        return stats.label(self.p, self.fewest_seeds)
+        """supported, contradicted, not detected (after the correction), mixed, too few
+        seeds or not measured."""
+        if math.isnan(self.p.estimate):
+            return "not measured"
+        if self.fewest_seeds < stats.MIN_SEEDS:
+            return "too few seeds"
+        if self.mixed:
+            return "mixed"
+        if self.adjusted <= stats.ALPHA and self.p.estimate != 0.5:
+            return "supported" if self.p.estimate > 0.5 else "contradicted"
+        return "not detected"
 
 
 @dataclass
@@ -104,8 +156,7 @@ class Report:
     profile: str
     cells: list[Cell]
     missing: list[str]  # children without a finished run
-    # (measure, A, B, P(A > B), fewest seeds)
-    comparisons: list[tuple[str, str, str, stats.Interval, int]]
+    verdicts: list[ClaimResult]  # per pair and measure: per condition, then pooled
     tips: list[tuple[Tip, list[ClaimResult]]]
     seconds: float = 0.0  # wall time of the sweep's invocations (parent runs)
     steps_trained: int = 0  # over every finished run of both stages
@@ -117,12 +168,21 @@ class Report:
     )
 
     @property
+    def comparisons(self) -> list[tuple[str, str, str, stats.Interval, int]]:
+        """(measure, A, B, P(A > B), fewest seeds) over all conditions, per pair and measure."""
+        return [(r.claim.measure, r.claim.better, r.claim.worse, r.p, r.fewest_seeds)
+                for r in self.verdicts if not r.claim.conditions]  # fmt: skip
+
+    @property
+    def family(self) -> int:
+        """The number of tests corrected together."""
+        return max((r.family for r in self.verdicts + _tip_results(self.tips)), default=0)
+
+    @property
     def verdict(self) -> str:
         if not any(cell.runs for cell in self.cells):
             return "No finished evaluation runs to compare yet."
-        lines = [
-            stats.compare(a, b, p, n, f"{MEASURE_WORDS[m]}:") for m, a, b, p, n in self.comparisons
-        ]
+        lines = [verdict_line(result) for result in self.verdicts]
         return "\n".join(f"- {line}" for line in lines) or "Only one arm has results."
 
 
@@ -133,10 +193,15 @@ def _cells(question: Question, profile: str) -> list[tuple[str, str]]:
     return [(a, c) for a in question.arms for c in question.conditions_for(profile)]
 
 
+def _tip_results(tips: list[tuple[Tip, list[ClaimResult]]]) -> list[ClaimResult]:
+    return [result for _, results in tips for result in results]
+
+
 def claim_result(cells: list[Cell], claim: Claim, conditions: list[str]) -> ClaimResult:
     """P(claim.better beats claim.worse) on the claim's measure over its conditions (those of
-    ``conditions`` the claim names, or all); a condition where either arm has no evaluation
-    runs yet leaves the claim at "too few seeds", whatever the others say."""
+    ``conditions`` the claim names, or all), its interval and its test (uncorrected); a
+    condition where either arm has no evaluation runs yet leaves the claim at "too few
+    seeds", whatever the others say."""
     by_arm: dict[str, dict[str, Cell]] = {}
     unsolvable = {cell.condition for cell in cells if not cell.solvable}
     for cell in cells:
@@ -149,8 +214,58 @@ def claim_result(cells: list[Cell], claim: Claim, conditions: list[str]) -> Clai
     both = [c for c in wanted if c in better and c in worse]
     a = [better[c].measure(claim.measure) for c in both]
     b = [worse[c].measure(claim.measure) for c in both]
-    fewest = min([len(x) for x in a + b], default=0) if len(both) == len(wanted) else 0
-    return ClaimResult(claim, stats.probability_of_improvement(a, b), fewest)
+    complete = len(both) == len(wanted)
+    fewest = min([len(x) for x in a + b], default=0) if complete else 0
+    by_condition = []
+    if len(both) > 1:
+        by_condition = [(c, stats.probability_of_improvement([x], [y]),
+                         stats.permutation_p_value([x], [y]))
+                        for c, x, y in zip(both, a, b)]  # fmt: skip
+    return ClaimResult(
+        claim, stats.probability_of_improvement(a, b), fewest, tuple(both),
+        stats.permutation_p_value(a, b), (min(map(len, a), default=0),
+                                          min(map(len, b), default=0)), by_condition,
+    )  # fmt: skip
+
+
+def correct(results: list[ClaimResult], conditions: list[str]) -> None:
+    """Holm's correction over the family: the distinct tests among ``results`` that were run
+    (a claim restating another, either way round, is the same test and gets the same adjusted
+    p-value); each gets the family's size and the effect it would detect at its seeds at the
+    family's Bonferroni level (Holm's first step)."""
+    tests: dict[tuple, float] = {}
+    for result in results:
+        if result.tested:
+            tests.setdefault(claim_key(result.claim, tuple(result.conditions)), result.p_value)
+    adjusted = dict(zip(tests, stats.holm(list(tests.values()))))
+    for result in results:
+        key = claim_key(result.claim, tuple(result.conditions))
+        if result.tested:
+            result.adjusted, result.family = adjusted[key], len(tests)
+            n, m = result.seeds
+            result.detectable = stats.detectable_effect(
+                n, m, stats.ALPHA / len(tests), len(result.conditions)
+            )
+
+
+def answer(
+    question: Question, profile: str, cells: list[Cell]
+) -> tuple[list[ClaimResult], list[tuple[Tip, list[ClaimResult]]]]:
+    """The verdict lines and the tips' labels from the cells: every claim of the question's
+    family tested, then corrected together."""
+    conditions = list(question.conditions_for(profile))
+    tips = [(tip, [claim_result(cells, claim, conditions) for claim in tip.claims])
+            for tip in question.tips]  # fmt: skip
+    verdicts = []
+    for measure in question.verdict_measures:
+        for a, b in question.pairs():
+            claims = [Claim(a, b, measure, (c,)) for c in conditions] if len(conditions) > 1 else []
+            for claim in [*claims, Claim(a, b, measure)]:
+                result = claim_result(cells, claim, conditions)
+                if not math.isnan(result.p.estimate):
+                    verdicts.append(result)
+    correct(verdicts + _tip_results(tips), conditions)
+    return verdicts, tips
 
 
 def build_report(question: Question, profile: str, tracking_uri: str | None = None) -> Report:
@@ -222,15 +337,7 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
         if (arm, condition) not in cells:
             cells[(arm, condition)] = Cell(arm, condition)
             missing += [f"{arm}, {condition} (evaluation: tuning not finished)"]
-    found, conditions = list(cells.values()), list(question.conditions_for(profile))
-    comparisons = []
-    for measure in question.verdict_measures:
-        for a, b in _pairs(question):
-            result = claim_result(found, Claim(a, b, measure), conditions)
-            if not math.isnan(result.p.estimate):
-                comparisons.append((measure, a, b, result.p, result.fewest_seeds))
-    tips = [(tip, [claim_result(found, claim, conditions) for claim in tip.claims])
-            for tip in question.tips]  # fmt: skip
+    verdicts, tips = answer(question, profile, list(cells.values()))
     trained = budgeted = 0
     for run in used:
         if STEPS in run.data.metrics and "trainer.max_steps" in run.data.params:
@@ -238,7 +345,7 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
             budgeted += int(run.data.params["trainer.max_steps"])
     children = tuning or expand(question, profile)
     stop = max((c.config.stop_after_solved for c in children), default=0)
-    report = Report(question, profile, list(cells.values()), missing, comparisons, tips,
+    report = Report(question, profile, list(cells.values()), missing, verdicts, tips,
                     seconds, trained, budgeted, stop, len(other_settings))  # fmt: skip
     if question.search is not None and uri is not None:
         from grubench.answers.importance import summarize
@@ -250,14 +357,6 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
 def _solvable(task_config) -> bool:
     task = build_task(task_config.name, task_config.seq_len, **task_config.options)
     return task.objective.solved_threshold is not None
-
-
-def _pairs(question: Question) -> list[tuple[str, str]]:
-    """Each arm against the baseline when the question names one, else every pair."""
-    arms = list(question.arms)
-    if question.baseline:
-        return [(a, question.baseline) for a in arms if a != question.baseline]
-    return list(itertools.combinations(arms, 2))
 
 
 def _fmt(value: float | None) -> str:
@@ -337,9 +436,10 @@ def to_markdown(report: Report, heading: str = "###") -> str:
         lines += ["", f"Compute: the {stages}runs trained "
                   f"{report.steps_trained} of the {report.steps_budgeted} steps their budgets "
                   f"allow ({share:.0%}; {rule})."]  # fmt: skip
-    lines += ["", "**Verdict** (P(A > B): the chance that a run of A scores above a run of B in "
-              "the same condition, averaged over conditions; 95% stratified bootstrap "
-              "interval):", "", report.verdict]  # fmt: skip
+    lines += ["", VERDICT_NOTE.format(family=report.family, alpha=stats.ALPHA)]
+    if report.verdicts:
+        lines += ["", f"In one sentence: {sentence(report)}"]
+    lines += ["", report.verdict]
     if report.tips:
         lines += ["", "**Tips:**", ""]
         lines += [tip_line(tip, results) for tip, results in report.tips]
@@ -356,13 +456,174 @@ def to_markdown(report: Report, heading: str = "###") -> str:
     return "\n".join(lines) + "\n"
 
 
+VERDICT_NOTE = (
+    "**Verdict** (P(A > B): the chance that a run of A scores above a run of B in the same "
+    "condition, ties counting one half, averaged over conditions when pooled, with its 95% "
+    "score interval (Newcombe); p: the exact two-sided Mann-Whitney test in one condition, a "
+    "stratified permutation test pooled over several; Holm's correction over this question's "
+    "{family} tests (its verdict lines and its tips' claims), and *better* only where the "
+    "corrected p is at most {alpha:g}. A pooled verdict only where no two conditions point "
+    "opposite ways (each with an uncorrected p at most {alpha:g}), else *mixed* with where "
+    "each arm is ahead. A *not detected* gives the smallest P the test detects with 80% "
+    "power at its seeds after the correction (a normal shift, at Holm's strictest level).)"
+)
+
+
+def _p(value: float) -> str:
+    return f"{value:.2g}"
+
+
+def _where(result: ClaimResult) -> str:
+    """The measure and conditions a verdict line speaks of."""
+    words = MEASURE_WORDS[result.claim.measure]
+    if result.claim.conditions:
+        return f"{words}, {', '.join(result.claim.conditions)}"
+    if len(result.conditions) > 1:
+        return f"{words}, pooled over {len(result.conditions)} conditions"
+    return words
+
+
+def _numbers(result: ClaimResult, name: str = "") -> str:
+    """P(A > B) with its interval, then the test's p-value before and after the correction."""
+    text = f"{name or 'P'} = {result.p}"
+    if result.tested:
+        text += (f", p = {_p(result.p_value)} (Holm: {_p(result.adjusted)}, "
+                 f"{result.family} tests)")  # fmt: skip
+    return text
+
+
+def _detectable(result: ClaimResult) -> str:
+    """What a "not detected" could have detected: P rounded up to two decimals."""
+    n, m = result.seeds
+    if math.isnan(result.detectable):
+        smallest = stats.smallest_p_value(n, m, len(result.conditions))
+        return (f"nothing detectable at {n} vs {m} seeds (the smallest p, {_p(smallest)}, "
+                f"is above {stats.ALPHA:g}/{result.family})")  # fmt: skip
+    at_least = _up(result.detectable)
+    return f"would detect P ≥ {at_least:.2f} (or ≤ {1 - at_least:.2f})"
+
+
+def _up(value: float) -> float:
+    return math.ceil(round(value * 100, 6)) / 100
+
+
+def _ahead(result: ClaimResult) -> str:
+    """Where each arm is ahead (by P of the arm ahead over the other), for a "mixed"."""
+    a, b = result.claim.better, result.claim.worse
+    parts = []
+    for arm, sign in ((a, 1), (b, -1)):
+        where = [f"{c} ({0.5 + sign * (p.estimate - 0.5):.2f})"
+                 for c, p, _ in result.by_condition if sign * (p.estimate - 0.5) > 0]  # fmt: skip
+        if where:
+            parts.append(f"{arm} ahead in {', '.join(where)}")
+    return "; ".join(parts)
+
+
+def verdict_line(result: ClaimResult) -> str:
+    """One verdict line: the measure and conditions, the outcome, the numbers."""
+    a, b = result.claim.better, result.claim.worse
+    where, numbers = _where(result), _numbers(result, f"P({a} > {b})")
+    label = result.label
+    if label == "too few seeds":
+        return (f"{where}: {a} vs {b}: too few seeds ({result.fewest_seeds} < "
+                f"{stats.MIN_SEEDS} in some condition), {numbers}")  # fmt: skip
+    if label == "mixed":
+        return f"{where}: {a} vs {b}: mixed ({_ahead(result)}), {numbers}"
+    if label == "supported":
+        return f"{where}: **{a} better than {b}**, {numbers}"
+    if label == "contradicted":
+        return f"{where}: **{b} better than {a}**, {numbers}"
+    return f"{where}: {a} vs {b}: not detected; {_detectable(result)}, {numbers}"
+
+
 def claim_text(result: ClaimResult) -> str:
     claim = result.claim
     where = f" ({', '.join(claim.conditions)})" if claim.conditions else ""
     text = f"{claim.better} beats {claim.worse} on {MEASURE_WORDS[claim.measure]}{where}"
     if math.isnan(result.p.estimate):
         return f"*not measured yet*: {text}"
-    return f"*{result.label}*: {text}, P = {result.p}"
+    extra = ""
+    if result.label == "not detected":
+        extra = f"; {_detectable(result)}"
+    elif result.label == "mixed":
+        extra = f"; {_ahead(result)}"
+    return f"*{result.label}*: {text}, {_numbers(result)}{extra}"
+
+
+def sentence(report: Report, measure: str | None = None) -> str:
+    """The answer in one plain sentence, from the per-condition verdicts on ``measure`` (the
+    question's first verdict measure by default): for each pair of arms, which one wins
+    where and by how much (P of the winner over the other), where no difference was detected
+    and what it would have detected, and the pooled verdict."""
+    question = report.question
+    measure = measure or question.verdict_measures[0]
+    clauses = []
+    for a, b in question.pairs():
+        results = [r for r in report.verdicts if r.claim.measure == measure
+                   and (r.claim.better, r.claim.worse) == (a, b)]  # fmt: skip
+        if results:
+            clauses.append(_pair_clause(a, b, results))
+    if not clauses:
+        return f"No {MEASURE_WORDS[measure]} to compare yet."
+    return f"On {MEASURE_WORDS[measure]}, " + "; ".join(clauses) + "."
+
+
+def _pair_clause(a: str, b: str, results: list[ClaimResult]) -> str:
+    per_condition = [r for r in results if r.claim.conditions]
+    pooled = next((r for r in results if not r.claim.conditions), None)
+    named = bool(per_condition)
+    groups: dict[str, list[ClaimResult]] = {}
+    for result in per_condition or results:
+        groups.setdefault(result.label, []).append(result)
+
+    def at(found: list[ClaimResult], flip: bool = False) -> str:
+        numbers = [(r.claim.conditions[0] + " " if named else "")
+                   + f"(P = {1 - r.p.estimate if flip else r.p.estimate:.2f})"
+                   for r in found]  # fmt: skip
+        return (" at " if named else " ") + _and(numbers)
+
+    parts = []
+    if "supported" in groups:
+        parts.append(f"{a} beats {b}{at(groups['supported'])}")
+    if "contradicted" in groups:
+        parts.append(f"{b} beats {a}{at(groups['contradicted'], flip=True)}")
+    if quiet := groups.get("not detected"):
+        where = ""
+        if named:
+            everywhere = len(quiet) == len(per_condition)
+            where = " in any condition" if everywhere else " at " + _and(
+                [r.claim.conditions[0] for r in quiet])  # fmt: skip
+        parts.append(f"no difference between {a} and {b} was detected{where} "
+                     f"({_could(quiet)})")  # fmt: skip
+    if few := groups.get("too few seeds"):
+        where = " at " + _and([r.claim.conditions[0] for r in few]) if named else ""
+        parts.append(f"{a} vs {b} has too few seeds{where}")
+    if named and pooled is not None:
+        label = pooled.label
+        if label == "supported":
+            parts.append(f"pooled, {a} beats {b} (P = {pooled.p.estimate:.2f})")
+        elif label == "contradicted":
+            parts.append(f"pooled, {b} beats {a} (P = {1 - pooled.p.estimate:.2f})")
+        elif label == "mixed":
+            parts.append(f"pooled, mixed ({_ahead(pooled)})")
+        elif label == "not detected":
+            parts.append(f"pooled, nothing detected ({_could([pooled])})")
+    return ", ".join(parts)
+
+
+def _could(results: list[ClaimResult]) -> str:
+    """What the "not detected" tests could have detected, in words."""
+    values = sorted({_up(r.detectable) for r in results if not math.isnan(r.detectable)})
+    if not values:
+        n, m = results[0].seeds
+        return (f"no effect was detectable at {n} vs {m} seeds after the correction over "
+                f"{results[0].family} tests")  # fmt: skip
+    span = f"{values[0]:.2f}" if len(values) == 1 else f"{values[0]:.2f} to {values[-1]:.2f}"
+    return f"it would have detected P ≥ {span}"
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def tip_line(tip: Tip, results: list[ClaimResult]) -> str:

@@ -70,6 +70,13 @@ class Claim:
 MEASURES = tuple(MEASURE_REGISTRY)  # the names a claim or verdict may compare on
 
 
+def claim_key(claim: Claim, conditions: tuple[str, ...]) -> tuple:
+    """What a claim tests, whichever arm it names first: the two arms, the measure and the
+    conditions it compares (those of ``conditions`` it names, or all of them)."""
+    where = tuple(c for c in conditions if not claim.conditions or c in claim.conditions)
+    return tuple(sorted((claim.better, claim.worse))), claim.measure, where
+
+
 @dataclass(frozen=True)
 class Tip:
     """A tip as the tutorials state it, with the claims its question's numbers label."""
@@ -142,6 +149,33 @@ class Question:
                 overrides = merge(overrides, nested(key, value))
             points[label] = overrides
         return points
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """The pairs of arms the verdict compares: each arm against the baseline when the
+        question names one, else every pair."""
+        arms = list(self.arms)
+        if self.baseline:
+            return [(a, self.baseline) for a in arms if a != self.baseline]
+        return list(itertools.combinations(arms, 2))
+
+    def family(self, profile: str) -> list[Claim]:
+        """The claims this question's answer tests under ``profile``, corrected together: for
+        each pair of arms and verdict measure, one claim per condition and (with several
+        conditions) one pooled over them; then its tips' claims. A claim that restates one
+        before it (the same two arms either way round, measure and conditions) is one test,
+        listed once."""
+        conditions = tuple(self.conditions_for(profile))
+        claims = []
+        for measure in self.verdict_measures:
+            for a, b in self.pairs():
+                if len(conditions) > 1:
+                    claims += [Claim(a, b, measure, (condition,)) for condition in conditions]
+                claims.append(Claim(a, b, measure))
+        claims += [claim for tip in self.tips for claim in tip.claims]
+        unique: dict[tuple, Claim] = {}
+        for claim in claims:
+            unique.setdefault(claim_key(claim, conditions), claim)
+        return list(unique.values())
 
     @property
     def tuned(self) -> bool:
