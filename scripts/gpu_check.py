@@ -89,7 +89,9 @@ def _accelerator(device: torch.device) -> dict:
 def _fit_line(result, seconds: float) -> str:
     metrics = result.metrics
     keys = ("steps", "time_per_step_ms", "val/score", "test/score")
-    shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), float | int))
+    shown = ", ".join(
+        f"{k} {metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), float | int)
+    )
     return f"run `{result.run_id}` {result.status.value} {result.outcome}: {shown}; {seconds:.0f} s"
 
 
@@ -104,8 +106,8 @@ def fit(device: torch.device, uri: str, quick: bool) -> list[str]:
     start = time.perf_counter()
     with quiet_lightning():
         result = run_fit(cfg)
-    return [f"custom_gru H={cfg.model.hidden_size}, adding T={cfg.task.seq_len}, "
-            f"{steps} steps on {device}: " + _fit_line(result, time.perf_counter() - start)]  # fmt: skip
+    what = f"custom_gru H={cfg.model.hidden_size}, adding T={cfg.task.seq_len}, {steps} steps"
+    return [f"{what} on {device}: " + _fit_line(result, time.perf_counter() - start)]
 
 
 def full_child(device: torch.device, uri: str, question: str, cap: int | None) -> list[str]:

@@ -16,6 +16,7 @@ from grubench.models.engine import (
     _LSTMLayer,
     _MinRNNLayer,
     _RNNLayer,
+    input_projection,
     linear_recurrence,
 )
 from grubench.models.min_rnns import MinGRU, MinLSTM
@@ -88,7 +89,9 @@ def test_unbatched_no_grad_and_inference_match(kind):
         with mode():
             want, got = ref(x), ours(x)
         torch.testing.assert_close(got[0], want[0], atol=ATOL, rtol=0)
-        for w, g in zip(want[1] if kind == "lstm" else [want[1]], got[1] if kind == "lstm" else [got[1]]):
+        for w, g in zip(
+            want[1] if kind == "lstm" else [want[1]], got[1] if kind == "lstm" else [got[1]]
+        ):
             torch.testing.assert_close(g, w, atol=ATOL, rtol=0)
 
 
@@ -120,7 +123,11 @@ def test_gradcheck_in_float64():
     for relu in (False, True):
         rnn_args = (leaf(T, B, H), leaf(B, H), leaf(H, H), leaf(H), relu)
         assert torch.autograd.gradcheck(_RNNLayer.apply, rnn_args)
-    scan_args = (torch.rand(B, T, H, dtype=torch.float64, requires_grad=True), leaf(B, T, H), leaf(B, H))
+    scan_args = (
+        torch.rand(B, T, H, dtype=torch.float64, requires_grad=True),
+        leaf(B, T, H),
+        leaf(B, H),
+    )
     assert torch.autograd.gradcheck(_LinearScan.apply, scan_args)
     for lstm, gates in ((False, 2), (True, 3)):  # pre-activations of both signs: g's branches
         min_args = (3 * leaf(B, T, gates * H), leaf(B, H), lstm)
@@ -218,3 +225,29 @@ def test_min_rnns_fused_loop_equals_the_pytorch_loop(cls, monkeypatch):
         results.append([out, h_n, *grads])
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("inputs", [1, 2, 9])
+def test_input_projection_equals_linear(bias, inputs):
+    """The projection's own backward (weight gradient as (xᵀ g)ᵀ) against F.linear's autograd,
+    and by gradcheck in float64, for the input, the weight and the bias."""
+    torch.manual_seed(0)
+    x = torch.randn(STEPS, BATCH, inputs, requires_grad=True)
+    w = torch.randn(3 * HIDDEN, inputs, requires_grad=True)
+    b = torch.randn(3 * HIDDEN, requires_grad=True) if bias else None
+    weights = torch.randn(STEPS, BATCH, 3 * HIDDEN)
+    leaves = [t for t in (x, w, b) if t is not None]
+    ours = input_projection(x, w, b)
+    grads = torch.autograd.grad((ours * weights).sum(), leaves)
+    ref = torch.nn.functional.linear(x, w, b)
+    ref_grads = torch.autograd.grad((ref * weights).sum(), leaves)
+    torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=1e-5)
+    doubles = [t.detach().double().requires_grad_(True) for t in (x, w, b) if t is not None]
+    assert torch.autograd.gradcheck(
+        lambda x, w, *b: input_projection(x, w, b[0] if b else None), doubles
+    )
+    with torch.no_grad():  # no graph: plain F.linear
+        assert input_projection(x, w, b).grad_fn is None

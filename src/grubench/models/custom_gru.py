@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from grubench.models.engine import input_projection
 from grubench.models.gru_bptt import BACKENDS, gru_layer
 from grubench.models.layers import check_call, check_sizes, rnn_repr, share_layer
 from grubench.models.torch_rnns import GRU_LAYOUT
@@ -249,7 +250,7 @@ class CustomGRU(nn.Module):
         act = self._act
 
         if self.reset_after and not self.layer_norm and self.backend != "autograd":
-            x_proj = F.linear(x, w_ih, b_ih)  # (T, B, 3H)
+            x_proj = input_projection(x, w_ih, b_ih)  # (T, B, 3H)
             return gru_layer(x_proj, h, w_hh, b_hh, self.activation == "relu", self.backend)
 
         # The input projection for all T steps in one matmul: (T, B, 3H).

@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grubench.models.engine import fused_min_rnn, linear_recurrence
+from grubench.models.engine import fused_min_rnn, input_projection, linear_recurrence
 from grubench.models.layers import GateLayout, check_call, check_sizes, rnn_repr, share_layer
 from grubench.options import option
 
@@ -159,7 +159,7 @@ class _MinRNN(nn.Module):
 
     def _pre(self, k: int, x: Tensor) -> Tensor:
         bias = getattr(self, f"bias_ih_l{k}") if self.bias else None
-        return F.linear(x, getattr(self, f"weight_ih_l{k}"), bias)  # (B, T, G·H)
+        return input_projection(x, getattr(self, f"weight_ih_l{k}"), bias)  # (B, T, G·H)
 
     def _layer(self, k: int, x: Tensor, h: Tensor | None) -> Tensor:
         """One layer over the sequence: ``x`` (B, T, in), ``h`` (B, H) or None for zeros ->

@@ -115,7 +115,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& x_proj_in,
   const int64_t T = x_proj.size(0), B = x_proj.size(1), H = h0.size(1);
   Tensor states = pooled_empty({T, B, H}, x_proj.options());
   Tensor out = need_grad ? pooled_empty({T, B, H}, x_proj.options()) : states;
-  Tensor cells = at::empty({T, B, H}, x_proj.options());
+  Tensor cells = pooled_empty({T, B, H}, x_proj.options());
   Tensor saved = need_grad ? pooled_empty({T, B, kLstmSaved, H}, x_proj.options())
                            : at::empty({0}, x_proj.options());
   const Tensor w = w_hh.detach().contiguous();

@@ -27,7 +27,7 @@ Tensor linear_scan_forward(const Tensor& a_in, const Tensor& b_in, const Tensor&
               "grubench_rnn.linear_scan_forward: a, b (B, T, H) and h0 (B, H) expected");
   const Tensor a = a_in.contiguous(), b = b_in.contiguous(), h0 = h0_in.contiguous();
   const int64_t B = a.size(0), T = a.size(1), H = a.size(2);
-  Tensor h = at::empty({B, T, H}, a.options());
+  Tensor h = grubench::pooled_empty({B, T, H}, a.options());
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "grubench_linear_scan_forward", [&] {
     using Vec = at::vec::Vectorized<scalar_t>;
     const scalar_t* a_ptr = a.const_data_ptr<scalar_t>();
@@ -60,7 +60,9 @@ std::tuple<Tensor, Tensor, Tensor> linear_scan_backward(const Tensor& grad_out_i
   const Tensor go = grad_out_in.contiguous(), a = a_in.contiguous(), h = h_in.contiguous();
   const Tensor h0 = h0_in.contiguous();
   const int64_t B = a.size(0), T = a.size(1), H = a.size(2);
-  Tensor grad_a = at::empty_like(a), grad_b = at::empty_like(a), grad_h0 = at::empty_like(h0);
+  Tensor grad_a = grubench::pooled_empty(a.sizes(), a.options());
+  Tensor grad_b = grubench::pooled_empty(a.sizes(), a.options());
+  Tensor grad_h0 = at::empty_like(h0);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "grubench_linear_scan_backward", [&] {
     using Vec = at::vec::Vectorized<scalar_t>;
     const scalar_t* go_ptr = go.const_data_ptr<scalar_t>();
@@ -120,7 +122,7 @@ Tensor min_rnn_forward(const Tensor& pre_in, const Tensor& h0_in, bool lstm) {
                   pre.size(0) == h0.size(0) && pre.size(2) == G * h0.size(1),
               "grubench_rnn.min_rnn_forward: pre (B, T, G·H) and h0 (B, H) expected");
   const int64_t B = pre.size(0), T = pre.size(1), H = h0.size(1);
-  Tensor h = at::empty({B, T, H}, pre.options());
+  Tensor h = grubench::pooled_empty({B, T, H}, pre.options());
   AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "grubench_min_rnn_forward", [&] {
     using Vec = at::vec::Vectorized<scalar_t>;
     const scalar_t* k_ptr = pre.const_data_ptr<scalar_t>();
@@ -161,7 +163,8 @@ std::tuple<Tensor, Tensor> min_rnn_backward(const Tensor& grad_out_in, const Ten
   const Tensor h0 = h0_in.contiguous();
   const int64_t G = lstm ? 3 : 2;
   const int64_t B = pre.size(0), T = pre.size(1), H = h0.size(1);
-  Tensor grad_pre = at::empty_like(pre), grad_h0 = at::empty_like(h0);
+  Tensor grad_pre = grubench::pooled_empty(pre.sizes(), pre.options());
+  Tensor grad_h0 = at::empty_like(h0);
   AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "grubench_min_rnn_backward", [&] {
     using Vec = at::vec::Vectorized<scalar_t>;
     const scalar_t* go_ptr = go.const_data_ptr<scalar_t>();
