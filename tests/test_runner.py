@@ -317,6 +317,27 @@ def test_report_statistics_and_tip_labels_by_hand(tracking_uri, client, tmp_path
     assert all(p.stat().st_size > 0 for p in paths) and not stale.exists()
 
 
+def test_the_report_is_the_same_text_twice(tracking_uri, client):
+    """Two builds on the same runs write the same Markdown, byte for byte: the intervals, the
+    tests, the detectable effects' simulations and the bootstrap are all seeded or exact."""
+    conditions = {"T=10": {"task": {"seq_len": 10}}, "T=12": {"task": {"seq_len": 12}}}
+    seeds = {"quick": [0, 1, 2, 3, 4], "full": [0]}
+    experiment = tiny_experiment(seeds=seeds, conditions=conditions,
+                                 tips=[Tip("Gates help.", (Claim("rnn", "gru"),))])  # fmt: skip
+    experiment_id = client.create_experiment("tiny")
+    scores = {"gru": [0.9, 0.95, 0.97, 0.99, 0.1], "rnn": [0.01, 0.02, 0.03, 0.5, 0.0]}
+    for child in expand(experiment, "quick"):
+        arm = "gru" if child.condition == "T=12" else child.arm  # T=12: the same scores
+        _fake_child(client, experiment_id, experiment, child, scores[arm][4 - child.seed],
+                    steps=100 * (child.seed + 1) if child.arm == "gru" else None)  # fmt: skip
+    first = to_markdown(build_report(experiment, "quick", tracking_uri))
+    assert first == to_markdown(build_report(experiment, "quick", tracking_uri))
+    assert "- test score, T=10: **gru better than rnn**, P(gru > rnn) = 0.960" in first
+    assert "- test score, T=12: gru vs rnn: not detected; would detect P ≥ " in first
+    assert "- test score, pooled over 2 conditions: gru vs rnn: " in first
+    assert "In one sentence: On test score, gru beats rnn at T=10 (P = 0.96), " in first
+
+
 @pytest.mark.unit
 def test_load_experiment_errors(tmp_path):
     with pytest.raises(ValueError, match="no experiment file"):

@@ -43,9 +43,12 @@ def faq_block(
     head = [
         "### The classic tips, against these runs",
         "",
-        "Each tip as the tutorials state it; each claim in it is labelled from its question's "
-        "evaluation runs: *supported* when the 95% interval of P(claimed better > claimed "
-        "worse) lies above 0.5, *contradicted* when below, *not detected* when it holds 0.5, "
+        "Each tip as the tutorials state it; each claim in it is tested on its question's "
+        "evaluation runs (an exact permutation test of P(claimed better > claimed worse), "
+        "stratified by condition, with Holm's correction over the question's verdict lines and "
+        f"tips' claims): *supported* when the corrected p is at most {stats.ALPHA:g} and P is "
+        "above 0.5, *contradicted* when it is below, *mixed* when its conditions point "
+        "opposite ways, *not detected* otherwise (with the effect it would have detected), "
         f"*too few seeds* under {stats.MIN_SEEDS} per arm and condition.",
         "",
         *tips,
