@@ -88,6 +88,7 @@ def test_holm_decides_better_and_a_restated_claim_is_one_test():
     verdicts, tips = answer(q, "quick", r.cells)
     ((verdict,), ((_, (restated,)), (_, (speed,)))) = verdicts, tips
     # the tip restates the verdict the other way round: one test of two, adjusted 2 x 2/252
+    assert q.family("quick") == [Claim("a", "b"), Claim("a", "b", "ms_per_step")]
     assert verdict.family == restated.family == speed.family == 2
     assert verdict.adjusted == restated.adjusted == pytest.approx(2 * 2 / 252)
     assert (verdict.label, restated.label, speed.label) == ("supported", "contradicted",

@@ -222,17 +222,21 @@ def claim_result(cells: list[Cell], claim: Claim, conditions: list[str]) -> Clai
                          stats.permutation_p_value([x], [y]))
                         for c, x, y in zip(both, a, b)]  # fmt: skip
     return ClaimResult(
-        claim, stats.probability_of_improvement(a, b), fewest, tuple(both),
-        stats.permutation_p_value(a, b), (min(map(len, a), default=0),
-                                          min(map(len, b), default=0)), by_condition,
-    )  # fmt: skip
+        claim,
+        stats.probability_of_improvement(a, b),
+        fewest,
+        conditions=tuple(both),
+        p_value=stats.permutation_p_value(a, b),
+        seeds=(min(map(len, a), default=0), min(map(len, b), default=0)),
+        by_condition=by_condition,
+    )
 
 
-def correct(results: list[ClaimResult], conditions: list[str]) -> None:
-    """Holm's correction over the family: the distinct tests among ``results`` that were run
-    (a claim restating another, either way round, is the same test and gets the same adjusted
-    p-value); each gets the family's size and the effect it would detect at its seeds at the
-    family's Bonferroni level (Holm's first step)."""
+def correct(results: list[ClaimResult]) -> None:
+    """Holm's correction over the family (``results``: every claim of the question): its
+    distinct tests that were run (a claim restating another, either way round, is the same
+    test and gets the same adjusted p-value); each gets the family's size and the effect it
+    would detect at its seeds at the family's Bonferroni level (Holm's first step)."""
     tests: dict[tuple, float] = {}
     for result in results:
         if result.tested:
@@ -251,20 +255,16 @@ def correct(results: list[ClaimResult], conditions: list[str]) -> None:
 def answer(
     question: Question, profile: str, cells: list[Cell]
 ) -> tuple[list[ClaimResult], list[tuple[Tip, list[ClaimResult]]]]:
-    """The verdict lines and the tips' labels from the cells: every claim of the question's
-    family tested, then corrected together."""
+    """The verdict lines (those with runs to compare) and the tips' labels from the cells:
+    every claim of the question's family (``Question.family``) tested, then corrected
+    together."""
     conditions = list(question.conditions_for(profile))
     tips = [(tip, [claim_result(cells, claim, conditions) for claim in tip.claims])
             for tip in question.tips]  # fmt: skip
-    verdicts = []
-    for measure in question.verdict_measures:
-        for a, b in question.pairs():
-            claims = [Claim(a, b, measure, (c,)) for c in conditions] if len(conditions) > 1 else []
-            for claim in [*claims, Claim(a, b, measure)]:
-                result = claim_result(cells, claim, conditions)
-                if not math.isnan(result.p.estimate):
-                    verdicts.append(result)
-    correct(verdicts + _tip_results(tips), conditions)
+    verdicts = [claim_result(cells, claim, conditions)
+                for claim in question.verdict_claims(profile)]  # fmt: skip
+    verdicts = [result for result in verdicts if not math.isnan(result.p.estimate)]
+    correct(verdicts + _tip_results(tips))
     return verdicts, tips
 
 

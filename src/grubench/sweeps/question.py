@@ -158,12 +158,9 @@ class Question:
             return [(a, self.baseline) for a in arms if a != self.baseline]
         return list(itertools.combinations(arms, 2))
 
-    def family(self, profile: str) -> list[Claim]:
-        """The claims this question's answer tests under ``profile``, corrected together: for
-        each pair of arms and verdict measure, one claim per condition and (with several
-        conditions) one pooled over them; then its tips' claims. A claim that restates one
-        before it (the same two arms either way round, measure and conditions) is one test,
-        listed once."""
+    def verdict_claims(self, profile: str) -> list[Claim]:
+        """The verdict's claims under ``profile``: for each verdict measure and pair of arms,
+        one per condition and (with several conditions) one pooled over them."""
         conditions = tuple(self.conditions_for(profile))
         claims = []
         for measure in self.verdict_measures:
@@ -171,9 +168,15 @@ class Question:
                 if len(conditions) > 1:
                     claims += [Claim(a, b, measure, (condition,)) for condition in conditions]
                 claims.append(Claim(a, b, measure))
-        claims += [claim for tip in self.tips for claim in tip.claims]
+        return claims
+
+    def family(self, profile: str) -> list[Claim]:
+        """The claims this question's answer tests under ``profile``, corrected together: the
+        verdict's claims, then its tips'. A claim that restates one before it (the same two
+        arms either way round, measure and conditions) is one test, listed once."""
+        conditions = tuple(self.conditions_for(profile))
         unique: dict[tuple, Claim] = {}
-        for claim in claims:
+        for claim in self.verdict_claims(profile) + [c for tip in self.tips for c in tip.claims]:
             unique.setdefault(claim_key(claim, conditions), claim)
         return list(unique.values())
 
