@@ -223,6 +223,15 @@ def test_the_detectable_effect_has_the_power_it_claims():
     assert not math.isnan(stats.detectable_effect(5, 5, 0.05 / 6))
 
 
+def test_seeds_for_is_the_fewest_that_detect_the_effect():
+    for effect, alpha, conditions in [(0.9, 0.05 / 40, 1), (0.8, 0.05 / 10, 5)]:
+        n = stats.seeds_for(effect, alpha, conditions)
+        assert stats.detectable_effect(n, n, alpha, conditions) <= effect
+        fewer = stats.detectable_effect(n - 1, n - 1, alpha, conditions)
+        assert math.isnan(fewer) or fewer > effect
+    assert stats.seeds_for(0.51, most=6) is None
+
+
 @pytest.mark.parametrize("k,n", [(0, 5), (1, 5), (3, 5), (5, 5), (7, 20)])
 def test_wilson_interval_matches_scipy(k, n):
     ours = stats.wilson_interval(k, n)

@@ -36,6 +36,7 @@ over conditions when several are pooled. What holds at 5 or 10 seeds per cell:
   of a normal shift model (A ~ N(d, 1), B ~ N(0, 1) in every condition, P = Phi(d / sqrt 2),
   no ties; seeded, so reproducible). With 5 against 5 the smallest p is 0.0079: in a family of
   more than 6 tests no single condition can detect anything, and the report says so.
+  ``seeds_for`` inverts it: the runs per arm that a planned effect needs.
 
 Everything here is plain numpy/scipy so that it can be checked against independent references
 (tests/test_stats.py: scipy's exact Mann-Whitney test, A/A simulations of the error rate at 5
@@ -398,3 +399,20 @@ def detectable_effect(
         middle = (low + high) / 2
         low, high = (middle, high) if power_at(middle) < power else (low, middle)
     return float(norm.cdf(high / math.sqrt(2)))
+
+
+def seeds_for(
+    effect: float, alpha: float = ALPHA, conditions: int = 1, most: int = 40
+) -> int | None:
+    """The fewest runs per arm and condition at which the (stratified) test detects P(A > B)
+    = ``effect`` with 80% power at level ``alpha`` (:func:`detectable_effect`'s model); None
+    past ``most``. What a profile's seed count is planned from: a family of 40 tests needs
+    14 runs per arm for P = 0.9 in one condition, 4 pooled over five.
+
+    >>> seeds_for(0.9)
+    7
+    """
+    for n in range(2, most + 1):
+        if detectable_effect(n, n, alpha, conditions) <= effect:  # nan compares False
+            return n
+    return None
