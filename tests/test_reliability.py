@@ -431,3 +431,71 @@ def test_sweep_killed_minus_9_mid_child_completes_each_child_once(tracking_uri, 
     assert set(resumed) == set(twin_metrics)
     for key in sorted(set(twin_metrics) - TIMING):
         assert resumed[key] == twin_metrics[key], key
+
+
+# --- 6. the sweep's process killed -9 with pool workers: they end with it ------------------
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.system
+def test_pool_workers_end_with_their_killed_driver_and_the_rerun_continues(
+    tracking_uri, client, tmp_path
+):
+    base = {
+        "model": {"name": "torch_gru", "hidden_size": 8},
+        "task": {"seq_len": 10, "batch_size": 16, "epoch_size": 10, "val_size": 32,
+                 "test_size": 32},
+        "trainer": {"max_steps": 400, "log_every_n_steps": 1, "enable_progress_bar": False},
+    }  # fmt: skip
+    path = tmp_path / "orphans.py"
+    path.write_text(
+        "from grubench.sweeps.question import Question\n"
+        f"QUESTION = Question(name='orphans', text='?', arms={{'gru': {{}}}}, "
+        f"base={base!r}, seeds={{'quick': [0, 1], 'full': [0]}})\n"
+    )
+    get_client(tracking_uri)
+    command = [sys.executable, "-m", "grubench", "run", str(path), "--tracking_uri", tracking_uri]
+    process = subprocess.Popen(
+        [*command, "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+    def both_children_training() -> list:
+        found = client.get_experiment_by_name("orphans")
+        runs = sweep_runs(client, found.experiment_id, "orphans:quick") if found else []
+        training = [
+            r for r in runs
+            if r.info.status == "RUNNING" and client.get_metric_history(r.info.run_id, "train/loss")
+        ]  # fmt: skip
+        return training if len(training) == 2 else []
+
+    wait_for(both_children_training, process)
+    runs = both_children_training()
+    workers = {int(r.data.tags["grubench.pid"]) for r in runs}
+    assert len(workers) == 2 and process.pid not in workers
+    killed_at = time.monotonic()
+    process.kill()  # the driver only, -9: its workers are not signalled by anyone
+    process.wait(timeout=60)  # (not communicate: the workers hold its pipes until they end)
+    while any(_alive(pid) for pid in workers) and time.monotonic() - killed_at < 60:
+        time.sleep(0.1)
+    took = time.monotonic() - killed_at
+    assert not any(_alive(pid) for pid in workers), f"workers alive {took:.0f} s after the driver"
+    print(f"both workers ended {took:.1f} s after their driver was killed -9")
+    process.communicate(timeout=60)
+    for run in runs:  # each stopped with a checkpoint: KILLED, resumable
+        assert client.get_run(run.info.run_id).info.status == "KILLED"
+        assert (checkpoint_dir(tracking_uri, run.info.run_id) / "last.ckpt").is_file()
+
+    assert main(["run", str(path), "--tracking_uri", tracking_uri, "--workers", "2"]) == 0
+    experiment_id = client.get_experiment_by_name("orphans").experiment_id
+    children = client.search_runs([experiment_id], "tags.`grubench.role` = 'child'")
+    assert sorted(r.data.tags["grubench.seed"] for r in children) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert {r.info.run_id for r in runs} == {r.info.run_id for r in children}  # continued

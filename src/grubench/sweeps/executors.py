@@ -73,34 +73,73 @@ class Serial:
 
 
 _STOP = None  # in a pool worker: the pool's stop event (set by the sweep's process)
+_DRIVER = None  # in a pool worker: the pid of the sweep's process that started it
+_IN_FIT = False  # in a pool worker: whether a child's fit is running now
+DRIVER_POLL_S = 1.0  # how often a pool worker checks that the sweep's process is alive
+ORPHAN_GRACE_S = 120.0  # how long a worker whose sweep is gone gives its fit to checkpoint
+
+
+def _driver_gone() -> bool:
+    """Whether this pool worker's sweep process has ended (killed -9, out of memory): the
+    worker was re-parented, to init or a subreaper."""
+    return _DRIVER is not None and os.getppid() != _DRIVER
+
+
+def _watch_driver() -> None:
+    """A pool worker's watchdog thread: once the sweep's process is gone, a worker between fits
+    exits at once; a worker in a fit signals itself once (SIGTERM: the fit checkpoints, its run
+    ends KILLED and resumable, and :func:`_fit_in_worker` then exits), and exits regardless
+    after :data:`ORPHAN_GRACE_S`. Polling, not PR_SET_PDEATHSIG: that fires when the *thread*
+    that started the worker ends, and a signal outside a fit only marks the pool as stopping."""
+    while not _driver_gone():
+        time.sleep(DRIVER_POLL_S)
+    if not _IN_FIT:
+        os._exit(0)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(ORPHAN_GRACE_S)
+    os._exit(1)
 
 
 def _worker_init(threads: int, pids, stop) -> None:
     """A pool worker: its share of the cores, quiet Lightning, its own process group (a
-    terminal's Ctrl+C reaches the sweep's process only, which stops each worker once), and a
-    signal outside a fit only marks the worker as stopping (a fit handles its own)."""
+    terminal's Ctrl+C reaches the sweep's process only, which stops each worker once), a
+    watchdog that ends it with the sweep's process (:func:`_watch_driver`), and a signal
+    outside a fit only marks the worker as stopping (a fit handles its own), or ends it when
+    the sweep's process is gone."""
+    import threading
+
     import torch
 
-    global _STOP
-    _STOP = stop
+    global _STOP, _DRIVER
+    _STOP, _DRIVER = stop, os.getppid()
     os.setpgrp()
-    try:  # Linux: end with the sweep's process, even one killed -9
-        import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    def on_signal(*_) -> None:
+        if _driver_gone():
+            os._exit(0)
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
+    threading.Thread(target=_watch_driver, name="grubench-driver-watch", daemon=True).start()
     torch.set_num_threads(threads)
     pids.put(os.getpid())
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 
 def _fit_in_worker(child: Child, where: Where) -> Outcome:
+    global _IN_FIT
     if _STOP is not None and _STOP.is_set():
         return Outcome("not started (stopping)", 0.0, ChildStatus.SKIPPED)
-    return fit_child(child, where)
+    _IN_FIT = True
+    try:
+        if _driver_gone():  # the watchdog may not have seen it yet
+            os._exit(0)
+        return fit_child(child, where)
+    finally:
+        _IN_FIT = False
+        if _driver_gone():  # the fit stopped itself (KILLED, with its checkpoint): nobody waits
+            os._exit(0)
 
 
 class Pool:
