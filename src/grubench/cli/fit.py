@@ -129,6 +129,8 @@ def _pop_resume(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def cmd_fit(argv: list[str]) -> int:
+    from grubench.store.health import store_problem
+    from grubench.store.tracking import resolve_tracking_uri
     from grubench.training.config import ConfigError
     from grubench.training.fit import run_fit
 
@@ -139,6 +141,8 @@ def cmd_fit(argv: list[str]) -> int:
     if resume is not None:
         return _resume_fit(resume, argv)
     cfg = parse_fit_config(argv)
+    if problem := store_problem(resolve_tracking_uri(cfg.tracking_uri)):
+        return fail([problem], "grubench fit")
     try:
         result = run_fit(cfg)  # validates the whole config before it touches the store
     except ConfigError as err:
@@ -151,7 +155,8 @@ def _resume_fit(run_id: str, argv: list[str]) -> int:
     same MLflow run. Other options may only repeat values of that config."""
     import tempfile
 
-    from grubench.store.tracking import flatten, get_client, resolve_tracking_uri, store_dir
+    from grubench.store.health import store_problem
+    from grubench.store.tracking import flatten, get_client, resolve_tracking_uri
     from grubench.training.config import ConfigError, resolved_config
     from grubench.training.fit import resume_point, run_fit
 
@@ -160,8 +165,8 @@ def _resume_fit(run_id: str, argv: list[str]) -> int:
         return fail([f"--resume needs a run id: {RESUME_FORM}"], prog)
     given = parse_fit_config(argv)
     uri = resolve_tracking_uri(given.tracking_uri)
-    if uri.startswith("sqlite:///") and not (store_dir(uri) / "mlflow.db").is_file():
-        return fail([f"--resume {run_id}: no store at {uri} ({RESUME_FORM})"], prog)
+    if problem := store_problem(uri, must_exist=True):
+        return fail([f"--resume {run_id}: {problem} ({RESUME_FORM})"], prog)
     client = get_client(uri)
     try:
         point = resume_point(client, run_id, uri)

@@ -51,6 +51,7 @@ def cmd_run(argv: list[str]) -> int:
 
     from grubench.answers.publish import describe_parent
     from grubench.answers.report import build_report, to_markdown
+    from grubench.store.health import store_problem
     from grubench.store.tracking import get_client, resolve_tracking_uri
     from grubench.sweeps.question import PROFILES
     from grubench.sweeps.runner import run_sweep
@@ -87,6 +88,8 @@ def cmd_run(argv: list[str]) -> int:
     if not args.cpus_per_child.isdigit() or int(args.cpus_per_child) < 1:
         return fail([f"--cpus-per-child {args.cpus_per_child!r}: expected a whole number >= 1"],
                      prog)  # fmt: skip
+    if problem := store_problem(resolve_tracking_uri(args.tracking_uri)):
+        return fail([problem], prog)
     try:
         result = run_sweep(
             experiment, args.profile, args.tracking_uri, overrides, args.dry_run,
@@ -126,6 +129,8 @@ def cmd_report(argv: list[str]) -> int:
 
     from grubench.answers.publish import write_report
     from grubench.answers.report import to_markdown
+    from grubench.store.health import store_problem
+    from grubench.store.tracking import resolve_tracking_uri
 
     prog = "grubench report"
     parser = _sweep_parser(prog, "Aggregate an experiment's runs from the store: table, plots.")
@@ -134,6 +139,8 @@ def cmd_report(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     experiment = _load(args.experiment, prog)
+    if problem := store_problem(resolve_tracking_uri(args.tracking_uri), must_exist=True):
+        return fail([problem], prog)
     out = Path(args.out) if args.out else Path(args.experiment).resolve().parent / "results"
     report, paths = write_report(experiment, args.profile, out, args.tracking_uri)
     print(to_markdown(report))
@@ -147,6 +154,8 @@ def cmd_readme(argv: list[str]) -> int:
     every question's report) from the store."""
     from grubench.answers.docs import OPTIONS_END, OPTIONS_START, options_block
     from grubench.answers.readme import faq_block, rewrite_readme
+    from grubench.store.health import store_problem
+    from grubench.store.tracking import resolve_tracking_uri
     from grubench.sweeps.question import PROFILES
 
     prog = "grubench readme"
@@ -189,6 +198,8 @@ def cmd_readme(argv: list[str]) -> int:
         return fail([f"--experiments {args.experiments!r}: no question files (*.py)"], prog)
     for path in paths:  # every file loads before anything is written
         _load(str(path), prog)
+    if problem := store_problem(resolve_tracking_uri(args.tracking_uri), must_exist=True):
+        return fail([problem], prog)
     try:
         block = faq_block(paths, args.profile, folder / "results", readme.parent, args.tracking_uri)
         rewrite_readme(readme, block)

@@ -64,23 +64,26 @@ def ui_command(args: argparse.Namespace, uri: str, root: str | None) -> list[str
 
 
 def cmd_ui(argv: list[str]) -> int:
+    from grubench.store.health import store_problem
     from grubench.store.tracking import artifact_root, get_client, resolve_tracking_uri
 
     args = ui_parser().parse_args(argv)
     busy = port_problem(args.host, args.port)
     if busy is not None:  # before the store is opened or a server started
         return fail([busy], "grubench ui")
+    if args.basic_auth and importlib.util.find_spec("flask_wtf") is None:
+        return fail(
+            ["--basic-auth needs MLflow's auth extra: pip install 'mlflow[auth]'"], "grubench ui"
+        )
     uri = resolve_tracking_uri(args.tracking_uri)
+    if problem := store_problem(uri, must_exist=True):
+        return fail([problem], "grubench ui")
     client = get_client(uri)
     experiments = client.search_experiments(order_by=["last_update_time DESC"])
     if args.experiment_name:
         experiments = [e for e in experiments if e.name == args.experiment_name]
         if not experiments:
             return fail([f"no experiment {args.experiment_name!r} in {uri}"], "grubench ui")
-    if args.basic_auth and importlib.util.find_spec("flask_wtf") is None:
-        return fail(
-            ["--basic-auth needs MLflow's auth extra: pip install 'mlflow[auth]'"], "grubench ui"
-        )
     command = ui_command(args, uri, artifact_root(uri))
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.basic_auth:
         print(

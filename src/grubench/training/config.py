@@ -16,6 +16,7 @@ import lightning as L
 
 from grubench.models import ModelConfig, validate_model_config
 from grubench.options import option, option_fields
+from grubench.store.health import uri_problems
 from grubench.store.tracking import resolve_tracking_uri
 from grubench.tasks import TASKS, DatasetTask, validate_task_options
 from grubench.training.data import TaskConfig
@@ -220,33 +221,8 @@ def validate_fit_config(cfg: FitConfig) -> list[str]:
 
 
 def tracking_uri_problems(uri: str | None) -> list[str]:
-    """A database URI whose driver is not installed (``postgresql://`` without psycopg2):
-    said before anything runs, not as a ModuleNotFoundError from inside MLflow."""
-    return list(_store_uri_problems(resolve_tracking_uri(uri)))
-
-
-@functools.lru_cache(maxsize=16)  # a sweep checks every child's config: one URI, checked once
-def _store_uri_problems(uri: str) -> tuple[str, ...]:
-    scheme = uri.split(":", 1)[0]
-    if scheme in ("http", "https", "file", "databricks") or "://" not in uri:
-        return ()
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        make_url(uri).get_dialect().import_dbapi()
-    except ImportError as err:
-        module = getattr(err, "name", None) or str(err)
-        package = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary",
-                   "MySQLdb": "mysqlclient"}.get(module, module)  # fmt: skip
-        return (f"--tracking_uri {scheme}://...: its database driver is not installed "
-                f"(no module {module!r}): pip install {package}",)  # fmt: skip
-    except (ArgumentError, NoSuchModuleError):
-        return (
-            f"--tracking_uri {uri!r}: not a store URI MLflow knows; use sqlite:///PATH, "
-            "http(s)://HOST:PORT, or a database URI (postgresql://, mysql://, mssql://)",
-        )
-    return ()
+    """A store URI MLflow cannot open (:func:`grubench.store.health.uri_problems`)."""
+    return list(uri_problems(resolve_tracking_uri(uri)))
 
 
 def resolved_config(cfg: FitConfig) -> dict[str, Any]:
