@@ -49,7 +49,7 @@ from grubench.sweeps.question import (
     expand_tuning,
     sweep_id,
 )
-from grubench.sweeps.selection import Selection, select
+from grubench.sweeps.selection import Selection, select, selection_flags
 from grubench.tasks import build_task
 
 
@@ -426,6 +426,16 @@ def to_markdown(report: Report, heading: str = "###") -> str:
                 text = "–" if value is None or math.isnan(value) else f"{value:.3f}"
                 values.append(f"**{text}**" if point == cell.tuning.point else text)
             lines.append(f"| {cell.arm} | {cell.condition or '–'} | " + " | ".join(values) + " |")
+        flagged = [
+            (cell, flags)
+            for cell in tuned
+            if (flags := selection_flags(cell.tuning, question.point_values(cell.arm)))
+        ]
+        if flagged:
+            lines += ["", "Selections to read with care (the grid did not contain a clear best):",
+                      ""]  # fmt: skip
+            lines += [f"- {cell.arm}, {cell.condition or '–'}: " + "; ".join(flags)
+                      for cell, flags in flagged]  # fmt: skip
     if question.tuning_note:
         lines += ["", question.tuning_note]
     if report.steps_budgeted:

@@ -133,6 +133,14 @@ class Question:
     def grid_for(self, arm: str) -> dict[str, list[Any]]:
         return self.tune_by_arm.get(arm, self.tune)
 
+    def point_values(self, arm: str) -> dict[str, dict[str, Any]]:
+        """The arm's grid points: label -> {grid key: value} (empty for a search)."""
+        if self.search is not None:
+            return {}
+        grid_ = self.grid_for(arm)
+        combos = [dict(zip(grid_, combo)) for combo in itertools.product(*grid_.values())]
+        return dict(zip(self.points_for(arm), combos))
+
     def points_for(self, arm: str, profile: str = "quick") -> dict[str, dict[str, Any]]:
         """The arm's tuning points: label (e.g. "lr=0.003", or "trial=3" for a search) ->
         nested overrides."""

@@ -5,7 +5,12 @@ A run's score is its normalized objective (0 = the task's chance level, 1 = perf
 :mod:`grubench.answers.stats`): ``final/val/score`` for tuning runs, ``test/score`` for evaluation
 runs, floored at 0: a diverged run, or one that ends worse than the trivial predictor, scores
 0, as that predictor does: it is counted, not dropped. Ties in the mean score go to the point
-with fewer diverged runs, then to the one whose runs solved in fewer steps.
+with fewer diverged runs, then to the one whose runs solved in fewer steps, then to the first
+in the grid's declared order.
+
+A selection says what a reader must know before trusting it (:func:`selection_flags`): a kept
+point at the edge of a numeric axis of its grid (the best value may lie beyond it), and a
+cell where every point tied (nothing was selected: the grid's order decided).
 """
 
 from __future__ import annotations
@@ -25,6 +30,12 @@ class Selection:
     # every point's mean validation score over the tuning seeds (the sensitivity curve)
     scores: dict[str, float] = field(default_factory=dict)
     runs: dict[str, list] = field(default_factory=dict)  # point -> its tuning runs
+
+    @property
+    def tied(self) -> bool:
+        """Every point ranked alike (score, divergences, steps): the grid's order chose."""
+        ranks = {_rank(self.scores[p], runs) for p, runs in self.runs.items()}
+        return len(self.runs) > 1 and len(ranks) == 1
 
 
 def select(tuning: list[Child], runs_by_key: dict[str, object]) -> dict[tuple[str, str], Selection]:
@@ -58,3 +69,30 @@ def _rank(score: float, runs: list) -> tuple[float, int, float]:
     point without scores ranks last."""
     steps = statistics.fmean(run_steps(r) for r in runs)
     return (math.inf if math.isnan(score) else -score, sum(map(diverged, runs)), steps)
+
+
+def selection_flags(selection: Selection, values: dict[str, dict[str, object]]) -> list[str]:
+    """What to know of a kept point, in words: ``values`` maps each point's label to its value
+    per grid key (:meth:`grubench.sweeps.question.Question.point_values`). The kept point on
+    the lowest or highest value of a numeric key of three or more values is "at the top (or
+    bottom) of its <key> grid"; a cell whose points all tied says so."""
+    if selection.tied:
+        score = next(iter(selection.scores.values()))
+        return [f"every point tied (mean validation score {score:.3f}): none was selected, "
+                "the grid's first point kept"]  # fmt: skip
+    flags = []
+    kept = values.get(selection.point, {})
+    for key, value in kept.items():
+        axis = sorted({v[key] for v in values.values() if key in v}, key=_as_number)
+        if len(axis) < 3 or not all(isinstance(v, int | float) for v in axis):
+            continue
+        name = key.rsplit(".", 1)[-1]
+        if value == axis[-1]:
+            flags.append(f"{name}={value:g} is the top of its grid (the best may lie above)")
+        elif value == axis[0]:
+            flags.append(f"{name}={value:g} is the bottom of its grid (the best may lie below)")
+    return flags
+
+
+def _as_number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else math.inf
