@@ -187,8 +187,82 @@ def test_config_file_errors_name_the_file_and_line(text, message, tmp_path, caps
 
 def test_fit_help_names_its_groups_in_words(capsys):
     """Each option group's title is a sentence, not a dataclass's generated signature."""
-    with pytest.raises(SystemExit):
-        main(["fit", "--help"])
+    assert main(["fit", "--help"]) == 0
     out = capsys.readouterr().out
     assert "Config(" not in out
     assert "The task and its data" in out and "The optimizer, its learning rate" in out
+
+
+TINY_QUESTION = (
+    "from grubench.sweeps.question import Question\n"
+    "QUESTION = Question(name='tiny', text='?', arms={'gru': {}}, "
+    "seeds={'quick': [0, 1], 'full': [0]})\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "--model.hidden_sise", "64"],
+         "unknown option --model.hidden_sise; did you mean --model.hidden_size?"),
+        (["fit", "--trainer.max_stepz=5"],
+         "unknown option --trainer.max_stepz; did you mean --trainer.max_steps?"),
+        (["fit", "--model.hidden_size", "big"], "--model.hidden_size: Expected a <class 'int'>"),
+        (["run", "fit.yaml", "--dry-run"],
+         "fit.yaml is a fit config, not a question file: train it with grubench fit --config "
+         "fit.yaml"),
+        (["report", "fit.yaml"], "train it with grubench fit --config fit.yaml"),
+        (["run", "q.py", "--trainer.max_stepz", "5", "--dry-run"],
+         "--trainer.max_stepz: not a lightning.Trainer option; did you mean --trainer.max_steps?"),
+        (["run", "q.py", "--trainer.logger", "x", "--dry-run"],
+         "trainer.logger is set by grubench itself and cannot be overridden (all 2 children)"),
+        (["run", "q.py", "--trainer.accelerator", "tpu9", "--dry-run"], "(all 2 children)"),
+        (["run", "q.py", "--dryrun"], "unrecognized argument '--dryrun' (expected "
+         "--trainer.<option> <value>); did you mean --dry-run?"),
+        (["report", "q.py", "--outt", "x"], "unknown option --outt; did you mean --out?"),
+        (["ui", "--prot", "5001"], "unknown option --prot; did you mean --port?"),
+        (["readme", "--profle", "full"], "unknown option --profle; did you mean --profile?"),
+        (["--verison"], "unknown option '--verison'; did you mean --version? (a command comes"),
+        (["rnu"], "unknown command 'rnu'; choose from: fit, run, report, readme, ui; did you "
+         "mean run?"),
+    ],
+)  # fmt: skip
+def test_a_wrong_input_is_one_line_and_exit_2(args, message, tracking_uri, tmp_path, capsys):
+    (tmp_path / "fit.yaml").write_text("model:\n  name: lstm\n")
+    (tmp_path / "q.py").write_text(TINY_QUESTION)
+    argv = [*args, "--tracking_uri", tracking_uri] if args[0] in ("run", "report") else args
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argument parsers exit themselves
+        code = exit_.code
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert message in err and err.count("\n") == 1, err  # one line, no usage dump
+    assert not out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.yaml", "q.py"]  # nothing written
+
+
+def test_dry_run_checks_every_child_and_lists_the_plan(tracking_uri, tmp_path, capsys):
+    (tmp_path / "q.py").write_text(TINY_QUESTION)
+    assert main(["run", "q.py", "--dry-run", "--trainer.max_steps", "5",
+                 "--tracking_uri", tracking_uri]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith("tiny:quick: 2 children: 0 tuning, 2 evaluation")
+    assert "gru" in out.splitlines()[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.py"]  # no store, no run
+
+
+def test_report_writes_to_a_scratch_folder_unless_told(tracking_uri, client, tmp_path, capsys):
+    """The default keeps the published experiments/results/ as they are; --out publishes."""
+    (tmp_path / "questions").mkdir()
+    question = tmp_path / "questions" / "q.py"
+    question.write_text(TINY_QUESTION)
+    client.create_experiment("grubench")  # a store, with no run of this question
+    assert main(["report", str(question), "--tracking_uri", tracking_uri]) == 0
+    assert sorted(p.name for p in (tmp_path / "reports" / "tiny").iterdir()) == ["tiny-quick.md"]
+    assert sorted(p.name for p in (tmp_path / "questions").iterdir()) == ["q.py"]
+    published = tmp_path / "questions" / "results"
+    assert main(["report", str(question), "--out", str(published),
+                 "--tracking_uri", tracking_uri]) == 0  # fmt: skip
+    assert (published / "tiny-quick.md").is_file()
+    assert "wrote " + str(published / "tiny-quick.md") in capsys.readouterr().out

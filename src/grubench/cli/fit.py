@@ -3,45 +3,89 @@
 from __future__ import annotations
 
 import inspect
+import re
+from argparse import ArgumentError
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from grubench.cli.messages import fail
+from grubench.cli.messages import fail, option_strings, unknown_flags
+
+PROG = "grubench fit"
+HELP_FLAGS = ("-h", "--help")
+HELP_TRAINER_FLAGS = ("--help_trainer", "--help-trainer")
 
 
-def fit_parser() -> ArgumentParser:
-    import lightning as L
-
+def fit_parser(trainer: bool = True) -> ArgumentParser:
+    """The fit's flags: the model, task and optimizer groups and the top-level options, each
+    with its help from its definition, then (``trainer``) every lightning.Trainer argument
+    that grubench does not set itself, read from Lightning's signature."""
     from grubench.models import ModelConfig
-    from grubench.options import help_of
-    from grubench.training.config import (
-        ALIASES,
-        RESERVED_TRAINER_KEYS,
-        TRAINER_DEFAULTS,
-        FitConfig,
-        top_level_options,
-    )
+    from grubench.options import choices, help_of, option_fields
+    from grubench.training.config import ALIASES, FitConfig, top_level_options
     from grubench.training.data import TaskConfig
     from grubench.training.module import OptimConfig
 
     parser = ArgumentParser(
-        prog="grubench fit",
+        prog=PROG,
         description="Train one model on one task; the run lands in the MLflow store.",
         default_env=False,
+        exit_on_error=False,  # parse_fit_config reports a bad flag in one line
     )
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config file(s).")
-    parser.add_class_arguments(ModelConfig, "model")
-    parser.add_class_arguments(TaskConfig, "task")
-    parser.add_class_arguments(OptimConfig, "optim")
+    groups = {"model": ModelConfig, "task": TaskConfig, "optim": OptimConfig}
+    for group, options in groups.items():
+        parser.add_class_arguments(options, group)
+    # jsonargparse reads help from a docstring's "Args:"; the options carry theirs as metadata
+    by_dest = {action.dest: action for action in parser._actions}
+    for group, options in groups.items():
+        for name, (field, annotation) in option_fields(options).items():
+            action = by_dest.get(f"{group}.{name}")
+            if action is not None and not action.help and help_of(field):
+                allowed = choices(annotation)
+                action.help = help_of(field) + (
+                    f" (choices: {', '.join(map(str, allowed))})" if allowed else ""
+                )
     defaults = FitConfig()
     for name, (field, annotation) in top_level_options().items():  # one flag per option
         parser.add_argument(f"--{name}", *ALIASES.get(name, ()), type=annotation,
                             default=getattr(defaults, name), help=help_of(field))  # fmt: skip
-    parser.add_method_arguments(L.Trainer, "__init__", "trainer", skip=set(RESERVED_TRAINER_KEYS))
-    parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
+    if trainer:
+        import lightning as L
+
+        from grubench.training.config import RESERVED_TRAINER_KEYS, TRAINER_DEFAULTS
+
+        parser.add_method_arguments(
+            L.Trainer, "__init__", "trainer", skip=set(RESERVED_TRAINER_KEYS)
+        )
+        parser.set_defaults({f"trainer.{k}": v for k, v in TRAINER_DEFAULTS.items()})
+    return parser
+
+
+def help_parser() -> ArgumentParser:
+    """What ``grubench fit --help`` shows: grubench's own options in full, --resume, and the
+    Trainer's options in one line (``--help_trainer`` lists them all)."""
+    from grubench.training.config import RESERVED_TRAINER_KEYS, TRAINER_DEFAULTS
+
+    parser = fit_parser(trainer=False)
+    parser.add_argument(
+        "--resume", metavar="RUN_ID",
+        help="continue a stopped run from its last checkpoint, in the same MLflow run and with "
+        f"its own config; other flags may only repeat its values ({RESUME_FORM})",
+    )  # fmt: skip
+    defaults = ", ".join(f"{k}={v}" for k, v in TRAINER_DEFAULTS.items())
+    trainer = parser.add_argument_group(
+        "lightning.Trainer's options",
+        f"Any --trainer.<option> VALUE of lightning.Trainer, e.g. --trainer.max_steps 2000 "
+        f"--trainer.accelerator gpu (grubench's defaults: {defaults}; set by grubench itself: "
+        f"{', '.join(RESERVED_TRAINER_KEYS)}).",
+    )
+    trainer.add_argument(
+        HELP_TRAINER_FLAGS[0], HELP_TRAINER_FLAGS[1], action="store_true",
+        help="list every --trainer.<option> with its type, default and help, and exit",
+    )  # fmt: skip
     return parser
 
 
@@ -62,7 +106,10 @@ def parse_fit_config(argv: list[str]):
     from grubench.training.module import OptimConfig
 
     parser = fit_parser()
-    ns = parser.parse_args(argv)
+    try:
+        ns = parser.parse_args(argv)
+    except ArgumentError as err:
+        raise SystemExit(fail(parse_problems(str(err), option_strings(parser)), PROG)) from None
 
     def build(cls, group):
         return cls(**{f.name: getattr(group, f.name) for f in fields(cls)})
@@ -74,6 +121,17 @@ def parse_fit_config(argv: list[str]):
         trainer=_trainer_overrides(ns.trainer),
         **{name: getattr(ns, name) for name in top_level_options()} | {"tags": dict(ns.tags or {})},
     )
+
+
+def parse_problems(message: str, flags: list[str]) -> list[str]:
+    """jsonargparse's error message as one line per problem: an unknown flag with the nearest
+    valid one, a value of the wrong type with its flag."""
+    prefix = "unrecognized arguments: "
+    if message.startswith(prefix):
+        return unknown_flags(message[len(prefix) :].split(), flags) or [message]
+    if found := re.match(r'Parser key "([^"]+)":\s*(.*)', message, re.DOTALL):
+        return [f"--{found[1]}: {' '.join(found[2].split())}"]
+    return [" ".join(message.split())]
 
 
 def check_config_files(argv: list[str]) -> list[str]:
@@ -129,6 +187,13 @@ def _pop_resume(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def cmd_fit(argv: list[str]) -> int:
+    # help without Lightning's Trainer: its signature alone is hundreds of lines of help
+    if any(flag in argv for flag in HELP_TRAINER_FLAGS):
+        fit_parser().print_help()
+        return 0
+    if any(flag in argv for flag in HELP_FLAGS):
+        help_parser().print_help()
+        return 0
     from grubench.store.health import store_problem
     from grubench.store.tracking import resolve_tracking_uri
     from grubench.training.config import ConfigError

@@ -8,19 +8,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from grubench.cli.messages import fail
+from grubench.cli.messages import TRACKING_URI_HELP, Parser, did_you_mean, fail
+
+PROFILE_HELP = "quick (CPU, minutes) or full (GPU): the question's budget"
 
 
 def _sweep_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("experiment", help="an experiment file, e.g. experiments/gru_vs_lstm.py")
-    parser.add_argument("--profile", default="quick", help="quick (CPU, minutes) or full (GPU)")
-    parser.add_argument("--tracking_uri", "--tracking-uri", default=None)
+    parser = Parser(prog=prog, description=description)
+    parser.add_argument("experiment", help="a question file, e.g. experiments/gru_vs_lstm.py")
+    parser.add_argument("--profile", default="quick", help=PROFILE_HELP)
+    parser.add_argument("--tracking_uri", "--tracking-uri", default=None, help=TRACKING_URI_HELP)
     return parser
 
 
-def _trainer_pairs(extra: list[str], prog: str) -> dict[str, Any]:
-    """``--trainer.devices 2 --trainer.accelerator gpu`` -> {"devices": 2, ...}."""
+def _trainer_pairs(extra: list[str], prog: str, flags: list[str] = ()) -> dict[str, Any]:
+    """``--trainer.devices 2 --trainer.accelerator gpu`` -> {"devices": 2, ...}; anything
+    else is an error, with the nearest of the command's own ``flags`` where one is close."""
     import yaml
 
     options, rest = {}, list(extra)
@@ -28,16 +31,51 @@ def _trainer_pairs(extra: list[str], prog: str) -> dict[str, Any]:
         flag = rest.pop(0)
         key, _, value = flag.partition("=")
         if not key.startswith("--trainer.") or (not value and not rest):
-            raise SystemExit(
-                fail(
-                    [f"unrecognized argument {flag!r} (expected --trainer.<option> <value>)"], prog
-                )
-            )
+            problem = f"unrecognized argument {flag!r} (expected --trainer.<option> <value>)"
+            raise SystemExit(fail([problem + did_you_mean(flag, flags)], prog))
         options[key.removeprefix("--trainer.")] = yaml.safe_load(value if value else rest.pop(0))
     return options
 
 
+def _unknown_trainer_options(options: dict[str, Any]) -> list[str]:
+    """``--trainer.<key>`` flags that name no lightning.Trainer option, one line each, with
+    the nearest option (what a fit would reject, said once instead of once per child)."""
+    from grubench.training.config import RESERVED_TRAINER_KEYS, config_keys
+
+    valid = config_keys()["trainer"]
+    flags = [f"--trainer.{key}" for key in sorted(valid)]
+    unknown = [key for key in options if key not in valid and key not in RESERVED_TRAINER_KEYS]
+    return [f"--trainer.{key}: not a lightning.Trainer option"
+            + did_you_mean(f"--trainer.{key}", flags) for key in unknown]  # fmt: skip
+
+
+def _plan_problems(plan) -> list[str]:
+    """Every child's config checked as a real run checks it, each distinct problem once, with
+    the child it concerns (or how many share it)."""
+    from grubench.training.config import validate_fit_config
+
+    children = plan.tuning + plan.evaluation
+    shared: dict[str, list[str]] = {}
+    for child in children:
+        for problem in validate_fit_config(child.config):
+            shared.setdefault(problem, []).append(child.key)
+    lines = []
+    for problem, keys in shared.items():
+        if len(keys) == 1:
+            lines.append(f"{keys[0]}: {problem}")
+        elif len(keys) == len(children):
+            lines.append(f"{problem} (all {len(keys)} children)")
+        else:
+            lines.append(f"{keys[0]}: {problem} (and {len(keys) - 1} more children)")
+    return sorted(lines)
+
+
 def _load(path: str, prog: str):
+    if Path(path).suffix in (".yaml", ".yml"):  # a fit's config, given to a sweep command
+        hint = (f"{path} is a fit config, not a question file: train it with grubench fit "
+                f"--config {path} ({prog} takes a question, e.g. "
+                "experiments/gru_vs_lstm.py)")  # fmt: skip
+        raise SystemExit(fail([hint], prog))
     from grubench.sweeps.question import load_question
 
     try:
@@ -47,23 +85,17 @@ def _load(path: str, prog: str):
 
 
 def cmd_run(argv: list[str]) -> int:
-    from mlflow.exceptions import MlflowException
-
-    from grubench.answers.publish import describe_parent
-    from grubench.answers.report import build_report, to_markdown
-    from grubench.store.health import store_problem
-    from grubench.store.tracking import get_client, resolve_tracking_uri
-    from grubench.sweeps.question import PROFILES
-    from grubench.sweeps.runner import run_sweep
-    from grubench.training.config import ConfigError, first_line
-
     prog = "grubench run"
     parser = _sweep_parser(prog, "Run an FAQ experiment's sweep (resumable), then print its table.")
     parser.epilog = (
         "Any --trainer.<option> <value> (e.g. --trainer.accelerator gpu --trainer.devices 2) "
         "is passed to every child's lightning.Trainer."
     )
-    parser.add_argument("--dry-run", action="store_true", help="list the grid and exit")
+    parser.add_argument(
+        "--dry-run", "--dry_run", action="store_true",
+        help="check every child's config as a run would, list the children and exit; nothing "
+        "is written",
+    )  # fmt: skip
     parser.add_argument(
         "--workers", default="auto",
         help="fit N children at once, each in a process of its own with its share of the "
@@ -79,10 +111,24 @@ def cmd_run(argv: list[str]) -> int:
         help="with --ray-address: the CPUs (torch threads) each child's task asks for",
     )  # fmt: skip
     args, extra = parser.parse_known_args(argv)
+    from mlflow.exceptions import MlflowException
+
+    from grubench.answers.publish import describe_parent
+    from grubench.answers.report import build_report, to_markdown
+    from grubench.cli.messages import option_strings
+    from grubench.store.health import store_problem
+    from grubench.store.tracking import get_client, resolve_tracking_uri
+    from grubench.sweeps.question import PROFILES
+    from grubench.sweeps.runner import plan_sweep, run_sweep
+    from grubench.training.config import ConfigError, first_line
+
+    trainer = _trainer_pairs(extra, prog, option_strings(parser))
     if args.profile not in PROFILES:
         return fail([f"--profile {args.profile!r}: choose from: {', '.join(PROFILES)}"], prog)
     experiment = _load(args.experiment, prog)
-    overrides = {"trainer": _trainer_pairs(extra, prog)} if extra else {}
+    if problems := _unknown_trainer_options(trainer):
+        return fail(problems, prog)
+    overrides = {"trainer": trainer} if trainer else {}
     if args.workers != "auto" and (not args.workers.isdigit() or int(args.workers) < 1):
         return fail([f"--workers {args.workers!r}: expected a whole number >= 1 or auto"], prog)
     if not args.cpus_per_child.isdigit() or int(args.cpus_per_child) < 1:
@@ -90,13 +136,22 @@ def cmd_run(argv: list[str]) -> int:
                      prog)  # fmt: skip
     if problem := store_problem(resolve_tracking_uri(args.tracking_uri)):
         return fail([problem], prog)
+    how = {
+        "workers": args.workers if args.workers == "auto" else int(args.workers),
+        "ray_address": args.ray_address or None,
+        "cpus_per_child": int(args.cpus_per_child),
+    }
+    if args.dry_run:  # what a run checks before its first child, then the plan it would run
+        try:
+            plan = plan_sweep(experiment, args.profile, overrides, **how)
+        except ValueError as err:  # ConfigError included
+            return fail(getattr(err, "problems", None) or [str(err)], prog)
+        if problems := _plan_problems(plan):
+            return fail(problems, prog)
+        plan.show(print)
+        return 0
     try:
-        result = run_sweep(
-            experiment, args.profile, args.tracking_uri, overrides, args.dry_run,
-            workers=args.workers if args.workers == "auto" else int(args.workers),
-            ray_address=args.ray_address or None,
-            cpus_per_child=int(args.cpus_per_child),
-        )  # fmt: skip
+        result = run_sweep(experiment, args.profile, args.tracking_uri, overrides, **how)
     except ConfigError as err:
         return fail(err.problems, prog)
     except ValueError as err:
@@ -105,8 +160,6 @@ def cmd_run(argv: list[str]) -> int:
         print(f"{prog}: error: the tracking store stopped answering ({first_line(err)}); the same "
               "command continues the sweep once it answers again", file=sys.stderr)  # fmt: skip
         return 1
-    if args.dry_run:
-        return 0
     print()
     table = to_markdown(build_report(experiment, args.profile, args.tracking_uri))
     print(table)
@@ -124,24 +177,32 @@ def cmd_run(argv: list[str]) -> int:
     return 0
 
 
-def cmd_report(argv: list[str]) -> int:
-    from pathlib import Path
+REPORTS = Path("reports")
+"""``grubench report``'s default folder, under the current directory (ignored by git): a report
+of a question not run yet must not replace the committed tables in experiments/results/."""
 
+
+def cmd_report(argv: list[str]) -> int:
+    prog = "grubench report"
+    parser = _sweep_parser(
+        prog, "Aggregate a question's runs from the store: its table, verdict and plots, written "
+        "to a folder and logged on the sweep's parent run.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", default=None,
+        help=f"output folder (default: {REPORTS}/<question>/ under the current directory, which "
+        "git ignores); --out experiments/results replaces the published results",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
     from grubench.answers.publish import write_report
     from grubench.answers.report import to_markdown
     from grubench.store.health import store_problem
     from grubench.store.tracking import resolve_tracking_uri
 
-    prog = "grubench report"
-    parser = _sweep_parser(prog, "Aggregate an experiment's runs from the store: table, plots.")
-    parser.add_argument(
-        "--out", default=None, help="output folder (default: results/ beside the file)"
-    )
-    args = parser.parse_args(argv)
     experiment = _load(args.experiment, prog)
     if problem := store_problem(resolve_tracking_uri(args.tracking_uri), must_exist=True):
         return fail([problem], prog)
-    out = Path(args.out) if args.out else Path(args.experiment).resolve().parent / "results"
+    out = Path(args.out) if args.out else REPORTS / experiment.name
     report, paths = write_report(experiment, args.profile, out, args.tracking_uri)
     print(to_markdown(report))
     for path in paths:
@@ -152,14 +213,8 @@ def cmd_report(argv: list[str]) -> int:
 def cmd_readme(argv: list[str]) -> int:
     """Regenerate the README's options tables (from the registries) and its FAQ block (and
     every question's report) from the store."""
-    from grubench.answers.docs import OPTIONS_END, OPTIONS_START, options_block
-    from grubench.answers.readme import faq_block, rewrite_readme
-    from grubench.store.health import store_problem
-    from grubench.store.tracking import resolve_tracking_uri
-    from grubench.sweeps.question import PROFILES
-
     prog = "grubench readme"
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog,
         description="Rewrite the options tables of the README (between <!-- options:start "
         "--> and <!-- options:end -->) from the model and task definitions, and its FAQ block "
@@ -171,15 +226,21 @@ def cmd_readme(argv: list[str]) -> int:
         "files", nargs="*", help="question files, in the README's order (default: every file "
         "of --experiments, by name)"
     )  # fmt: skip
-    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--readme", default="README.md", help="the README to rewrite")
     parser.add_argument("--experiments", default="experiments", help="folder of question files")
-    parser.add_argument("--profile", default="quick")
-    parser.add_argument("--tracking_uri", "--tracking-uri", default=None)
+    parser.add_argument("--profile", default="quick", help=PROFILE_HELP)
+    parser.add_argument("--tracking_uri", "--tracking-uri", default=None, help=TRACKING_URI_HELP)
     parser.add_argument(
         "--options_only", "--options-only", action="store_true",
         help="rewrite the options tables only (no store needed)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    from grubench.answers.docs import OPTIONS_END, OPTIONS_START, options_block
+    from grubench.answers.readme import faq_block, rewrite_readme
+    from grubench.store.health import store_problem
+    from grubench.store.tracking import resolve_tracking_uri
+    from grubench.sweeps.question import PROFILES
+
     if args.profile not in PROFILES:
         return fail([f"--profile {args.profile!r}: choose from: {', '.join(PROFILES)}"], prog)
     readme, folder = Path(args.readme).resolve(), Path(args.experiments).resolve()

@@ -8,14 +8,16 @@ import os
 import subprocess
 import sys
 
-from grubench.cli.messages import fail
+from grubench.cli.messages import TRACKING_URI_HELP, Parser, fail
 
 
 def ui_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="grubench ui", description="Serve the MLflow UI for grubench's store."
+    parser = Parser(
+        prog="grubench ui",
+        description="Serve the MLflow UI for grubench's store and print the address of each "
+        "experiment's runs table (stop it with Ctrl-C).",
     )
-    parser.add_argument("--tracking_uri", "--tracking-uri", default=None)
+    parser.add_argument("--tracking_uri", "--tracking-uri", default=None, help=TRACKING_URI_HELP)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -24,7 +26,7 @@ def ui_parser() -> argparse.ArgumentParser:
         "origins that may reach it with --allowed-hosts and --cors-allowed-origins (MLflow's "
         "host-header and CORS checks).",
     )
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--port", type=int, default=5000, help="the port to serve the UI on")
     parser.add_argument(
         "--basic-auth",
         action="store_true",
@@ -38,6 +40,7 @@ def ui_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--experiment_name",
+        "--experiment-name",
         default=None,
         help="print the runs-table address of this experiment only (default: every experiment)",
     )
