@@ -65,3 +65,30 @@ def test_bench_fit_step_compares_bare_and_fit_steps(capsys):
     for (cells,) in rows.values():
         assert len(cells) == 7 and all(float(c.rstrip("x")) == float(c.rstrip("x")) for c in cells)
     assert "data:" in out and "ms per batch" in out
+
+
+def test_bench_engine_prints_every_arm_on_both_engines(capsys):
+    argv = "--batch 2 --hidden 4 --seq-len 5 --threads 1 --rounds 1 --warmup 0"
+    _main("bench_engine.py")(argv.split())
+    out = capsys.readouterr().out
+    assert out.startswith(f"`python benchmarks/bench_engine.py {argv}`")
+    rows = _rows(out)
+    assert set(rows) == {"gru", "lstm", "rnn", "min_gru", "min_lstm", "arm"}
+    for arm in ("gru", "lstm", "rnn", "min_gru", "min_lstm"):
+        ((threads, hidden, seq_len, ms, ratio, gflops, peak, train, train_ratio, per_gru),) = rows[
+            arm
+        ]
+        assert (threads, hidden, seq_len) == ("1", "4", "5") and float(ms) > 0 < float(train)
+        assert re.fullmatch(r"\d+\.\d\dx", ratio) and re.fullmatch(r"\d+\.\d\dx", train_ratio)
+        assert float(gflops) >= 0 and peak.endswith("%")
+    assert rows["gru"][0][-1] == "1.00x"
+    assert "sgemm on a 2048² product: " in out
+
+
+def test_train_steps_prints_every_registered_arm(capsys):
+    _main("train_steps.py")("--sizes 4x5 --rounds 2 --steps 1".split())
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("| H |"))
+    assert header.strip("| ").split(" | ")[2:] == list(MODELS)
+    ((*arms,),) = _rows(out)["4"]
+    assert arms[0] == "5" and len(arms) == 1 + len(MODELS) and all(float(c) > 0 for c in arms[1:])

@@ -1,0 +1,76 @@
+"""One training step per registered arm, as a fit runs it, on whichever grubench is imported:
+to compare two commits, run it on each (``PYTHONPATH`` picks the tree) on free cores.
+
+The adding problem's step (the model with its output head, the loss, backward, gradient
+clipping, an Adam update), batch 64, one thread, subnormals flushed; every arm's step in one
+process, rounds interleaved in a rotated order; by default the median of 7 rounds of 5 steps
+after a warm-up round. benchmarks/results/engine.md has its output before and after the
+engine::
+
+    git worktree add /tmp/before c62a36a
+    PYTHONPATH=/tmp/before/src python benchmarks/train_steps.py   # before
+    python benchmarks/train_steps.py                              # after
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+import grubench
+from grubench.models import MODELS, ModelConfig, build_model
+from grubench.models.gru_bptt import subnormals_flushed
+from grubench.tasks import batch_generator, build_task
+
+
+def step_fn(name: str, hidden: int, seq_len: int):
+    task = build_task("adding", seq_len)
+    x, y = task.generate(64, batch_generator(0, "train", 0), train=True)
+    torch.manual_seed(0)
+    config = ModelConfig(name=name, hidden_size=hidden)
+    model = build_model(config, task.input_size, task.output_size, task.output_mode, seq_len)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        task.loss(model(x), y).backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return step
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["32x50", "64x150"], help="HIDDENxT")
+    parser.add_argument("--rounds", type=int, default=8, help="the first warms up")
+    parser.add_argument("--steps", type=int, default=5, help="per arm and round")
+    args = parser.parse_args(argv)
+    sizes = [tuple(int(n) for n in size.split("x")) for size in args.sizes]
+    torch.set_num_threads(1)
+    arms = list(MODELS)
+    print(f"grubench from {grubench.__file__}; torch {torch.__version__}, 1 thread\n")
+    print("| H | T | " + " | ".join(arms) + " |")
+    print("| ---: | ---: |" + " ---: |" * len(arms))
+    with subnormals_flushed(True):
+        for hidden, seq_len in sizes:
+            steps = {arm: step_fn(arm, hidden, seq_len) for arm in arms}
+            times: dict[str, list[float]] = {arm: [] for arm in arms}
+            for round_ in range(args.rounds):
+                shift = round_ % len(arms)
+                for arm in arms[shift:] + arms[:shift]:
+                    start = time.perf_counter()
+                    for _ in range(args.steps):
+                        steps[arm]()
+                    if round_:  # the first round warms up
+                        times[arm].append((time.perf_counter() - start) / args.steps * 1e3)
+            cells = " | ".join(f"{statistics.median(times[arm]):.2f}" for arm in arms)
+            print(f"| {hidden} | {seq_len} | {cells} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
