@@ -14,9 +14,9 @@ TIER = "integration"
 
 HEAVY = ("lightning", "mlflow", "torch")
 
-# What importing each command's --help may pull in: fit's options are defined next to the
-# models (torch) and the training code (Lightning), so only its Trainer options are spared.
-ALLOWED = {"fit": {"torch", "lightning"}}
+# What each command's --help may pull in: fit's model and task options are defined with the
+# models and tasks, which import torch.
+ALLOWED = {"fit": {"torch"}}
 
 PROBE = """
 import json, sys

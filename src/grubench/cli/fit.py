@@ -24,9 +24,13 @@ def fit_parser(trainer: bool = True) -> ArgumentParser:
     that grubench does not set itself, read from Lightning's signature."""
     from grubench.models import ModelConfig
     from grubench.options import choices, help_of, option_fields
-    from grubench.training.config import ALIASES, FitConfig, top_level_options
-    from grubench.training.data import TaskConfig
-    from grubench.training.module import OptimConfig
+    from grubench.training.config import (
+        ALIASES,
+        FitConfig,
+        OptimConfig,
+        TaskConfig,
+        top_level_options,
+    )
 
     parser = ArgumentParser(
         prog=PROG,
@@ -101,9 +105,7 @@ def _trainer_overrides(trainer_ns) -> dict[str, Any]:
 def parse_fit_config(argv: list[str]):
     """``argv`` -> FitConfig (jsonargparse exits with code 2 on a type error)."""
     from grubench.models import ModelConfig
-    from grubench.training.config import FitConfig, top_level_options
-    from grubench.training.data import TaskConfig
-    from grubench.training.module import OptimConfig
+    from grubench.training.config import FitConfig, OptimConfig, TaskConfig, top_level_options
 
     parser = fit_parser()
     try:

@@ -12,15 +12,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-import lightning as L
-
 from grubench.models import ModelConfig, validate_model_config
 from grubench.options import option, option_fields
 from grubench.store.health import uri_problems
 from grubench.store.tracking import resolve_tracking_uri
 from grubench.tasks import TASKS, DatasetTask, validate_task_options
-from grubench.training.data import TaskConfig
-from grubench.training.module import OptimConfig, validate_optim_config
 
 # grubench's Trainer defaults; anything in FitConfig.trainer overrides them.
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -36,6 +32,68 @@ RESERVED_TRAINER_KEYS = (
     "enable_checkpointing",
     "use_distributed_sampler",
 )
+
+
+@dataclass
+class TaskConfig:
+    """The task and its data: which task, its length, batch size and set sizes."""
+
+    name: str = option("adding", f"the task: {', '.join(TASKS)}")
+    seq_len: int = option(100, "the sequence length T")
+    batch_size: int = option(64, "samples per training step (per process under DDP)")
+    epoch_size: int = option(100, "training batches between validations")
+    val_size: int = option(1024, "validation samples (a dataset task: at most its split)")
+    test_size: int = option(1024, "test samples (a dataset task: at most its split)")
+    train_size: int | None = option(
+        None, "null: an endless stream; N: a fixed set of N samples (synthetic tasks only)"
+    )
+    eval_lengths: list[int] = field(
+        default_factory=list, metadata={"help": "extra lengths to validate and test at"}
+    )
+    options: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "the task's own options, e.g. {n_tokens: 16}"}
+    )
+    num_workers: int = option(0, "DataLoader worker processes")
+
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+CLIP_ALGORITHMS = ("norm", "value")
+
+
+@dataclass
+class OptimConfig:
+    """The optimizer, its learning rate, L1/L2 penalties and gradient clipping"""
+
+    name: str = option("adam", f"the optimizer: {', '.join(OPTIMIZERS)}")
+    lr: float = option(1e-3, "the learning rate")
+    weight_decay: float = option(0.0, "L2: coupled for adam, rmsprop and sgd, decoupled for adamw")
+    l1: float = option(0.0, "the L1 penalty's coefficient on weight matrices (biases excluded)")
+    momentum: float = option(0.9, "sgd's and rmsprop's momentum")
+    grad_clip: float = option(0.0, "the gradient clipping threshold; 0 = off")
+    grad_clip_algorithm: str = option(
+        "norm", f"clip the global norm or each value: {', '.join(CLIP_ALGORITHMS)}"
+    )
+
+
+def validate_optim_config(cfg: OptimConfig) -> list[str]:
+    problems = []
+    if cfg.name not in OPTIMIZERS:
+        problems.append(
+            f"optim.name: unknown optimizer {cfg.name!r}; choose from: {', '.join(OPTIMIZERS)}"
+        )
+    if not cfg.lr > 0:
+        problems.append(f"optim.lr must be positive, got {cfg.lr}")
+    for name in ("weight_decay", "l1", "grad_clip"):
+        if getattr(cfg, name) < 0:
+            problems.append(f"optim.{name} must be non-negative, got {getattr(cfg, name)}")
+    if not 0 <= cfg.momentum < 1:
+        problems.append(f"optim.momentum must lie in [0, 1), got {cfg.momentum}")
+    if cfg.grad_clip_algorithm not in CLIP_ALGORITHMS:
+        problems.append(
+            f"optim.grad_clip_algorithm: unknown {cfg.grad_clip_algorithm!r}; "
+            f"choose from: {', '.join(CLIP_ALGORITHMS)}"
+        )
+    return problems
 
 
 @dataclass
@@ -86,6 +144,8 @@ def top_level_options() -> dict[str, tuple[Any, Any]]:
 def config_keys() -> dict[str, frozenset[str]]:
     """The keys a fit's config may hold: ``""``, the top level; then each group's options
     (the trainer's: lightning.Trainer's arguments that grubench does not set itself)."""
+    import lightning as L  # here, not at the top: the options above are read without it
+
     trainer = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
     return {
         "": frozenset(f.name for f in fields(FitConfig)),
@@ -173,6 +233,8 @@ def trainer_options(cfg: FitConfig) -> dict[str, Any]:
 
 
 def validate_trainer_options(options: dict[str, Any]) -> list[str]:
+    import lightning as L
+
     valid = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
     problems = [
         f"trainer.{key} is set by grubench itself and cannot be overridden"

@@ -27,16 +27,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import lightning as L
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from grubench.options import option
-from grubench.tasks import TASKS, Task, batch_generator
+from grubench.tasks import Task, batch_generator
+from grubench.training.config import TaskConfig  # defined without Lightning, for fast --help
 
 
 def _rank_world() -> tuple[int, int]:
@@ -179,28 +177,6 @@ class TensorSamples(Dataset):
 
     def __getitem__(self, index):
         return tuple(t[index] for t in self.tensors)
-
-
-@dataclass
-class TaskConfig:
-    """The task and its data: which task, its length, batch size and set sizes."""
-
-    name: str = option("adding", f"the task: {', '.join(TASKS)}")
-    seq_len: int = option(100, "the sequence length T")
-    batch_size: int = option(64, "samples per training step (per process under DDP)")
-    epoch_size: int = option(100, "training batches between validations")
-    val_size: int = option(1024, "validation samples (a dataset task: at most its split)")
-    test_size: int = option(1024, "test samples (a dataset task: at most its split)")
-    train_size: int | None = option(
-        None, "null: an endless stream; N: a fixed set of N samples (synthetic tasks only)"
-    )
-    eval_lengths: list[int] = field(
-        default_factory=list, metadata={"help": "extra lengths to validate and test at"}
-    )
-    options: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "the task's own options, e.g. {n_tokens: 16}"}
-    )
-    num_workers: int = option(0, "DataLoader worker processes")
 
 
 _DEFAULT = TaskConfig()

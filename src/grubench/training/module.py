@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -24,47 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from grubench.options import option
 from grubench.tasks import Task
-
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-CLIP_ALGORITHMS = ("norm", "value")
-
-
-@dataclass
-class OptimConfig:
-    """The optimizer, its learning rate, L1/L2 penalties and gradient clipping"""
-
-    name: str = option("adam", f"the optimizer: {', '.join(OPTIMIZERS)}")
-    lr: float = option(1e-3, "the learning rate")
-    weight_decay: float = option(0.0, "L2: coupled for adam, rmsprop and sgd, decoupled for adamw")
-    l1: float = option(0.0, "the L1 penalty's coefficient on weight matrices (biases excluded)")
-    momentum: float = option(0.9, "sgd's and rmsprop's momentum")
-    grad_clip: float = option(0.0, "the gradient clipping threshold; 0 = off")
-    grad_clip_algorithm: str = option(
-        "norm", f"clip the global norm or each value: {', '.join(CLIP_ALGORITHMS)}"
-    )
-
-
-def validate_optim_config(cfg: OptimConfig) -> list[str]:
-    problems = []
-    if cfg.name not in OPTIMIZERS:
-        problems.append(
-            f"optim.name: unknown optimizer {cfg.name!r}; choose from: {', '.join(OPTIMIZERS)}"
-        )
-    if not cfg.lr > 0:
-        problems.append(f"optim.lr must be positive, got {cfg.lr}")
-    for name in ("weight_decay", "l1", "grad_clip"):
-        if getattr(cfg, name) < 0:
-            problems.append(f"optim.{name} must be non-negative, got {getattr(cfg, name)}")
-    if not 0 <= cfg.momentum < 1:
-        problems.append(f"optim.momentum must lie in [0, 1), got {cfg.momentum}")
-    if cfg.grad_clip_algorithm not in CLIP_ALGORITHMS:
-        problems.append(
-            f"optim.grad_clip_algorithm: unknown {cfg.grad_clip_algorithm!r}; "
-            f"choose from: {', '.join(CLIP_ALGORITHMS)}"
-        )
-    return problems
+from grubench.training.config import OPTIMIZERS, OptimConfig  # defined without Lightning
 
 
 def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
