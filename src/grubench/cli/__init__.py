@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 1
+    except OSError as err:
+        fit = sys.modules.get("grubench.training.fit")  # (imported by whatever raised it)
+        if fit is None or not isinstance(err, fit.OutOfSpace):
+            raise
+        return _out_of_space(err, argv)
 
 
 def _interrupted(stop, argv: list[str]) -> int:
@@ -104,6 +109,19 @@ def _interrupted(stop, argv: list[str]) -> int:
         file=sys.stderr,
     )
     return stop.code
+
+
+def _out_of_space(full, argv: list[str]) -> int:
+    """A fit stopped by a full disk: its run, what is kept, and the command that continues it."""
+    saved = f"its checkpoint at step {full.step} is kept" if full.step is not None else (
+        "it had no checkpoint yet")  # fmt: skip
+    print(
+        f"grubench {argv[0]}: error: no space left on the disk holding the store or its "
+        f"checkpoints; run {full.run_id} stopped and {saved}: free some space, then continue it "
+        f"with: grubench fit --resume {full.run_id}{_tracking_uri_option(argv)}",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _tracking_uri_option(argv: list[str]) -> str:

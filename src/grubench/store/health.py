@@ -10,6 +10,7 @@ an SQLAlchemy traceback from deep inside a sweep.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sqlite3
@@ -107,3 +108,18 @@ def sqlite_problem(path: Path, must_exist: bool = False, name: str | None = None
         f"the store {path} is damaged ({verdict}); move it aside to start a new store, or "
         f"recover what it holds: sqlite3 {path} .recover | sqlite3 {path}.recovered"
     )
+
+
+def out_of_space(error: BaseException | None) -> bool:
+    """Whether ``error``, or an exception it was raised from, says the disk is full: an
+    ``OSError`` with ENOSPC or EDQUOT, or SQLite's "database or disk is full" (which MLflow
+    wraps in SQLAlchemy's and its own exceptions)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

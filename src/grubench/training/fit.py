@@ -15,6 +15,7 @@ the metrics an uninterrupted fit would have (see :mod:`grubench.training.resume`
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -29,6 +30,7 @@ import yaml
 from grubench import __version__
 from grubench.models import build_model, count_parameters
 from grubench.models.gru_bptt import subnormals_flushed
+from grubench.store.health import out_of_space
 from grubench.store.schema import (
     CHANCE_LEVEL,
     DIVERGED_STEP,
@@ -93,6 +95,16 @@ warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is depr
 warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
 
 
+class OutOfSpace(OSError):
+    """A fit stopped because the disk holding its store or checkpoints is full. ``run_id``: its
+    run (FAILED, or left RUNNING where even that could not be written), ``step``: the step its
+    last checkpoint holds (None: it has none, and starts afresh)."""
+
+    def __init__(self, run_id: str, step: int | None) -> None:
+        super().__init__(f"no space left on the disk of run {run_id}")
+        self.run_id, self.step = run_id, step
+
+
 @dataclass
 class FitResult:
     run_id: str
@@ -105,8 +117,16 @@ class FitResult:
 def run_fit(cfg: FitConfig, resume: str | None = None) -> FitResult:
     """Fit ``cfg`` as one MLflow run; ``resume``: continue that run (of this config) from its
     checkpoint instead (check it first with :func:`resume_point`)."""
-    with subnormals_flushed(cfg.flush_denormal is True):  # (validated by _run_fit)
-        return _run_fit(cfg, resume)
+    # MLflow's SQL store logs every database error with its traceback at ERROR before it
+    # raises it; the fit says it once (a full disk: grubench.cli's one line)
+    db_log = logging.getLogger("mlflow.store.db.utils")
+    level = db_log.level
+    db_log.setLevel(logging.CRITICAL)
+    try:
+        with subnormals_flushed(cfg.flush_denormal is True):  # (validated by _run_fit)
+            return _run_fit(cfg, resume)
+    finally:
+        db_log.setLevel(level)
 
 
 def _run_fit(cfg: FitConfig, resume: str | None) -> FitResult:
@@ -265,14 +285,21 @@ class TrackedRun:
                 error.run_id = self.run_id
         elif kind is not None:
             self.status = RunStatus.FAILED
+        full = out_of_space(error)
         if self.rank_zero:
-            self.client.set_terminated(self.run_id, self.status)
+            try:
+                self.client.set_terminated(self.run_id, self.status)
+            except Exception as err:
+                if not (full and out_of_space(err)):  # not even the status fits: said below
+                    raise
         # MLFlowLogger exports MLFLOW_TRACKING_URI, rank 0 the run id: leak neither
         for key in ("MLFLOW_TRACKING_URI", RUN_ID_ENV):
             if key in self._saved_env:
                 os.environ[key] = self._saved_env[key]
             else:
                 os.environ.pop(key, None)
+        if full and self.rank_zero:  # one line for the user, with what is kept to resume
+            raise OutOfSpace(self.run_id, checkpoint_step(self.checkpoints / CHECKPOINT_NAME))
 
 
 @dataclass
@@ -320,6 +347,17 @@ def resume_point(client, run_id: str, tracking_uri: str) -> ResumePoint:
              f"afresh with: grubench fit --config {config}"]
         ) from None  # fmt: skip
     return ResumePoint(run, path, int(step))
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The global step a checkpoint holds; None when there is none, or none torch can read."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(checkpoint["global_step"])
+    except Exception:  # missing, truncated, overwritten
+        return None
 
 
 def _alive_elsewhere(tags: dict[str, str]) -> bool:

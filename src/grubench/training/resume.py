@@ -181,7 +181,11 @@ class RunCheckpoint(Checkpoint):
         for stale in self.dirpath.glob(f".{CHECKPOINT_NAME}.*.partial"):  # a killed save's
             if stale != partial and trainer.is_global_zero:  # (one process fits a run at a time)
                 stale.unlink(missing_ok=True)
-        trainer.save_checkpoint(partial, weights_only=False)  # False: with optimizer states
+        try:
+            trainer.save_checkpoint(partial, weights_only=False)  # False: with optimizer states
+        except BaseException:  # (a full disk): the previous checkpoint stays, the partial goes
+            partial.unlink(missing_ok=True)
+            raise
         if trainer.is_global_zero:
             os.replace(partial, self.path)
         self._saved_step = trainer.global_step
