@@ -250,6 +250,19 @@ def test_dry_run_checks_every_child_and_lists_the_plan(tracking_uri, tmp_path, c
     assert out.startswith("tiny:quick: 2 children: 0 tuning, 2 evaluation")
     assert "gru" in out.splitlines()[1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.py"]  # no store, no run
+    assert main(["run", "q.py", "--dry_run", "--trainer.max_steps", "5",
+                 "--tracking_uri", tracking_uri]) == 0  # fmt: skip
+    assert capsys.readouterr().out == out  # either spelling
+
+
+@pytest.mark.unit
+def test_a_flag_takes_either_spelling():
+    from grubench.cli.ui import ui_parser
+
+    dashes = ["--basic-auth", "--allowed-hosts", "h", "--experiment-name", "e",
+              "--tracking-uri", "sqlite:///x.db"]  # fmt: skip
+    underscores = ["--" + f[2:].replace("-", "_") if f.startswith("--") else f for f in dashes]
+    assert vars(ui_parser().parse_args(dashes)) == vars(ui_parser().parse_args(underscores))
 
 
 def test_report_writes_to_a_scratch_folder_unless_told(tracking_uri, client, tmp_path, capsys):

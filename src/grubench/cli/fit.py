@@ -74,6 +74,10 @@ def help_parser() -> ArgumentParser:
     from grubench.training.config import RESERVED_TRAINER_KEYS, TRAINER_DEFAULTS
 
     parser = fit_parser(trainer=False)
+    parser.usage = (  # the options one by one are below; argparse's list would take 30 lines
+        "%(prog)s [--config FILE] [--<group>.<option> VALUE ...] [--<option> VALUE ...]\n"
+        f"       {RESUME_FORM}"
+    )
     parser.add_argument(
         "--resume", metavar="RUN_ID",
         help="continue a stopped run from its last checkpoint, in the same MLflow run and with "

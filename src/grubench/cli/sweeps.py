@@ -102,12 +102,12 @@ def cmd_run(argv: list[str]) -> int:
         "cores (default auto: one per usable core on CPU, one with a GPU accelerator)",
     )  # fmt: skip
     parser.add_argument(
-        "--ray-address", default=os.environ.get("RAY_ADDRESS"),
+        "--ray-address", "--ray_address", default=os.environ.get("RAY_ADDRESS"),
         help="run each child as a task on this Ray cluster (default: $RAY_ADDRESS; none: this "
         "machine)",
     )  # fmt: skip
     parser.add_argument(
-        "--cpus-per-child", default="1",
+        "--cpus-per-child", "--cpus_per_child", default="1",
         help="with --ray-address: the CPUs (torch threads) each child's task asks for",
     )  # fmt: skip
     args, extra = parser.parse_known_args(argv)

@@ -29,14 +29,21 @@ def ui_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=5000, help="the port to serve the UI on")
     parser.add_argument(
         "--basic-auth",
+        "--basic_auth",
         action="store_true",
         help="require a login (MLflow's basic-auth app, --app-name basic-auth)",
     )
     parser.add_argument(
-        "--allowed-hosts", default=None, help="comma-separated Host headers the server accepts"
+        "--allowed-hosts",
+        "--allowed_hosts",
+        default=None,
+        help="comma-separated Host headers the server accepts",
     )
     parser.add_argument(
-        "--cors-allowed-origins", default=None, help="comma-separated origins allowed by CORS"
+        "--cors-allowed-origins",
+        "--cors_allowed_origins",
+        default=None,
+        help="comma-separated origins allowed by CORS",
     )
     parser.add_argument(
         "--experiment_name",
