@@ -119,3 +119,54 @@ def test_a_bad_ray_address_fails_before_any_run(tmp_path, tracking_uri):
         "(Connection refused); start one with: ray start --head"
     )
     assert not (tmp_path / "store").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_driver_killed_minus_9_leaves_no_ray_task_running(cluster, tmp_path):
+    """Ray's semantics: a task's owner is the driver that submitted it, and tasks fate-share
+    with their owner, so Ray's raylet kills the workers running the lost driver's tasks (no
+    signal a fit could catch: their runs stay RUNNING with their last checkpoint, and the next
+    sweep continues them). Here that takes a few seconds; nothing of grubench's is needed."""
+    import signal
+    import time
+
+    path = tmp_path / "lost.py"
+    path.write_text(TINY.format(name="lost", seeds=[0], steps=3000))
+    client = MlflowClient(cluster[1])
+    sweep = grubench_run(path, cluster)
+
+    def both_training() -> list:
+        found = client.get_experiment_by_name("lost")
+        runs = sweep_runs(client, found.experiment_id, "lost:quick") if found else []
+        return [r for r in runs if r.info.status == "RUNNING"
+                and client.get_metric_history(r.info.run_id, "train/loss")]  # fmt: skip
+
+    deadline = time.monotonic() + 300
+    while len(both_training()) < 2:
+        assert sweep.poll() is None and time.monotonic() < deadline, "the sweep never trained"
+        time.sleep(0.5)
+    runs = both_training()
+    pids = {int(r.data.tags["grubench.pid"]) for r in runs}
+    killed_at = time.monotonic()
+    sweep.send_signal(signal.SIGKILL)
+    sweep.wait(timeout=60)
+    while any(map(_alive, pids)) and time.monotonic() - killed_at < 60:
+        time.sleep(0.1)
+    took = time.monotonic() - killed_at
+    assert not any(map(_alive, pids)), f"Ray tasks still running {took:.0f} s after the driver"
+    print(f"Ray ended the lost driver's 2 tasks {took:.1f} s after it was killed -9")
+    sweep.communicate(timeout=60)
+
+    rerun = grubench_run(path, cluster)
+    output = rerun.communicate(timeout=600)[0]
+    assert rerun.returncode == 0, output
+    final = sweep_runs(client, client.get_experiment_by_name("lost").experiment_id, "lost:quick")
+    assert {r.info.status for r in final} == {"FINISHED"} and len(final) == 2
+    assert {r.info.run_id for r in final} == {r.info.run_id for r in runs}  # continued
