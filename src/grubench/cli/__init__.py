@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as err:
         fit = sys.modules.get("grubench.training.fit")  # (imported by whatever raised it)
-        if fit is None or not isinstance(err, fit.OutOfSpace):
+        if fit is None or not isinstance(err, fit.StoreFailure):
             raise
-        return _out_of_space(err, argv)
+        return _store_failure(err, argv)
 
 
 def _interrupted(stop, argv: list[str]) -> int:
@@ -111,14 +111,15 @@ def _interrupted(stop, argv: list[str]) -> int:
     return stop.code
 
 
-def _out_of_space(full, argv: list[str]) -> int:
-    """A fit stopped by a full disk: its run, what is kept, and the command that continues it."""
-    saved = f"its checkpoint at step {full.step} is kept" if full.step is not None else (
+def _store_failure(lost, argv: list[str]) -> int:
+    """A fit stopped by its store (a full disk, a server gone): what is kept, and the command
+    that continues the run."""
+    saved = f"its checkpoint at step {lost.step} is kept" if lost.step is not None else (
         "it had no checkpoint yet")  # fmt: skip
     print(
-        f"grubench {argv[0]}: error: no space left on the disk holding the store or its "
-        f"checkpoints; run {full.run_id} stopped and {saved}: free some space, then continue it "
-        f"with: grubench fit --resume {full.run_id}{_tracking_uri_option(argv)}",
+        f"grubench {argv[0]}: error: {lost.why}; run {lost.run_id} stopped and {saved}: "
+        f"{lost.fix}, then continue it with: grubench fit --resume {lost.run_id}"
+        f"{_tracking_uri_option(argv)}",
         file=sys.stderr,
     )
     return 1

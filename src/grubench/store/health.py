@@ -110,16 +110,32 @@ def sqlite_problem(path: Path, must_exist: bool = False, name: str | None = None
     )
 
 
+def _chain(error: BaseException | None):
+    """``error`` and the exceptions it was raised from."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def server_gone(error: BaseException | None) -> bool:
+    """Whether ``error`` comes from a tracking server that stopped answering: a refused or
+    failed connection, after MLflow's retries (``Max retries exceeded``)."""
+    return any(
+        isinstance(e, ConnectionError)
+        or type(e).__name__ in ("MaxRetryError", "NewConnectionError")
+        or "Max retries exceeded" in str(e)
+        for e in _chain(error)
+    )
+
+
 def out_of_space(error: BaseException | None) -> bool:
     """Whether ``error``, or an exception it was raised from, says the disk is full: an
     ``OSError`` with ENOSPC or EDQUOT, or SQLite's "database or disk is full" (which MLflow
     wraps in SQLAlchemy's and its own exceptions)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "database or disk is full" in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    return any(
+        (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT))
+        or "database or disk is full" in str(e)
+        for e in _chain(error)
+    )

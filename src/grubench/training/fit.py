@@ -30,7 +30,7 @@ import yaml
 from grubench import __version__
 from grubench.models import build_model, count_parameters
 from grubench.models.gru_bptt import subnormals_flushed
-from grubench.store.health import out_of_space
+from grubench.store.health import out_of_space, server_gone
 from grubench.store.schema import (
     CHANCE_LEVEL,
     DIVERGED_STEP,
@@ -95,14 +95,27 @@ warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is depr
 warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
 
 
-class OutOfSpace(OSError):
-    """A fit stopped because the disk holding its store or checkpoints is full. ``run_id``: its
-    run (FAILED, or left RUNNING where even that could not be written), ``step``: the step its
-    last checkpoint holds (None: it has none, and starts afresh)."""
+class StoreFailure(OSError):
+    """A fit stopped by its store: a full disk under the store or the checkpoints, or a tracking
+    server that stopped answering through MLflow's retries (about four minutes by default:
+    ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` 7, ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`` 2). ``why``
+    and ``fix`` are phrases for the one line grubench prints; ``run_id`` its run (FAILED, or
+    still RUNNING where not even that could be written: resumable either way); ``step`` the
+    step its last checkpoint holds (None: it has none and starts afresh)."""
 
-    def __init__(self, run_id: str, step: int | None) -> None:
-        super().__init__(f"no space left on the disk of run {run_id}")
-        self.run_id, self.step = run_id, step
+    def __init__(self, why: str, fix: str, run_id: str, step: int | None) -> None:
+        super().__init__(f"{why} (run {run_id})")
+        self.why, self.fix, self.run_id, self.step = why, fix, run_id, step
+
+
+def _store_failure(error: BaseException | None, uri: str) -> tuple[str, str] | None:
+    """(why, fix) when ``error`` is the store's failure rather than the fit's."""
+    if out_of_space(error):
+        return "no space left on the disk holding the store or its checkpoints", (
+            "free some space")  # fmt: skip
+    if uri.startswith(("http://", "https://")) and server_gone(error):
+        return f"the tracking server at {uri} stopped answering", "once it answers again"
+    return None
 
 
 @dataclass
@@ -285,21 +298,22 @@ class TrackedRun:
                 error.run_id = self.run_id
         elif kind is not None:
             self.status = RunStatus.FAILED
-        full = out_of_space(error)
+        lost = _store_failure(error, self.uri)
         if self.rank_zero:
             try:
                 self.client.set_terminated(self.run_id, self.status)
             except Exception as err:
-                if not (full and out_of_space(err)):  # not even the status fits: said below
-                    raise
+                if lost is None or _store_failure(err, self.uri) is None:
+                    raise  # (the store's own failure, said below, may keep even this out)
         # MLFlowLogger exports MLFLOW_TRACKING_URI, rank 0 the run id: leak neither
         for key in ("MLFLOW_TRACKING_URI", RUN_ID_ENV):
             if key in self._saved_env:
                 os.environ[key] = self._saved_env[key]
             else:
                 os.environ.pop(key, None)
-        if full and self.rank_zero:  # one line for the user, with what is kept to resume
-            raise OutOfSpace(self.run_id, checkpoint_step(self.checkpoints / CHECKPOINT_NAME))
+        if lost is not None and self.rank_zero:  # one line for the user, and how to go on
+            step = checkpoint_step(self.checkpoints / CHECKPOINT_NAME)
+            raise StoreFailure(*lost, self.run_id, step) from error
 
 
 @dataclass
