@@ -8,10 +8,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 
 def free_port() -> int:
@@ -109,3 +110,27 @@ def ray_head(num_cpus: int = 2, timeout: float = 120) -> Iterator[str]:
         process.wait()
         log.close()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+class RestartableServer:
+    """An ``mlflow server`` on a fixed port and SQLite store that can be stopped and started."""
+
+    def __init__(self, root) -> None:
+        self.port = free_port()
+        self.command = [
+            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+            "--port", str(self.port), "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "artifacts"), "--workers", "1",
+        ]  # fmt: skip
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.stack: ExitStack | None = None
+
+    def start(self) -> None:
+        self.stack = ExitStack()
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.stack.enter_context(served(self.command, self.port, **quiet))
+
+    def stop(self) -> None:
+        if self.stack is not None:
+            self.stack.close()
+            self.stack = None

@@ -10,13 +10,12 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.servers import free_port, served
+from tests.servers import RestartableServer as Server
 
 TIER = "system"
 
@@ -26,30 +25,6 @@ FIT = [
     "--trainer.max_steps", "400", "--trainer.log_every_n_steps", "1",
     "--trainer.enable_progress_bar", "false",
 ]  # fmt: skip
-
-
-class Server:
-    """An ``mlflow server`` on a fixed port and SQLite store that can be stopped and started."""
-
-    def __init__(self, root) -> None:
-        self.port = free_port()
-        self.command = [
-            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-            "--port", str(self.port), "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"), "--workers", "1",
-        ]  # fmt: skip
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.stack: ExitStack | None = None
-
-    def start(self) -> None:
-        self.stack = ExitStack()
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        self.stack.enter_context(served(self.command, self.port, **quiet))
-
-    def stop(self) -> None:
-        if self.stack is not None:
-            self.stack.close()
-            self.stack = None
 
 
 @pytest.fixture

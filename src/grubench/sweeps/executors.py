@@ -100,7 +100,7 @@ def _watch_driver() -> None:
     os._exit(1)
 
 
-def _worker_init(threads: int, pids, stop) -> None:
+def _worker_init(threads: int, pids, stop, driver: int) -> None:
     """A pool worker: its share of the cores, quiet Lightning, its own process group (a
     terminal's Ctrl+C reaches the sweep's process only, which stops each worker once), a
     watchdog that ends it with the sweep's process (:func:`_watch_driver`), and a signal
@@ -111,7 +111,9 @@ def _worker_init(threads: int, pids, stop) -> None:
     import torch
 
     global _STOP, _DRIVER
-    _STOP, _DRIVER = stop, os.getppid()
+    # the sweep's pid as it passed it, not os.getppid(): a worker that starts after its
+    # driver died (killed while the pool started) would take init's pid for its driver's
+    _STOP, _DRIVER = stop, driver
     os.setpgrp()
 
     def on_signal(*_) -> None:
@@ -170,7 +172,7 @@ class Pool:
 
         return ProcessPoolExecutor(
             self.workers, mp_context=self.context, initializer=_worker_init,
-            initargs=(self.threads, self._pids, self.stopping),
+            initargs=(self.threads, self._pids, self.stopping, os.getpid()),
         )  # fmt: skip
 
     @property
