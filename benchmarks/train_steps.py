@@ -16,32 +16,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-from torch import nn
 
 import grubench
-from grubench.models import MODELS, ModelConfig, build_model
+from grubench.models import MODELS
 from grubench.models.gru_bptt import subnormals_flushed
-from grubench.tasks import batch_generator, build_task
 
-
-def step_fn(name: str, hidden: int, seq_len: int):
-    task = build_task("adding", seq_len)
-    x, y = task.generate(64, batch_generator(0, "train", 0), train=True)
-    torch.manual_seed(0)
-    config = ModelConfig(name=name, hidden_size=hidden)
-    model = build_model(config, task.input_size, task.output_size, task.output_mode, seq_len)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step() -> None:
-        optimizer.zero_grad()
-        task.loss(model(x), y).backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-
-    return step
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or by runpy
+from bench_engine import train_step  # noqa: E402 - the same step bench_engine times
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| ---: | ---: |" + " ---: |" * len(arms))
     with subnormals_flushed(True):
         for hidden, seq_len in sizes:
-            steps = {arm: step_fn(arm, hidden, seq_len) for arm in arms}
+            steps = {arm: train_step(arm, {}, hidden, seq_len, 64) for arm in arms}
             times: dict[str, list[float]] = {arm: [] for arm in arms}
             for round_ in range(args.rounds):
                 shift = round_ % len(arms)
