@@ -1,7 +1,8 @@
 """The report's verdicts from cells (no store): per condition first, a pooled verdict only
 where the conditions agree, Holm over the question's family, the detectable effect beside each
-"not detected", the one-sentence answer, and the rate of false "better" verdicts under the null
-at the profiles' seed counts."""
+"not detected", the one-sentence answer, the rate of false "better" verdicts under the null
+at the profiles' seed counts, and the calibration rule: a condition with every arm at the
+ceiling or the floor cannot discriminate and is no test."""
 
 import math
 
@@ -10,7 +11,7 @@ import pytest
 
 from grubench.answers import stats
 from grubench.answers.report import Cell, Report, answer, sentence, to_markdown
-from grubench.sweeps.question import Claim, Question, Tip
+from grubench.sweeps.question import Calibration, Claim, Question, Tip, expand
 
 TIER = "unit"
 
@@ -18,18 +19,23 @@ LOW, HIGH = [0.1, 0.2, 0.3, 0.4, 0.5], [0.6, 0.7, 0.8, 0.9, 1.0]
 
 
 def question(conditions=("c1", "c2"), arms=("a", "b"), **kwargs) -> Question:
+    kwargs.setdefault("verdict_measures", ("score",))
     return Question(name="q", text="A or B?", arms={arm: {} for arm in arms},
-                    conditions={c: {} for c in conditions}, verdict_measures=("score",),
-                    **kwargs)  # fmt: skip
+                    conditions={c: {} for c in conditions}, **kwargs)  # fmt: skip
 
 
-def cell(arm: str, condition: str, scores) -> Cell:
+def cell(arm: str, condition: str, scores, steps=None) -> Cell:
     scores = [float(s) for s in scores]
-    return Cell(arm, condition, run_ids=[str(i) for i in range(len(scores))], scores=scores)
+    return Cell(arm, condition, run_ids=[str(i) for i in range(len(scores))], scores=scores,
+                steps=list(steps) if steps is not None else [])  # fmt: skip
 
 
-def report(q: Question, scores: dict[tuple[str, str], list[float]]) -> Report:
-    cells = [cell(arm, condition, values) for (arm, condition), values in scores.items()]
+def report(q: Question, scores: dict[tuple[str, str], list[float]], steps=None) -> Report:
+    """``steps``: (arm, condition) -> steps to solve per run (inf: never); without, whether
+    runs solved is unknown and no condition is judged against the ceiling or the floor."""
+    steps = steps or {}
+    cells = [cell(arm, condition, values, steps.get((arm, condition)))
+             for (arm, condition), values in scores.items()]  # fmt: skip
     verdicts, tips = answer(q, "quick", cells)
     return Report(q, "quick", cells, [], verdicts, tips)
 
@@ -163,3 +169,134 @@ def test_false_better_verdicts_stay_under_5_5_percent_under_the_null(n):
             pooled += better[2]
         assert per_condition / 4000 <= 0.055 and pooled / 2000 <= 0.055, (kind, per_condition,
                                                                            pooled)  # fmt: skip
+
+
+# the calibration rule: every arm at the ceiling or at the floor
+TOP = [1.0] * 5  # beats NEAR_TOP in every pair: a test would call it "better"
+NEAR_TOP = [0.991, 0.992, 0.993, 0.994, 0.995]
+BOTTOM = [0.0, 0.01, 0.02, 0.0, 0.03]
+SOLVED, NEVER = [200.0] * 5, [math.inf] * 5
+CEILING_WHY = "every arm at the ceiling (IQM score ≥ 0.99, all solved)"
+FLOOR_WHY = "every arm at the floor (IQM score ≤ 0.05, none solved)"
+
+
+def test_a_ceiling_condition_cannot_discriminate_and_leaves_the_family():
+    r = report(question(), {("a", "c1"): TOP, ("b", "c1"): NEAR_TOP,
+                            ("a", "c2"): HIGH, ("b", "c2"): LOW},
+               steps={("a", "c1"): SOLVED, ("b", "c1"): SOLVED,
+                      ("a", "c2"): SOLVED, ("b", "c2"): NEVER})  # fmt: skip
+    assert r.bounds == {"c1": ("ceiling", CEILING_WHY)}
+    c1, c2, pooled = lines(r)
+    # without the rule: 3 tests, and c1's fully separated runs (p = 2/252, Holm 0.024) would
+    # read "a better than b" for a gap of 0.007 within the margin
+    assert c1 == f"- test score, c1: a vs b: cannot discriminate: {CEILING_WHY}"
+    assert "not detected" not in r.verdict
+    # the pool keeps c2 only: the same test as c2's line, so the family is one test
+    assert pooled.startswith(f"- test score, pooled over 1 condition, leaving out c1, "
+                             f"{CEILING_WHY}: **a better than b**, P(a > b) = 1.000 [")  # fmt: skip
+    assert r.family == 1 and f"p = {2 / 252:.2g} (Holm: {2 / 252:.2g}, 1 tests)" in c2
+    assert [v.label for v in r.verdicts] == ["cannot discriminate", "supported", "supported"]
+    assert sentence(r) == (
+        f"On test score, a beats b at c2 (P = 1.00); c1 cannot discriminate: {CEILING_WHY}."
+    )
+    assert (
+        f"**Calibration** (ceiling: IQM score ≥ 0.99 and all solved; floor: ≤ 0.05 and none "
+        f"solved): discriminate: c2; cannot discriminate: c1, {CEILING_WHY}."
+    ) in to_markdown(r)
+
+
+def test_a_report_where_no_condition_discriminates_says_so():
+    q = question(tips=[Tip("A wins at the top.", (Claim("a", "b", conditions=("c1",)),))])
+    r = report(q, {("a", "c1"): TOP, ("b", "c1"): NEAR_TOP,
+                   ("a", "c2"): BOTTOM, ("b", "c2"): BOTTOM[::-1]},
+               steps={("a", "c1"): SOLVED, ("b", "c1"): SOLVED,
+                      ("a", "c2"): NEVER, ("b", "c2"): NEVER})  # fmt: skip
+    assert r.family == 0
+    assert lines(r) == [
+        f"- test score, c1: a vs b: cannot discriminate: {CEILING_WHY}",
+        f"- test score, c2: a vs b: cannot discriminate: {FLOOR_WHY}",
+        f"- test score, pooled: a vs b: cannot discriminate: c1, {CEILING_WHY}; c2, {FLOOR_WHY}",
+    ]
+    assert sentence(r) == ("No condition of this profile discriminates the arms on test score: "
+                           f"c1, {CEILING_WHY}; c2, {FLOOR_WHY}.")  # fmt: skip
+    ((_, (tip,)),) = r.tips
+    assert tip.label == "cannot discriminate" and math.isnan(tip.adjusted)
+    assert "discriminate: none; cannot discriminate: c1, " in to_markdown(r)
+
+
+def test_the_floor_of_a_question_with_one_condition():
+    r = report(question(conditions=("",)), {("a", ""): BOTTOM, ("b", ""): [0.0] * 5},
+               steps={("a", ""): NEVER, ("b", ""): NEVER})  # fmt: skip
+    assert lines(r) == [f"- test score: a vs b: cannot discriminate: {FLOOR_WHY}"]
+    assert sentence(r) == (
+        f"No condition of this profile discriminates the arms on test score: {FLOOR_WHY}."
+    )
+
+
+def test_steps_to_solve_still_discriminate_at_the_ceiling_but_not_at_the_floor():
+    q = question(verdict_measures=("score", "steps_to_solve"))
+    r = report(q, {("a", "c1"): TOP, ("b", "c1"): TOP, ("a", "c2"): BOTTOM, ("b", "c2"): BOTTOM},
+               steps={("a", "c1"): [200.0, 210, 220, 230, 240],
+                      ("b", "c1"): [900.0, 1000, 1100, 1200, 1300],
+                      ("a", "c2"): NEVER, ("b", "c2"): NEVER})  # fmt: skip
+    labels = {(v.claim.measure, v.claim.conditions): v.label for v in r.verdicts}
+    assert labels == {
+        ("score", ("c1",)): "cannot discriminate",
+        ("score", ("c2",)): "cannot discriminate",
+        ("score", ()): "cannot discriminate",
+        ("steps_to_solve", ("c1",)): "supported",  # how fast each learned: still a test
+        ("steps_to_solve", ("c2",)): "cannot discriminate",  # every run "never"
+        ("steps_to_solve", ()): "supported",  # pooled over c1 alone: the same test
+    }
+    assert r.family == 1
+    assert sentence(r, "steps_to_solve") == (
+        f"On steps to solve, a beats b at c1 (P = 1.00); c2 cannot discriminate: {FLOOR_WHY}."
+    )
+
+
+@pytest.mark.parametrize(
+    ("scores", "steps", "bound"),
+    [
+        (TOP, SOLVED, "ceiling"),
+        (TOP, SOLVED[:4] + [math.inf], ""),  # one run never solved: not the ceiling
+        ([0.98] * 5, SOLVED, ""),  # below the margin
+        (BOTTOM, NEVER, "floor"),
+        ([0.06] * 5, NEVER, ""),  # above the margin
+        (BOTTOM, [300.0] + NEVER[1:], ""),  # one run solved: not the floor
+    ],
+)
+def test_the_margins(scores, steps, bound):
+    """Both arms alike: the condition is at ``bound`` ("" where it can discriminate)."""
+    r = report(question(conditions=("",)), {("a", ""): scores, ("b", ""): scores},
+               steps={("a", ""): steps, ("b", ""): steps})  # fmt: skip
+    assert [b for b, _ in r.bounds.values()] == ([bound] if bound else [])
+
+
+def test_declared_margins_and_an_arm_without_runs():
+    near = [0.96] * 5
+    q = question(conditions=("",), calibration=Calibration(ceiling=0.95))
+    r = report(q, {("a", ""): near, ("b", ""): near}, {("a", ""): SOLVED, ("b", ""): SOLVED})
+    assert r.bounds == {"": ("ceiling", "every arm at the ceiling (IQM score ≥ 0.95, all "
+                                        "solved)")}  # fmt: skip
+    assert report(question(conditions=("",)), {("a", ""): near, ("b", ""): near},
+                  {("a", ""): SOLVED, ("b", ""): SOLVED}).bounds == {}  # fmt: skip
+    # 3 runs each: too few to test, too few to judge
+    few = report(question(conditions=("",)), {("a", ""): TOP[:3], ("b", ""): TOP[:3]},
+                 {("a", ""): SOLVED[:3], ("b", ""): SOLVED[:3]})  # fmt: skip
+    assert few.bounds == {} and [v.label for v in few.verdicts] == ["too few seeds"]
+    # b has not run yet: the condition is not judged
+    assert report(question(conditions=("",)), {("a", ""): TOP, ("b", ""): []},
+                  {("a", ""): SOLVED, ("b", ""): []}).bounds == {}  # fmt: skip
+    bad = question(conditions=("",), calibration=Calibration(ceiling=0.05, floor=0.1))
+    assert bad.check() == ["q: calibration: want 0 <= floor < ceiling <= 1, got floor 0.1, "
+                           "ceiling 0.05"]  # fmt: skip
+
+
+def test_the_margins_change_no_settings_hash():
+    """Calibration is how the report reads runs, not what a run computes."""
+    q = question(base={"trainer": {"max_steps": 3}})
+    other = question(base={"trainer": {"max_steps": 3}},
+                     calibration=Calibration(ceiling=0.9, floor=0.2))  # fmt: skip
+    longer = question(base={"trainer": {"max_steps": 4}})
+    hashes = [[c.config_hash() for c in expand(x, "quick")] for x in (q, other, longer)]
+    assert hashes[0] == hashes[1] != hashes[2]  # a setting does change it

@@ -49,7 +49,9 @@ def faq_block(
         f"tips' claims): *supported* when the corrected p is at most {stats.ALPHA:g} and P is "
         "above 0.5, *contradicted* when it is below, *mixed* when its conditions point "
         "opposite ways, *not detected* otherwise (with the effect it would have detected), "
-        f"*too few seeds* under {stats.MIN_SEEDS} per arm and condition.",
+        f"*too few seeds* under {stats.MIN_SEEDS} per arm and condition, *cannot discriminate* "
+        "where every arm is at the ceiling or at the floor in each condition the claim names "
+        "(no test; a pooled claim leaves such conditions out and names them).",
         "",
         *tips,
     ]

@@ -13,7 +13,10 @@ point opposite ways; where they do, the pooled line says "mixed" and where each 
 The tests of the question's family (``Question.family``: its verdict lines and its tips'
 claims) are corrected together with Holm's procedure; "better" and "supported" are said only
 of what survives it, and every "not detected" says which effect it would have detected
-(:mod:`grubench.answers.stats`). ``sentence`` puts the answer in one line. ``write_report``
+(:mod:`grubench.answers.stats`). A condition where every arm is at the ceiling or at the
+floor (``Question.calibration``) cannot discriminate the arms: its lines on the measures the
+bound makes equal say so and are not tests (they stay out of the family), and pooled verdicts
+leave it out, naming it. ``sentence`` puts the answer in one line. ``write_report``
 renders the Markdown and the learning curves (one panel per condition, one colour per arm)
 and logs them as artifacts of the sweep's newest parent run.
 """
@@ -41,6 +44,7 @@ from grubench.store.schema import (
 from grubench.store.tracking import get_client, resolve_tracking_uri
 from grubench.sweeps.children import finished_by_key, sweep_runs
 from grubench.sweeps.question import (
+    CALIBRATED,
     Claim,
     Question,
     Tip,
@@ -117,6 +121,9 @@ class ClaimResult:
     adjusted: float = math.nan  # Holm within the question's family
     family: int = 0  # the number of tests in the family
     detectable: float = math.nan  # the smallest P >= 0.5 detected with 80% power, corrected
+    # the conditions left out because they cannot discriminate the arms: (condition, why)
+    left_out: tuple[tuple[str, str], ...] = ()
+    cannot_discriminate: bool = False  # every condition the claim names was left out
 
     @property
     def tested(self) -> bool:
@@ -138,7 +145,9 @@ class ClaimResult:
     @property
     def label(self) -> str:
         """supported, contradicted, not detected (after the correction), mixed, too few
-        seeds or not measured."""
+        seeds, cannot discriminate (every arm at the ceiling or the floor) or not measured."""
+        if self.cannot_discriminate:
+            return "cannot discriminate"
         if math.isnan(self.p.estimate):
             return "not measured"
         if self.fewest_seeds < stats.MIN_SEEDS:
@@ -179,6 +188,11 @@ class Report:
         return max((r.family for r in self.verdicts + _tip_results(self.tips)), default=0)
 
     @property
+    def bounds(self) -> dict[str, tuple[str, str]]:
+        """The conditions that cannot discriminate the arms: condition -> (bound, why)."""
+        return condition_bounds(self.question, self.cells)
+
+    @property
     def verdict(self) -> str:
         if not any(cell.runs for cell in self.cells):
             return "No finished evaluation runs to compare yet."
@@ -197,11 +211,42 @@ def _tip_results(tips: list[tuple[Tip, list[ClaimResult]]]) -> list[ClaimResult]
     return [result for _, results in tips for result in results]
 
 
-def claim_result(cells: list[Cell], claim: Claim, conditions: list[str]) -> ClaimResult:
+def condition_bounds(question: Question, cells: list[Cell]) -> dict[str, tuple[str, str]]:
+    """The conditions where every arm of the question is at the ceiling or at the floor
+    (``question.calibration``): condition -> (bound, why, in words). A condition where some
+    arm has fewer evaluation runs than a test needs (``stats.MIN_SEEDS``: its lines say "too
+    few seeds"), or (on a solvable task) runs without steps to solve, is not judged."""
+    by_condition: dict[str, dict[str, Cell]] = {}
+    for cell in cells:
+        if cell.runs >= stats.MIN_SEEDS and len(cell.scores) == cell.runs:
+            by_condition.setdefault(cell.condition, {})[cell.arm] = cell
+    bounds = {}
+    calibration = question.calibration
+    for condition, arms in by_condition.items():
+        if set(arms) != set(question.arms):
+            continue
+        solvable = all(cell.solvable for cell in arms.values())
+        if solvable and any(len(cell.steps) != cell.runs for cell in arms.values()):
+            continue  # whether every run solved is not known
+        scores = [stats.iqm(cell.scores) for cell in arms.values()]
+        solved = [(cell.solved, cell.runs) for cell in arms.values()]
+        if bound := calibration.bound(scores, solved, solvable):
+            bounds[condition] = (bound, calibration.describe(bound, solvable))
+    return bounds
+
+
+def claim_result(
+    cells: list[Cell],
+    claim: Claim,
+    conditions: list[str],
+    bounds: dict[str, tuple[str, str]] | None = None,
+) -> ClaimResult:
     """P(claim.better beats claim.worse) on the claim's measure over its conditions (those of
     ``conditions`` the claim names, or all), its interval and its test (uncorrected); a
     condition where either arm has no evaluation runs yet leaves the claim at "too few
-    seeds", whatever the others say."""
+    seeds", whatever the others say. The conditions in ``bounds`` (``condition_bounds``) at a
+    bound that makes the measure equal are left out; a claim with none left "cannot
+    discriminate" and is not a test."""
     by_arm: dict[str, dict[str, Cell]] = {}
     unsolvable = {cell.condition for cell in cells if not cell.solvable}
     for cell in cells:
@@ -211,6 +256,10 @@ def claim_result(cells: list[Cell], claim: Claim, conditions: list[str]) -> Clai
     wanted = [c for c in conditions if not claim.conditions or c in claim.conditions]
     if claim.measure == "steps_to_solve":  # only where the task can be solved
         wanted = [c for c in wanted if c not in unsolvable]
+    bounds = bounds or {}
+    equal_at = CALIBRATED.get(claim.measure, ())  # the bounds that make the measure equal
+    left_out = tuple((c, bounds[c][1]) for c in wanted if c in bounds and bounds[c][0] in equal_at)
+    wanted = [c for c in wanted if c not in dict(left_out)]
     both = [c for c in wanted if c in better and c in worse]
     a = [better[c].measure(claim.measure) for c in both]
     b = [worse[c].measure(claim.measure) for c in both]
@@ -229,6 +278,8 @@ def claim_result(cells: list[Cell], claim: Claim, conditions: list[str]) -> Clai
         p_value=stats.permutation_p_value(a, b),
         seeds=(min(map(len, a), default=0), min(map(len, b), default=0)),
         by_condition=by_condition,
+        left_out=left_out,
+        cannot_discriminate=bool(left_out) and not wanted,
     )
 
 
@@ -255,15 +306,18 @@ def correct(results: list[ClaimResult]) -> None:
 def answer(
     question: Question, profile: str, cells: list[Cell]
 ) -> tuple[list[ClaimResult], list[tuple[Tip, list[ClaimResult]]]]:
-    """The verdict lines (those with runs to compare) and the tips' labels from the cells:
-    every claim of the question's family (``Question.family``) tested, then corrected
-    together."""
+    """The verdict lines (those with runs to compare, or that cannot discriminate) and the
+    tips' labels from the cells: every claim of the question's family (``Question.family``)
+    tested, then corrected together; claims in conditions that cannot discriminate are not
+    tests and stay out of the correction."""
     conditions = list(question.conditions_for(profile))
-    tips = [(tip, [claim_result(cells, claim, conditions) for claim in tip.claims])
+    bounds = condition_bounds(question, cells)
+    tips = [(tip, [claim_result(cells, claim, conditions, bounds) for claim in tip.claims])
             for tip in question.tips]  # fmt: skip
-    verdicts = [claim_result(cells, claim, conditions)
+    verdicts = [claim_result(cells, claim, conditions, bounds)
                 for claim in question.verdict_claims(profile)]  # fmt: skip
-    verdicts = [result for result in verdicts if not math.isnan(result.p.estimate)]
+    verdicts = [result for result in verdicts
+                if result.cannot_discriminate or not math.isnan(result.p.estimate)]  # fmt: skip
     correct(verdicts + _tip_results(tips))
     return verdicts, tips
 
@@ -447,6 +501,8 @@ def to_markdown(report: Report, heading: str = "###") -> str:
                   f"{report.steps_trained} of the {report.steps_budgeted} steps their budgets "
                   f"allow ({share:.0%}; {rule})."]  # fmt: skip
     lines += ["", VERDICT_NOTE.format(family=report.family, alpha=stats.ALPHA)]
+    if any(cell.runs for cell in report.cells):
+        lines += ["", calibration_line(report)]
     if report.verdicts:
         lines += ["", f"In one sentence: {sentence(report)}"]
     lines += ["", report.verdict]
@@ -475,8 +531,61 @@ VERDICT_NOTE = (
     "corrected p is at most {alpha:g}. A pooled verdict only where no two conditions point "
     "opposite ways (each with an uncorrected p at most {alpha:g}), else *mixed* with where "
     "each arm is ahead. A *not detected* gives the smallest P the test detects with 80% "
-    "power at its seeds after the correction (a normal shift, at Holm's strictest level).)"
+    "power at its seeds after the correction (a normal shift, at Holm's strictest level). "
+    "A condition where every arm is at the ceiling or at the floor *cannot discriminate*: "
+    "its lines on the measures the bound makes equal (the score at either, the gap at the "
+    "ceiling, steps to solve at the floor) are not tests, stay out of the correction, and "
+    "pooled verdicts leave it out.)"
 )
+
+
+def calibration_line(report: Report) -> str:
+    """Which conditions discriminate the arms, which cannot (and why), which are not judged
+    yet (some arm has too few runs there)."""
+    bounds = report.bounds
+    ran: dict[str, set[str]] = {}
+    for cell in report.cells:
+        if cell.runs >= stats.MIN_SEEDS:
+            ran.setdefault(cell.condition, set()).add(cell.arm)
+    conditions = list(report.question.conditions_for(report.profile))
+    judged = [c for c in conditions if ran.get(c) == set(report.question.arms)]
+    parts = [f"discriminate: {', '.join(_named(c) for c in judged if c not in bounds) or 'none'}"]
+    if bounds:
+        parts.append("cannot discriminate: " + _bounded(bounds))
+    if waiting := [_named(c) for c in conditions if c not in judged]:
+        parts.append(
+            f"not judged yet (an arm with under {stats.MIN_SEEDS} runs): " + ", ".join(waiting)
+        )
+    return (f"**Calibration** (ceiling: IQM score ≥ {report.question.calibration.ceiling:g} and "
+            f"all solved; floor: ≤ {report.question.calibration.floor:g} and none solved): "
+            + "; ".join(parts) + ".")  # fmt: skip
+
+
+def _named(condition: str) -> str:
+    return condition or "the one condition"
+
+
+def _why(bounds: dict[str, tuple[str, str]]) -> dict[str, list[str]]:
+    """Why conditions cannot discriminate -> those conditions, in order."""
+    groups: dict[str, list[str]] = {}
+    for condition, (_, why) in bounds.items():
+        groups.setdefault(why, []).append(condition)
+    return groups
+
+
+def _bounded(bounds: dict[str, tuple[str, str]]) -> str:
+    """Conditions grouped by why they cannot discriminate: "c1 and c2, every arm at the
+    ceiling (...); c3, every arm at the floor (...)" (a question's one unnamed condition:
+    the why alone)."""
+    return "; ".join(f"{_and(found)}, {why}" if any(found) else why
+                     for why, found in _why(bounds).items())  # fmt: skip
+
+
+def _left_out(result: ClaimResult) -> str:
+    """Why the claim's conditions were left out (naming them, unless the claim names the one
+    condition it is about)."""
+    named = len(result.claim.conditions) != 1
+    return _bounded({(c if named else ""): ("", why) for c, why in result.left_out})
 
 
 def _p(value: float) -> str:
@@ -487,10 +596,17 @@ def _where(result: ClaimResult) -> str:
     """The measure and conditions a verdict line speaks of."""
     words = MEASURE_WORDS[result.claim.measure]
     if result.claim.conditions:
-        return f"{words}, {', '.join(result.claim.conditions)}"
-    if len(result.conditions) > 1:
-        return f"{words}, pooled over {len(result.conditions)} conditions"
-    return words
+        where = f"{words}, {', '.join(result.claim.conditions)}"
+    elif result.cannot_discriminate:
+        where = f"{words}, pooled" if len(result.left_out) > 1 else words
+    elif len(result.conditions) > 1 or result.left_out:
+        count = len(result.conditions)
+        where = f"{words}, pooled over {count} condition{'s' * (count != 1)}"
+    else:
+        where = words
+    if result.left_out and not result.cannot_discriminate:
+        where += f", leaving out {_left_out(result)}"
+    return where
 
 
 def _numbers(result: ClaimResult, name: str = "") -> str:
@@ -534,6 +650,8 @@ def verdict_line(result: ClaimResult) -> str:
     a, b = result.claim.better, result.claim.worse
     where, numbers = _where(result), _numbers(result, f"P({a} > {b})")
     label = result.label
+    if label == "cannot discriminate":
+        return f"{where}: {a} vs {b}: cannot discriminate: {_left_out(result)}"
     if label == "too few seeds":
         return (f"{where}: {a} vs {b}: too few seeds ({result.fewest_seeds} < "
                 f"{stats.MIN_SEEDS} in some condition), {numbers}")  # fmt: skip
@@ -550,13 +668,15 @@ def claim_text(result: ClaimResult) -> str:
     claim = result.claim
     where = f" ({', '.join(claim.conditions)})" if claim.conditions else ""
     text = f"{claim.better} beats {claim.worse} on {MEASURE_WORDS[claim.measure]}{where}"
+    if result.cannot_discriminate:
+        return f"*cannot discriminate*: {text} ({_left_out(result)})"
     if math.isnan(result.p.estimate):
         return f"*not measured yet*: {text}"
-    extra = ""
+    extra = f"; leaving out {_left_out(result)}" if result.left_out else ""
     if result.label == "not detected":
-        extra = f"; {_detectable(result)}"
+        extra += f"; {_detectable(result)}"
     elif result.label == "mixed":
-        extra = f"; {_ahead(result)}"
+        extra += f"; {_ahead(result)}"
     return f"*{result.label}*: {text}, {_numbers(result)}{extra}"
 
 
@@ -564,18 +684,28 @@ def sentence(report: Report, measure: str | None = None) -> str:
     """The answer in one plain sentence, from the per-condition verdicts on ``measure`` (the
     question's first verdict measure by default): for each pair of arms, which one wins
     where and by how much (P of the winner over the other), where no difference was detected
-    and what it would have detected, and the pooled verdict."""
+    and what it would have detected, the pooled verdict, and which conditions cannot
+    discriminate the arms (every arm at the ceiling or the floor); when none can, it says so."""
     question = report.question
     measure = measure or question.verdict_measures[0]
+    words = MEASURE_WORDS[measure]
+    bounds = {c: bound for c, bound in report.bounds.items()
+              if bound[0] in CALIBRATED.get(measure, ())}  # fmt: skip
+    if bounds and set(question.conditions_for(report.profile)) <= set(bounds):
+        return (f"No condition of this profile discriminates the arms on {words}: "
+                f"{_bounded(bounds)}.")  # fmt: skip
     clauses = []
     for a, b in question.pairs():
         results = [r for r in report.verdicts if r.claim.measure == measure
-                   and (r.claim.better, r.claim.worse) == (a, b)]  # fmt: skip
-        if results:
-            clauses.append(_pair_clause(a, b, results))
+                   and (r.claim.better, r.claim.worse) == (a, b)
+                   and not r.cannot_discriminate]  # fmt: skip
+        if clause := results and _pair_clause(a, b, results):
+            clauses.append(clause)
     if not clauses:
-        return f"No {MEASURE_WORDS[measure]} to compare yet."
-    return f"On {MEASURE_WORDS[measure]}, " + "; ".join(clauses) + "."
+        return f"No {words} to compare yet."
+    clauses += [f"{_and([_named(c) for c in found])} cannot discriminate: {why}"
+                for why, found in _why(bounds).items()]  # fmt: skip
+    return f"On {words}, " + "; ".join(clauses) + "."
 
 
 def _pair_clause(a: str, b: str, results: list[ClaimResult]) -> str:
@@ -608,7 +738,7 @@ def _pair_clause(a: str, b: str, results: list[ClaimResult]) -> str:
     if few := groups.get("too few seeds"):
         where = " at " + _and([r.claim.conditions[0] for r in few]) if named else ""
         parts.append(f"{a} vs {b} has too few seeds{where}")
-    if named and pooled is not None:
+    if named and pooled is not None and len(pooled.conditions) > 1:  # else a condition's test
         label = pooled.label
         if label == "supported":
             parts.append(f"pooled, {a} beats {b} (P = {pooled.p.estimate:.2f})")

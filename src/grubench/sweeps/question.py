@@ -8,6 +8,18 @@ command line's overrides, then the seed. ``expand_tuning`` gives the tuning stag
 (every grid point on the tuning seeds), ``expand`` the evaluation stage's (the selected point
 on the evaluation seeds): the units the runner runs, skips when already finished, and the
 report aggregates by their arm and condition (never by parsing a label).
+
+Calibration: a condition where every arm is at the ceiling or at the floor cannot
+discriminate the arms, and the report makes no test there. The margins are
+``Question.calibration`` (a :class:`Calibration`); by default the ceiling is every run solved
+and every arm's IQM test score at least 0.99, the floor no run solved and every arm's IQM
+score at most 0.05 (0 is the task's chance level; a task without a solved threshold is judged
+on the score alone). A bound leaves out only the measures it makes equal (``CALIBRATED``): the
+score at either bound, the train-validation gap at the ceiling (no room left between train and
+validation; at the floor a model may still fit its training set), steps to solve at the floor
+(every run "never"); at the ceiling steps to solve still tell how fast each arm learned, and
+time per step is never bounded. Those lines read "cannot discriminate", stay out of the Holm
+family, and pooled verdicts leave such conditions out, naming them.
 """
 
 from __future__ import annotations
@@ -85,6 +97,48 @@ class Tip:
     claims: tuple[Claim, ...]
 
 
+CEILING, FLOOR = "ceiling", "floor"
+# measure -> the bounds at which every arm's values on it are equal (nothing to test)
+CALIBRATED = {"score": (CEILING, FLOOR), "gap": (CEILING,), "steps_to_solve": (FLOOR,)}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The margins within which a condition cannot discriminate the arms: every arm at the
+    ceiling (each arm's IQM normalized test score at least ``ceiling``, every run solved) or
+    at the floor (each at most ``floor``, no run solved). Where the task has no solved
+    threshold, the score alone decides."""
+
+    ceiling: float = 0.99
+    floor: float = 0.05
+
+    def bound(self, scores: list[float], solved: list[tuple[int, int]], solvable: bool) -> str:
+        """The bound every arm is at ("ceiling", "floor" or ""), from each arm's IQM score
+        and (solved, runs)."""
+        every_run = not solvable or all(n == runs for n, runs in solved)
+        no_run = not solvable or all(n == 0 for n, _ in solved)
+        if every_run and all(score >= self.ceiling for score in scores):
+            return CEILING
+        if no_run and all(score <= self.floor for score in scores):
+            return FLOOR
+        return ""
+
+    def describe(self, bound: str, solvable: bool = True) -> str:
+        """Why a condition cannot discriminate, e.g. "every arm at the ceiling (IQM score ≥
+        0.99, all solved)"."""
+        margin = (f"IQM score ≥ {self.ceiling:g}" if bound == CEILING
+                  else f"IQM score ≤ {self.floor:g}")  # fmt: skip
+        if solvable:
+            margin += ", all solved" if bound == CEILING else ", none solved"
+        return f"every arm at the {bound} ({margin})"
+
+    def check(self) -> list[str]:
+        if not 0 <= self.floor < self.ceiling <= 1:
+            return [f"calibration: want 0 <= floor < ceiling <= 1, got floor {self.floor:g}, "
+                    f"ceiling {self.ceiling:g}"]  # fmt: skip
+        return []
+
+
 @dataclass
 class Question:
     """A question: the *arms* it compares (the factor: models, initializations, optimizers),
@@ -126,6 +180,9 @@ class Question:
     # a random search (grubench.sweeps.search.Search) as the tuning stage instead of a grid: its
     # trials are the tuning points, the same for every condition
     search: Search | None = None
+    # the margins within which a condition cannot discriminate the arms (see Calibration);
+    # not a setting of any child: it changes no settings hash
+    calibration: Calibration = field(default_factory=Calibration)
 
     def conditions_for(self, profile: str) -> dict[str, dict[str, Any]]:
         return self.conditions_by_profile.get(profile, self.conditions)
@@ -181,7 +238,9 @@ class Question:
     def family(self, profile: str) -> list[Claim]:
         """The claims this question's answer tests under ``profile``, corrected together: the
         verdict's claims, then its tips'. A claim that restates one before it (the same two
-        arms either way round, measure and conditions) is one test, listed once."""
+        arms either way round, measure and conditions) is one test, listed once. The report
+        tests fewer where a condition cannot discriminate (``Calibration``): those claims
+        leave the family, and pooled claims leave such conditions out."""
         conditions = tuple(self.conditions_for(profile))
         unique: dict[tuple, Claim] = {}
         for claim in self.verdict_claims(profile) + [c for tip in self.tips for c in tip.claims]:
@@ -224,6 +283,7 @@ class Question:
                 problems.append(
                     f"{self.name}: {profile} tuning and evaluation seeds overlap: {sorted(overlap)}"
                 )
+        problems += [f"{self.name}: {p}" for p in self.calibration.check()]
         bad = [m for m in self.verdict_measures if m not in MEASURES]
         if bad:
             problems.append(
