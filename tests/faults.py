@@ -1,4 +1,5 @@
-"""Faults injected into real sweeps: a worker killed -9 in the middle of a child."""
+"""Faults injected into real sweeps: a worker killed -9 in the middle of a child; and what a
+test needs to see which processes are left (read from /proc)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,28 @@ class WorkerKiller(threading.Thread):
                     os.kill(int(run.data.tags["grubench.pid"]), signal.SIGKILL)
                     self.killed.append(run.info.run_id)
                     return
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def children_of(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid``."""
+    found = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                found.add(int(name))
+    return found

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from grubench.sweeps.children import sweep_runs
 from grubench.sweeps.question import load_question
 from grubench.sweeps.runner import run_sweep
+from tests.faults import alive, children_of
 from tests.servers import RestartableServer
 
 TIER = "system"
@@ -40,28 +41,6 @@ QUESTION = Question(
 )
 """
 METRICS = ("final/val/score", "final/val/mse", "test/score", "test/mse", "steps")
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
-def children_of(pid: int) -> set[int]:
-    """The live processes whose parent is ``pid`` (from /proc)."""
-    found = set()
-    for stat in os.listdir("/proc"):
-        if stat.isdigit():
-            try:
-                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-                found.add(int(stat))
-    return found
 
 
 def wait_gone(pids, timeout: float = 60) -> None:

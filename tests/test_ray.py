@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from grubench.sweeps.children import sweep_runs
 from grubench.sweeps.question import load_question
 from grubench.sweeps.runner import run_sweep
-from tests.faults import WorkerKiller
+from tests.faults import WorkerKiller, alive
 from tests.servers import free_port, ray_head, served
 
 TIER = "system"
@@ -121,14 +121,6 @@ def test_a_bad_ray_address_fails_before_any_run(tmp_path, tracking_uri):
     assert not (tmp_path / "store").exists()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
 def test_a_driver_killed_minus_9_leaves_no_ray_task_running(cluster, tmp_path):
     """Ray's semantics: a task's owner is the driver that submitted it, and tasks fate-share
     with their owner, so Ray's raylet kills the workers running the lost driver's tasks (no
@@ -157,10 +149,10 @@ def test_a_driver_killed_minus_9_leaves_no_ray_task_running(cluster, tmp_path):
     killed_at = time.monotonic()
     sweep.send_signal(signal.SIGKILL)
     sweep.wait(timeout=60)
-    while any(map(_alive, pids)) and time.monotonic() - killed_at < 60:
+    while any(map(alive, pids)) and time.monotonic() - killed_at < 60:
         time.sleep(0.1)
     took = time.monotonic() - killed_at
-    assert not any(map(_alive, pids)), f"Ray tasks still running {took:.0f} s after the driver"
+    assert not any(map(alive, pids)), f"Ray tasks still running {took:.0f} s after the driver"
     print(f"Ray ended the lost driver's 2 tasks {took:.1f} s after it was killed -9")
     sweep.communicate(timeout=60)
 

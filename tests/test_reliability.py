@@ -33,6 +33,7 @@ from grubench.training.module import RecurrentSystem
 from grubench.training.resume import Interrupted
 
 from .conftest import tiny_config
+from .faults import alive
 from .test_cli import TINY
 
 TIER = "integration"
@@ -436,15 +437,6 @@ def test_sweep_killed_minus_9_mid_child_completes_each_child_once(tracking_uri, 
 # --- 6. the sweep's process killed -9 with pool workers: they end with it ------------------
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for init to reap it has ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
-
-
 @pytest.mark.system
 def test_pool_workers_end_with_their_killed_driver_and_the_rerun_continues(
     tracking_uri, client, tmp_path
@@ -483,10 +475,10 @@ def test_pool_workers_end_with_their_killed_driver_and_the_rerun_continues(
     killed_at = time.monotonic()
     process.kill()  # the driver only, -9: its workers are not signalled by anyone
     process.wait(timeout=60)  # (not communicate: the workers hold its pipes until they end)
-    while any(_alive(pid) for pid in workers) and time.monotonic() - killed_at < 60:
+    while any(alive(pid) for pid in workers) and time.monotonic() - killed_at < 60:
         time.sleep(0.1)
     took = time.monotonic() - killed_at
-    assert not any(_alive(pid) for pid in workers), f"workers alive {took:.0f} s after the driver"
+    assert not any(alive(pid) for pid in workers), f"workers alive {took:.0f} s after the driver"
     print(f"both workers ended {took:.1f} s after their driver was killed -9")
     process.communicate(timeout=60)
     for run in runs:  # each stopped with a checkpoint: KILLED, resumable
