@@ -43,7 +43,7 @@ def _children(experiment, profile, overrides=None):
 def test_every_child_of_every_profile_is_valid(path):
     experiment = load_question(path)
     assert experiment.text and experiment.__doc__ is not None
-    assert len(experiment.seeds["quick"]) >= 5 and len(experiment.seeds["full"]) >= 5
+    assert len(experiment.seeds["quick"]) >= 8 and len(experiment.seeds["full"]) >= 16
     assert experiment.tuned, "every question tunes each arm (the protocol)"
     for profile in PROFILES:
         assert not set(experiment.seeds[profile]) & set(experiment.tuning_seeds[profile])
@@ -113,7 +113,8 @@ def test_settings_hash_is_what_a_run_computes():
         return Child("x", "", 0, FitConfig(**fit)).config_hash()
 
     base = {"trainer": {"max_steps": 100}}
-    assert digest(**base) == "a612c9997177"  # the value the stores have had since the start
+    # moved once, from a612c9997177, when optim.momentum's default became torch's (0.0)
+    assert digest(**base) == "7199080ab605"
     for hardware in ({"accelerator": "gpu"}, {"devices": 2}, {"strategy": "ddp"},
                      {"num_nodes": 2}):  # fmt: skip
         assert digest(trainer={**base["trainer"], **hardware}) == digest(**base)

@@ -108,7 +108,7 @@ def _draws(rng, truth: float, trials: int, n: int, kind: str) -> tuple[np.ndarra
     return scores(q), scores(0.5)
 
 
-@pytest.mark.parametrize("n", [5, 10])
+@pytest.mark.parametrize("n", [5, 8, 10, 16])
 def test_the_interval_covers_p_at_least_93_percent_at_few_seeds(n):
     """Coverage of P(A > B) on draws with a known answer, from no effect to near separation,
     for a normal shift and for bimodal scores with ties at 0."""
@@ -183,7 +183,7 @@ def test_the_exact_test_with_ties_and_pooled_is_the_permutation_distribution():
     assert stats.permutation_p_value([[-math.inf] * 5], [[-math.inf] * 5]) == 1.0
 
 
-@pytest.mark.parametrize("n", [5, 10])
+@pytest.mark.parametrize("n", [5, 8, 10, 16])
 def test_the_tests_hold_their_level_under_the_null(n):
     """5,000 A/A comparisons (enough that a test at its nominal 5% stays under 5.5%): the
     exact test per condition and the stratified test pooled over 3 conditions reject at most
@@ -230,6 +230,24 @@ def test_seeds_for_is_the_fewest_that_detect_the_effect():
         fewer = stats.detectable_effect(n - 1, n - 1, alpha, conditions)
         assert math.isnan(fewer) or fewer > effect
     assert stats.seeds_for(0.51, most=6) is None
+
+
+def test_the_profiles_seed_counts_detect_what_their_plan_says():
+    """The numbers written beside EVALUATION_SEEDS in grubench.sweeps.question."""
+    from grubench.sweeps.question import EVALUATION_SEEDS, Question
+
+    assert EVALUATION_SEEDS == {"quick": 8, "full": 16}
+    assert Question("q", "q?", {"a": {}}).seeds["quick"] == list(range(8))
+    plan = {  # (seeds, family size, conditions pooled) -> P(A > B) written in the plan
+        (8, 1, 1): 0.86, (8, 4, 1): 0.92, (8, 8, 1): 0.94, (8, 16, 1): 0.95,
+        (8, 1, 3): 0.73, (8, 8, 3): 0.79,
+        (16, 1, 1): 0.77, (16, 4, 1): 0.82, (16, 8, 1): 0.84, (16, 16, 1): 0.85,
+    }  # fmt: skip
+    for (n, family, conditions), effect in plan.items():
+        assert stats.detectable_effect(n, n, 0.05 / family, conditions) == pytest.approx(
+            effect, abs=0.006
+        )
+    assert math.isnan(stats.detectable_effect(5, 5, 0.05 / 8))  # why not 5 seeds
 
 
 @pytest.mark.parametrize("k,n", [(0, 5), (1, 5), (3, 5), (5, 5), (7, 20)])

@@ -139,6 +139,17 @@ class Calibration:
         return []
 
 
+# Evaluation seeds per arm and condition, from a power calculation
+# (grubench.answers.stats.detectable_effect: the exact Mann-Whitney test, 80% power, a normal
+# shift, Holm's first step at 0.05 / m in a family of m tests). At 5 seeds the smallest
+# p-value is 2/252 = 0.0079: in a family of 8 or more nothing is detectable per condition.
+#   quick, 8 seeds:  P(A > B) >= 0.86 alone, 0.92 (m = 4), 0.94 (m = 8), 0.95 (m = 16);
+#                    pooled over 3 conditions 0.73 alone, 0.79 (m = 8)
+#   full, 16 seeds:  0.77 alone, 0.82 (m = 4), 0.84 (m = 8), 0.85 (m = 16); pooled 0.67-0.72
+# tests/test_stats.py checks these numbers against the function.
+EVALUATION_SEEDS = {"quick": 8, "full": 16}
+
+
 @dataclass
 class Question:
     """A question: the *arms* it compares (the factor: models, initializations, optimizers),
@@ -163,8 +174,9 @@ class Question:
     # arm -> its own grid (replacing ``tune``); every arm must try as many points
     tune_by_arm: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     base: dict[str, Any] = field(default_factory=dict)  # overrides shared by every child
-    seeds: dict[str, list[int]] = field(  # evaluation seeds, scored on the test split
-        default_factory=lambda: {"quick": [0, 1, 2, 3, 4], "full": [0, 1, 2, 3, 4, 5, 6, 7]}
+    # evaluation seeds, scored on the test split; how many: see EVALUATION_SEEDS
+    seeds: dict[str, list[int]] = field(
+        default_factory=lambda: {p: list(range(n)) for p, n in EVALUATION_SEEDS.items()}
     )
     tuning_seeds: dict[str, list[int]] = field(
         default_factory=lambda: {"quick": [1000], "full": [1000, 1001]}

@@ -68,7 +68,7 @@ class OptimConfig:
     lr: float = option(1e-3, "the learning rate")
     weight_decay: float = option(0.0, "L2: coupled for adam, rmsprop and sgd, decoupled for adamw")
     l1: float = option(0.0, "the L1 penalty's coefficient on weight matrices (biases excluded)")
-    momentum: float = option(0.9, "sgd's and rmsprop's momentum")
+    momentum: float = option(0.0, "sgd's and rmsprop's momentum (torch's default: 0)")
     grad_clip: float = option(0.0, "the gradient clipping threshold; 0 = off")
     grad_clip_algorithm: str = option(
         "norm", f"clip the global norm or each value: {', '.join(CLIP_ALGORITHMS)}"
