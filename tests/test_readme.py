@@ -71,11 +71,58 @@ def test_readme_block_is_what_the_command_writes(tracking_uri, tmp_path, capsys)
     assert readme.read_text() == text
 
 
+def test_readme_writes_the_answers_at_a_glance_and_the_docs_pages(tracking_uri, tmp_path):
+    """The README's answers link to the FAQ on docs/answers.md; each page's links are
+    relative to its own folder, the commands to the repository; the options go wherever
+    their markers are."""
+    from grubench.answers.docs import OPTIONS_END, OPTIONS_START, options_block
+    from grubench.answers.readme import ANSWERS_END, ANSWERS_START
+
+    experiments, docs = tmp_path / "experiments", tmp_path / "docs"
+    experiments.mkdir(), docs.mkdir()
+    (experiments / "tiny_readme.py").write_text(QUESTION)
+    (experiments / "tiny_other.py").write_text(
+        QUESTION.replace('name="tiny_readme"', 'name="tiny_other"')
+        .replace("Does a tiny GRU beat a tiny RNN?", "Not run yet?")
+    )  # fmt: skip
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# top\n{ANSWERS_START}\nstale\n{ANSWERS_END}\nend\n")
+    (docs / "answers.md").write_text(f"# answers\n{FAQ_START}\nstale\n{FAQ_END}\n")
+    (docs / "usage.md").write_text(f"# usage\n{OPTIONS_START}\nstale\n{OPTIONS_END}\n")
+    (docs / "plain.md").write_text("# no markers\n")
+    assert main(["run", str(experiments / "tiny_readme.py"), "--tracking_uri", tracking_uri]) == 0
+    argv = ["readme", "--readme", str(readme), "--experiments", str(experiments),
+            "--tracking_uri", tracking_uri]  # fmt: skip
+    assert main(argv) == 0
+    answers = readme.read_text().split(ANSWERS_START + "\n", 1)[1].split(ANSWERS_END, 1)[0]
+    first, second, _, total = answers.rstrip("\n").split("\n")
+    assert first.startswith("- **[Not run yet?](docs/answers.md#tiny-other)** No test score")
+    assert first.endswith("(`grubench run experiments/tiny_other.py`: not run into this store yet)")
+    assert second.startswith("- **[Does a tiny GRU beat a tiny RNN?](docs/answers.md#tiny-readme)**")
+    assert re.search(r"\(`grubench run experiments/tiny_readme.py`: \d+m\d\ds here\)$", second)
+    assert re.fullmatch(r"The 1 quick sweeps in this store took \d+m\d\ds in all \(.+\); "
+                        r"1 not run yet\.", total)  # fmt: skip
+    faq = (docs / "answers.md").read_text()
+    assert '<a id="tiny-readme"></a>' in faq and "stale" not in faq
+    assert "grubench run experiments/tiny_readme.py      # " in faq
+    assert "](../experiments/results/tiny_readme-quick-curves.png)" in faq
+    usage = (docs / "usage.md").read_text()
+    assert usage == f"# usage\n{OPTIONS_START}\n{options_block()}{OPTIONS_END}\n"
+    assert (docs / "plain.md").read_text() == "# no markers\n"
+    assert main(argv) == 0  # the same store writes the same pages
+    assert (docs / "answers.md").read_text() == faq
+
+
 def test_readme_command_errors(tmp_path, capsys):
     (tmp_path / "README.md").write_text("no markers\n")
     (tmp_path / "q").mkdir()
     assert main(["readme", "--readme", str(tmp_path / "nope.md")]) == 2
     assert "--readme" in capsys.readouterr().err
+    assert main(["readme", "--readme", str(tmp_path / "README.md")]) == 2
+    assert "no <!-- faq:start --> ... <!-- faq:end --> or <!-- answers:start -->" in (
+        capsys.readouterr().err
+    )
+    (tmp_path / "README.md").write_text(f"{FAQ_START}\n{FAQ_END}\n")
     assert main(["readme", "--readme", str(tmp_path / "README.md"), "--experiments",
                  str(tmp_path / "q")]) == 2  # fmt: skip
     assert "no question files" in capsys.readouterr().err
@@ -83,7 +130,7 @@ def test_readme_command_errors(tmp_path, capsys):
 
 @pytest.mark.unit
 def test_the_repository_readme_holds_every_question():
-    block = (ROOT / "README.md").read_text().split(FAQ_START, 1)[1].split(FAQ_END, 1)[0]
+    block = (ROOT / "docs" / "answers.md").read_text().split(FAQ_START, 1)[1].split(FAQ_END, 1)[0]
     for path in sorted((ROOT / "experiments").glob("*.py")):
         experiment = load_question(path)
         assert f"### {experiment.text}" in block, path.name
@@ -114,7 +161,7 @@ def test_the_readme_options_tables_are_the_definitions():
     settings (grubench.answers.docs): an option added anywhere shows up here or this test fails."""
     from grubench.answers.docs import OPTIONS_END, OPTIONS_START, options_block
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "usage.md").read_text()
     block = text.split(OPTIONS_START + "\n", 1)[1].split(OPTIONS_END, 1)[0]
     assert block == options_block(), "run: grubench readme --options_only"
 

@@ -1,45 +1,80 @@
-"""The README's generated blocks: the FAQ section (each question's command, measured time,
-table and plots, and the classic tips with their computed labels), written from the store by
-``grubench readme``.
+"""The generated blocks of the README and its docs pages, written from the store by
+``grubench readme``: the README's answers at a glance (one sentence per question, computed
+from its per-condition verdicts, with its measured time and a link to its section), and the
+answers page's FAQ (each question's command, measured time, table, plots and the classic
+tips with their computed labels). Each question's report is built once and rendered into
+whichever page holds a block's markers, its links relative to that page.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from grubench.answers import stats
 from grubench.answers.publish import write_report
-from grubench.answers.report import duration, tip_line, to_markdown
-from grubench.sweeps.question import load_question
+from grubench.answers.report import Report, duration, sentence, tip_line, to_markdown
+from grubench.sweeps.question import Question, load_question
 
 FAQ_START, FAQ_END = "<!-- faq:start -->", "<!-- faq:end -->"
+ANSWERS_START, ANSWERS_END = "<!-- answers:start -->", "<!-- answers:end -->"
+
+
+@dataclass
+class Published:
+    """A question's report as ``write_report`` left it: the file, the report, its files."""
+
+    path: Path
+    question: Question
+    report: Report
+    files: list[Path]
+
+    @property
+    def anchor(self) -> str:
+        return self.question.name.replace("_", "-")
+
+    def ran(self) -> str:
+        seconds = self.report.seconds
+        return f"{duration(seconds)} here" if seconds else "not run into this store yet"
+
+
+def publish(
+    paths: list[Path], profile: str, results: Path, tracking_uri: str | None = None
+) -> list[Published]:
+    """Every question's report written under ``results`` (table and plots), in order."""
+    published = []
+    for path in paths:
+        question = load_question(path)
+        report, files = write_report(question, profile, results, tracking_uri)
+        published.append(Published(path, question, report, files))
+    return published
 
 
 def faq_block(
     paths: list[Path], profile: str, results: Path, root: Path, tracking_uri: str | None = None
 ) -> str:
-    """The README's FAQ section, from the store: the tips with their computed labels, then
-    per question its command with the sweep's measured time, its plots and its report.
-    ``write_report`` runs for each question (tables and plots under ``results``)."""
+    """The FAQ section for a page in the folder ``root``, from the store (see render_faq)."""
+    return render_faq(publish(paths, profile, results, tracking_uri), root)
 
+
+def render_faq(published: list[Published], root: Path, repo: Path | None = None) -> str:
+    """The tips with their computed labels, then per question its command with the sweep's
+    measured time, its report and its plots; links relative to ``root``, the page's folder,
+    commands to ``repo``, where they are run (``root`` by default)."""
     sections, tips = [], []
-    for path in paths:
-        question = load_question(path)
-        report, files = write_report(question, profile, results, tracking_uri)
-        seconds = report.seconds
-        command = f"grubench run {_relative(path, root)}"
-        ran = f"# {duration(seconds)} here" if seconds else "# not run into this store yet"
-        text = to_markdown(report, heading="####").split("\n", 1)[1]
-        images = [f"![{f.stem}]({_relative(f, root)})" for f in files
+    for item in published:
+        command = f"grubench run {_relative(item.path, repo or root)}"
+        ran = f"# {item.ran()}"
+        text = to_markdown(item.report, heading="####").split("\n", 1)[1]
+        images = [f"![{f.stem}]({_relative(f, root)})" for f in item.files
                   if f.suffix == ".png"]  # fmt: skip
-        anchor = question.name.replace("_", "-")
         sections.append("\n".join([
-            f'<a id="{anchor}"></a>', f"### {question.text}", "", "```bash",
+            f'<a id="{item.anchor}"></a>', f"### {item.question.text}", "", "```bash",
             f"{command}      {ran}", "```", text.rstrip(), "", *images,
         ]))  # fmt: skip
-        for tip, results_ in report.tips:
-            tips.append(f"{tip_line(tip, results_)} ([{question.name}](#{anchor}))")
+        for tip, results_ in item.report.tips:
+            tips.append(f"{tip_line(tip, results_)} ([{item.question.name}](#{item.anchor}))")
     head = [
         "### The classic tips, against these runs",
         "",
@@ -56,6 +91,37 @@ def faq_block(
         *tips,
     ]
     return "\n".join(head) + "\n\n" + "\n\n".join(sections) + "\n"
+
+
+def render_answers(
+    published: list[Published], root: Path, faq_page: Path | None, repo: Path | None = None
+) -> str:
+    """The answers at a glance, for a page in the folder ``root``: per question, its text
+    linked to its section of ``faq_page``, the one-sentence answer from its verdicts
+    (``report.sentence``), its command and the sweep's measured time; then the total."""
+    lines = []
+    for item in published:
+        title = item.question.text
+        if faq_page is not None:
+            title = f"[{title}]({_relative(faq_page, root)}#{item.anchor})"
+        command = f"grubench run {_relative(item.path, repo or root)}"
+        lines.append(f"- **{title}** {sentence(item.report)} "
+                     f"(`{command}`: {item.ran()})")  # fmt: skip
+    ran = [item for item in published if item.report.seconds]
+    total = sum(item.report.seconds for item in ran)
+    profile = published[0].report.profile if published else "quick"
+    lines.append("")
+    lines.append(
+        f"The {len(ran)} {profile} sweeps in this store took {_hours(total)} in all "
+        f"(the sum of each sweep's wall time, read from its parent runs)"
+        + (f"; {len(published) - len(ran)} not run yet." if len(ran) < len(published) else ".")
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _hours(seconds: float) -> str:
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else duration(seconds)
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -211,22 +211,28 @@ def cmd_report(argv: list[str]) -> int:
 
 
 def cmd_readme(argv: list[str]) -> int:
-    """Regenerate the README's options tables (from the registries) and its FAQ block (and
-    every question's report) from the store."""
+    """Regenerate the generated blocks of the README and its docs pages: the options tables
+    (from the registries), the answers at a glance and the FAQ (and every question's report)
+    from the store."""
     prog = "grubench readme"
     parser = Parser(
         prog=prog,
-        description="Rewrite the options tables of the README (between <!-- options:start "
-        "--> and <!-- options:end -->) from the model and task definitions, and its FAQ block "
-        "(between <!-- faq:start --> and <!-- faq:end -->) from the store: tips with their "
-        "labels, every question's table, verdict and plots (written to results/ beside the "
-        "question files).",
+        description="Rewrite the generated blocks of the README and of the pages under "
+        "--docs, wherever their markers are: the options tables (<!-- options:start --> ... "
+        "<!-- options:end -->) from the model and task definitions; from the store, the "
+        "answers at a glance (<!-- answers:start --> ...: one sentence per question) and the "
+        "FAQ (<!-- faq:start --> ...: tips with their labels, every question's table, verdict "
+        "and plots, written to results/ beside the question files).",
     )
     parser.add_argument(
         "files", nargs="*", help="question files, in the README's order (default: every file "
         "of --experiments, by name)"
     )  # fmt: skip
     parser.add_argument("--readme", default="README.md", help="the README to rewrite")
+    parser.add_argument(
+        "--docs", default=None, help="folder of the pages with generated blocks (default: "
+        "docs/ beside the README)"
+    )  # fmt: skip
     parser.add_argument("--experiments", default="experiments", help="folder of question files")
     parser.add_argument("--profile", default="quick", help=PROFILE_HELP)
     parser.add_argument("--tracking_uri", "--tracking-uri", default=None, help=TRACKING_URI_HELP)
@@ -236,7 +242,16 @@ def cmd_readme(argv: list[str]) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     from grubench.answers.docs import OPTIONS_END, OPTIONS_START, options_block
-    from grubench.answers.readme import faq_block, rewrite_readme
+    from grubench.answers.readme import (
+        ANSWERS_END,
+        ANSWERS_START,
+        FAQ_END,
+        FAQ_START,
+        publish,
+        render_answers,
+        render_faq,
+        rewrite_readme,
+    )
     from grubench.store.health import store_problem
     from grubench.store.tracking import resolve_tracking_uri
     from grubench.sweeps.question import PROFILES
@@ -247,24 +262,52 @@ def cmd_readme(argv: list[str]) -> int:
     paths = [Path(f).resolve() for f in args.files] or sorted(folder.glob("*.py"))
     if not readme.is_file():
         return fail([f"--readme {args.readme!r}: no such file"], prog)
-    if args.options_only or OPTIONS_START in readme.read_text():  # a README may not have them
-        try:
-            rewrite_readme(readme, options_block(), (OPTIONS_START, OPTIONS_END))
-        except ValueError as err:
-            return fail([str(err)], prog)
+    docs = Path(args.docs).resolve() if args.docs else readme.parent / "docs"
+    if args.docs and not docs.is_dir():
+        return fail([f"--docs {args.docs!r}: no such folder"], prog)
+    pages = [readme, *sorted(docs.glob("*.md"))]
+    texts = {page: page.read_text() for page in pages}
+
+    def holding(start: str, end: str) -> list[Path]:
+        return [page for page, text in texts.items() if start in text and end in text]
+
+    where = f"{args.readme} or {docs.name}/*.md"
+    options_pages = holding(OPTIONS_START, OPTIONS_END)
     if args.options_only:
-        print(f"wrote the options tables of {readme}")
+        if not options_pages:
+            return fail([f"no {OPTIONS_START} ... {OPTIONS_END} markers in {where}"], prog)
+        for page in options_pages:
+            rewrite_readme(page, options_block(), (OPTIONS_START, OPTIONS_END))
+        print(f"wrote the options tables of {', '.join(_shown(p) for p in options_pages)}")
         return 0
+    faq_pages, answers_pages = holding(FAQ_START, FAQ_END), holding(ANSWERS_START, ANSWERS_END)
+    if not faq_pages and not answers_pages:
+        return fail([f"no {FAQ_START} ... {FAQ_END} or {ANSWERS_START} ... {ANSWERS_END} "
+                     f"markers in {where} to write between"], prog)  # fmt: skip
     if not paths:
         return fail([f"--experiments {args.experiments!r}: no question files (*.py)"], prog)
     for path in paths:  # every file loads before anything is written
         _load(str(path), prog)
     if problem := store_problem(resolve_tracking_uri(args.tracking_uri), must_exist=True):
         return fail([problem], prog)
-    try:
-        block = faq_block(paths, args.profile, folder / "results", readme.parent, args.tracking_uri)
-        rewrite_readme(readme, block)
-    except ValueError as err:
-        return fail([str(err)], prog)
-    print(f"wrote the options tables and the FAQ block of {readme} ({len(paths)} questions)")
+    published = publish(paths, args.profile, folder / "results", args.tracking_uri)
+    repo = readme.parent
+    for page in options_pages:
+        rewrite_readme(page, options_block(), (OPTIONS_START, OPTIONS_END))
+    for page in faq_pages:
+        rewrite_readme(page, render_faq(published, page.parent, repo), (FAQ_START, FAQ_END))
+    faq_page = faq_pages[0] if faq_pages else None
+    for page in answers_pages:
+        block = render_answers(published, page.parent, faq_page, repo)
+        rewrite_readme(page, block, (ANSWERS_START, ANSWERS_END))
+    written = sorted({*options_pages, *faq_pages, *answers_pages}, key=pages.index)
+    print(f"wrote the generated blocks of {', '.join(_shown(p) for p in written)} "
+          f"({len(paths)} questions)")  # fmt: skip
     return 0
+
+
+def _shown(path: Path) -> str:
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
