@@ -253,6 +253,32 @@ def test_dry_run_checks_every_child_and_lists_the_plan(tracking_uri, tmp_path, c
     assert main(["run", "q.py", "--dry_run", "--trainer.max_steps", "5",
                  "--tracking_uri", tracking_uri]) == 0  # fmt: skip
     assert capsys.readouterr().out == out  # either spelling
+    # it reads the store: nothing of this sweep yet; after the sweep, every child finished
+    assert out.splitlines()[-1] == (
+        "tiny:quick: 2 children: 0 finished, 2 to run, no finished child to estimate the time from"
+    )
+    argv = ["q.py", "--trainer.max_steps", "5", "--tracking_uri", tracking_uri]
+    assert main(["run", "--workers", "1", *argv]) == 0
+    capsys.readouterr()
+    assert main(["run", "--dry-run", *argv]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "tiny:quick: 2 children: 2 finished, 0 to run, nothing to run"
+    )
+    assert main(["run", "--dry-run", *argv[:-1], f"{tracking_uri}-none.db"]) == 0
+    assert "0 finished, 2 to run" in capsys.readouterr().out
+
+
+@pytest.mark.unit
+def test_the_dry_run_estimates_the_time_from_the_finished_children():
+    from grubench.sweeps.runner import PlanStatus
+
+    class Plan:
+        sweep, total, workers = "q:quick", 10, 2
+
+    assert PlanStatus(4, 6, 6 * 120 / 2).line(Plan()) == (
+        "q:quick: 10 children: 4 finished, 6 to run, about 6 min with 2 at once"
+    )
+    assert PlanStatus(10, 0, 0.0).line(Plan()).endswith("0 to run, nothing to run")
 
 
 @pytest.mark.unit

@@ -119,7 +119,7 @@ def cmd_run(argv: list[str]) -> int:
     from grubench.store.health import store_problem
     from grubench.store.tracking import get_client, resolve_tracking_uri
     from grubench.sweeps.question import PROFILES
-    from grubench.sweeps.runner import plan_sweep, run_sweep
+    from grubench.sweeps.runner import plan_status, plan_sweep, run_sweep
     from grubench.training.config import ConfigError, first_line
 
     trainer = _trainer_pairs(extra, prog, option_strings(parser))
@@ -149,6 +149,7 @@ def cmd_run(argv: list[str]) -> int:
         if problems := _plan_problems(plan):
             return fail(problems, prog)
         plan.show(print)
+        print(plan_status(plan, resolve_tracking_uri(args.tracking_uri)).line(plan))
         return 0
     try:
         result = run_sweep(experiment, args.profile, args.tracking_uri, overrides, **how)

@@ -19,6 +19,7 @@ one of them; a child leased by a live driver is waited for, a dead driver's is t
 from __future__ import annotations
 
 import signal
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable
@@ -101,6 +102,51 @@ class SweepPlan:
         point = " at the selected point" if self.question.tuned else ""
         for child in self.evaluation:
             echo(f"  {child.key}{point}")
+
+
+@dataclass
+class PlanStatus:
+    """What the store holds of a plan: children finished, to run, and the time those take
+    at the median duration of the finished ones (None before any has finished)."""
+
+    finished: int
+    to_run: int
+    seconds: float | None
+
+    def line(self, plan: SweepPlan) -> str:
+        about = "no finished child to estimate the time from"
+        if self.seconds is not None:
+            about = f"about {max(1, round(self.seconds / 60))} min with {plan.workers} at once"
+        if not self.to_run:
+            about = "nothing to run"
+        return (f"{plan.sweep}: {plan.total} children: {self.finished} finished, "
+                f"{self.to_run} to run, {about}")  # fmt: skip
+
+
+def plan_status(plan: SweepPlan, uri: str) -> PlanStatus:
+    """Read (never write) what the store at ``uri`` has finished of ``plan``, counting as the
+    sweep would: tuning children by key and settings, evaluation children at the selection
+    the finished tuning runs make (cells still tuning: all of theirs to run)."""
+    from grubench.store.health import store_problem
+
+    if store_problem(uri, must_exist=True):  # no store yet: reading it would create it
+        return PlanStatus(0, plan.total, None)
+    client = get_client(uri)
+    experiment = client.get_experiment_by_name(plan.question.name)
+    if experiment is None:
+        return PlanStatus(0, plan.total, None)
+    existing = sweep_runs(client, experiment.experiment_id, plan.sweep)
+    done = finished_by_key(existing)
+    todo = [c for c in plan.tuning if (c.key, c.config_hash()) not in done]
+    _, evaluation, eval_todo = _to_evaluate(plan, existing)
+    finished = len(plan.tuning) - len(todo) + len(evaluation) - len(eval_todo)
+    to_run = plan.total - finished
+    durations = [(run.info.end_time - run.info.start_time) / 1000 for run in done.values()
+                 if run.info.end_time and run.info.start_time]  # fmt: skip
+    seconds = None
+    if durations:
+        seconds = statistics.median(durations) * to_run / max(1, plan.workers)
+    return PlanStatus(finished, to_run, seconds)
 
 
 def plan_sweep(
