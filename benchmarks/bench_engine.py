@@ -39,6 +39,9 @@ from torch import nn
 from grubench.models import MODELS, ModelConfig, build_model
 from grubench.models.gru_bptt import load_extension, subnormals_flushed
 from grubench.tasks import batch_generator, build_task
+from grubench.training.config import FitConfig
+from grubench.training.data import TaskConfig  # (these paths work on older trees too:
+from grubench.training.module import OptimConfig, build_optimizer  # train_steps.py's use)
 
 # arm -> ((model, options) on grubench's engine, (model, options) on torch's)
 ARMS: dict[str, tuple[tuple[str, dict], tuple[str, dict]]] = {
@@ -75,32 +78,68 @@ def layer_step(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
 
 
 def train_step(name: str, options: dict, hidden: int, seq_len: int, batch: int) -> Callable:
-    task = build_task("adding", seq_len)
-    x, y = task.generate(batch, batch_generator(0, "train", 0), train=True)
-    torch.manual_seed(0)
-    cfg = ModelConfig(name=name, hidden_size=hidden, **options)
-    model = build_model(cfg, task.input_size, task.output_size, task.output_mode, seq_len)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    """The adding problem's step at ``batch``, Adam at 1e-3, the norm clipped at 1."""
+    return config_step(FitConfig(
+        model=ModelConfig(name=name, hidden_size=hidden, **options),
+        task=TaskConfig(name="adding", seq_len=seq_len, batch_size=batch),
+        optim=OptimConfig(lr=1e-3, grad_clip=1.0),
+    ))  # fmt: skip
+
+
+def config_step(cfg: FitConfig, batches: int = 1) -> Callable[[], None]:
+    """One training step of ``cfg`` as its fit runs it, less Lightning's logging and metrics
+    (the same for every arm): the model (built under the run's seed) with its output head, the
+    loss (with the L1 penalty, if any), backward, gradient clipping and the optimizer's update.
+    The data are made beforehand: ``batches`` training batches, taken in turn."""
+    task = build_task(cfg.task.name, cfg.task.seq_len, **cfg.task.options)
+    data = [task.generate(cfg.task.batch_size, batch_generator(cfg.seed, "train", i), train=True)
+            for i in range(batches)]  # fmt: skip
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, task.input_size, task.output_size, task.output_mode,
+                        task.seq_len)  # fmt: skip
+    optimizer = build_optimizer(cfg.optim, model.parameters())
+    l1_weights = [p for n, p in model.named_parameters() if "weight" in n and p.ndim > 1]
+    clip, turn = cfg.optim.grad_clip, [0]
 
     def step() -> None:
+        x, y = data[turn[0] % batches]
+        turn[0] += 1
         optimizer.zero_grad()
-        task.loss(model(x), y).backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        loss = task.loss(model(x), y)
+        if cfg.optim.l1 > 0:
+            loss = loss + cfg.optim.l1 * sum(w.abs().sum() for w in l1_weights)
+        loss.backward()
+        if clip > 0 and cfg.optim.grad_clip_algorithm == "norm":
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        elif clip > 0:
+            nn.utils.clip_grad_value_(model.parameters(), clip)
         optimizer.step()
 
     return step
 
 
-def measure(steps: dict[str, Callable[[], None]], rounds: int, warmup: int) -> dict[str, float]:
+def rounds_ms(
+    steps: dict[str, Callable[[], None]], rounds: int, warmup: int, repeat: int = 1
+) -> dict[str, list[float]]:
+    """Per round, each step's ms (the mean of ``repeat`` calls in a row), every step once a
+    round in an order rotated by one each round, after ``warmup`` rounds that are not kept."""
     names = list(steps)
     times: dict[str, list[float]] = {n: [] for n in names}
     for round_ in range(warmup + rounds):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
-            ms = time_ms(steps[name])
+            step = steps[name]
+            start = time.perf_counter()
+            for _ in range(repeat):
+                step()
+            ms = (time.perf_counter() - start) * 1e3 / repeat
             if round_ >= warmup:
                 times[name].append(ms)
-    return {n: statistics.median(t) for n, t in times.items()}
+    return times
+
+
+def measure(steps: dict[str, Callable[[], None]], rounds: int, warmup: int) -> dict[str, float]:
+    return {n: statistics.median(t) for n, t in rounds_ms(steps, rounds, warmup).items()}
 
 
 def main(argv: list[str] | None = None) -> None:

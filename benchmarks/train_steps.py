@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ from grubench.models import MODELS
 from grubench.models.gru_bptt import subnormals_flushed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or by runpy
-from bench_engine import train_step  # noqa: E402 - the same step bench_engine times
+from bench_engine import rounds_ms, train_step  # noqa: E402 - bench_engine's step and rounds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,15 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     with subnormals_flushed(True):
         for hidden, seq_len in sizes:
             steps = {arm: train_step(arm, {}, hidden, seq_len, 64) for arm in arms}
-            times: dict[str, list[float]] = {arm: [] for arm in arms}
-            for round_ in range(args.rounds):
-                shift = round_ % len(arms)
-                for arm in arms[shift:] + arms[:shift]:
-                    start = time.perf_counter()
-                    for _ in range(args.steps):
-                        steps[arm]()
-                    if round_:  # the first round warms up
-                        times[arm].append((time.perf_counter() - start) / args.steps * 1e3)
+            times = rounds_ms(steps, args.rounds - 1, 1, repeat=args.steps)  # 1 warms up
             cells = " | ".join(f"{statistics.median(times[arm]):.2f}" for arm in arms)
             print(f"| {hidden} | {seq_len} | {cells} |", flush=True)
 

@@ -84,32 +84,32 @@ def test_conditions_that_agree_give_a_pooled_verdict():
 def test_holm_decides_better_and_a_restated_claim_is_one_test():
     tips = [
         Tip("B loses.", (Claim("b", "a"),)),
-        Tip("A is faster.", (Claim("a", "b", "ms_per_step"),)),
+        Tip("A has the smaller gap.", (Claim("a", "b", "gap"),)),
     ]
     q = question(conditions=("",), tips=tips)
     r = report(q, {("a", ""): HIGH, ("b", ""): LOW})
-    ms = {("a", ""): [2.0] * 5, ("b", ""): [2.0] * 5}  # equal times: p = 1
+    gaps = {("a", ""): [0.2] * 5, ("b", ""): [0.2] * 5}  # equal gaps: p = 1
     for c in r.cells:
-        c.ms_per_step = ms[(c.arm, c.condition)]
+        c.gaps = gaps[(c.arm, c.condition)]
     verdicts, tips = answer(q, "quick", r.cells)
-    ((verdict,), ((_, (restated,)), (_, (speed,)))) = verdicts, tips
+    ((verdict,), ((_, (restated,)), (_, (gap,)))) = verdicts, tips
     # the tip restates the verdict the other way round: one test of two, adjusted 2 x 2/252
-    assert q.family("quick") == [Claim("a", "b"), Claim("a", "b", "ms_per_step")]
-    assert verdict.family == restated.family == speed.family == 2
+    assert q.family("quick") == [Claim("a", "b"), Claim("a", "b", "gap")]
+    assert verdict.family == restated.family == gap.family == 2
     assert verdict.adjusted == restated.adjusted == pytest.approx(2 * 2 / 252)
-    assert (verdict.label, restated.label, speed.label) == ("supported", "contradicted",
-                                                          "not detected")  # fmt: skip
+    assert (verdict.label, restated.label, gap.label) == ("supported", "contradicted",
+                                                        "not detected")  # fmt: skip
 
 
 def test_a_family_too_large_for_five_seeds_detects_nothing_and_says_so():
-    # 4 arms, every pair: 6 tests, and one tip on time: 7; 2/252 = 0.0079 > 0.05 / 7
+    # 4 arms, every pair: 6 tests, and one tip on the gap: 7; 2/252 = 0.0079 > 0.05 / 7
     q = question(conditions=("",), arms=("a", "b", "c", "d"),
-                 tips=[Tip("?", (Claim("a", "b", "ms_per_step"),))])  # fmt: skip
+                 tips=[Tip("?", (Claim("a", "b", "gap"),))])  # fmt: skip
     rng = np.random.default_rng(0)
     scores = {("a", ""): HIGH, ("b", ""): LOW, ("c", ""): rng.random(5), ("d", ""): rng.random(5)}
     r = report(q, scores)
     for c in r.cells:
-        c.ms_per_step = [1.0] * 5
+        c.gaps = [0.1] * 5
     r.verdicts, r.tips = answer(q, "quick", r.cells)
     assert r.family == 7
     assert lines(r)[0] == (

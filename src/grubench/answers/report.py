@@ -28,6 +28,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from grubench.answers import speed as speeds
 from grubench.answers import stats
 from grubench.store.measures import MEASURES
 from grubench.store.runs import diverged, run_score
@@ -124,11 +125,15 @@ class ClaimResult:
     # the conditions left out because they cannot discriminate the arms: (condition, why)
     left_out: tuple[tuple[str, str], ...] = ()
     cannot_discriminate: bool = False  # every condition the claim names was left out
+    # a claim on time per step: read from the controlled measurement, not tested on seeds
+    speed: speeds.SpeedResult | None = None
 
     @property
     def tested(self) -> bool:
-        """In the family: measured, with enough seeds in every condition it names."""
-        return not math.isnan(self.p_value) and self.fewest_seeds >= stats.MIN_SEEDS
+        """In the family: measured, with enough seeds in every condition it names (a claim on
+        time per step is a measurement, not a test: never in the family)."""
+        return (self.speed is None and not math.isnan(self.p_value)
+                and self.fewest_seeds >= stats.MIN_SEEDS)  # fmt: skip
 
     def ahead(self) -> tuple[list[str], list[str]]:
         """The conditions where better, and where worse, is ahead with an uncorrected p-value
@@ -145,7 +150,10 @@ class ClaimResult:
     @property
     def label(self) -> str:
         """supported, contradicted, not detected (after the correction), mixed, too few
-        seeds, cannot discriminate (every arm at the ceiling or the floor) or not measured."""
+        seeds, cannot discriminate (every arm at the ceiling or the floor) or not measured;
+        on time per step, the controlled measurement's (``speeds.SpeedResult.label``)."""
+        if self.speed is not None:
+            return self.speed.label
         if self.cannot_discriminate:
             return "cannot discriminate"
         if math.isnan(self.p.estimate):
@@ -175,6 +183,7 @@ class Report:
     search: Any = (
         None  # a search's SearchSummary (grubench.answers.importance): importances, best trials
     )
+    speed: speeds.Artifact | None = None  # where the claims on time per step were read
 
     @property
     def comparisons(self) -> list[tuple[str, str, str, stats.Interval, int]]:
@@ -304,22 +313,53 @@ def correct(results: list[ClaimResult]) -> None:
 
 
 def answer(
-    question: Question, profile: str, cells: list[Cell]
+    question: Question, profile: str, cells: list[Cell], speed: speeds.Artifact | None = None
 ) -> tuple[list[ClaimResult], list[tuple[Tip, list[ClaimResult]]]]:
     """The verdict lines (those with runs to compare, or that cannot discriminate) and the
     tips' labels from the cells: every claim of the question's family (``Question.family``)
     tested, then corrected together; claims in conditions that cannot discriminate are not
-    tests and stay out of the correction."""
+    tests and stay out of the correction. Claims on time per step are read from ``speed``,
+    the controlled measurement (none: "not measured"), and are no tests either."""
     conditions = list(question.conditions_for(profile))
     bounds = condition_bounds(question, cells)
-    tips = [(tip, [claim_result(cells, claim, conditions, bounds) for claim in tip.claims])
+    timed = _speed_claims(question, profile, conditions, speed)
+    tips = [(tip, [timed(claim) or claim_result(cells, claim, conditions, bounds)
+                   for claim in tip.claims])
             for tip in question.tips]  # fmt: skip
-    verdicts = [claim_result(cells, claim, conditions, bounds)
+    verdicts = [timed(claim) or claim_result(cells, claim, conditions, bounds)
                 for claim in question.verdict_claims(profile)]  # fmt: skip
-    verdicts = [result for result in verdicts
-                if result.cannot_discriminate or not math.isnan(result.p.estimate)]  # fmt: skip
+    verdicts = [result for result in verdicts if result.speed is not None
+                or result.cannot_discriminate or not math.isnan(result.p.estimate)]  # fmt: skip
     correct(verdicts + _tip_results(tips))
     return verdicts, tips
+
+
+def _speed_claims(
+    question: Question, profile: str, conditions: list[str], artifact: speeds.Artifact | None
+):
+    """claim -> its ClaimResult read from the controlled measurement, or None for a claim on
+    another measure."""
+    configs = None
+    if (
+        artifact is not None
+        and not artifact.problem
+        and any(claim.measure == speeds.MEASURE for claim in question.family(profile))
+    ):
+        try:  # the settings the artifact must have measured
+            configs = speeds.speed_configs(question, profile)
+        except ValueError as err:
+            artifact = speeds.Artifact(artifact.path, problem=str(err))
+
+    def timed(claim: Claim) -> ClaimResult | None:
+        if claim.measure != speeds.MEASURE:
+            return None
+        where = [c for c in conditions if not claim.conditions or c in claim.conditions]
+        result = speeds.measure_claim(artifact, question, profile, claim.better, claim.worse,
+                                      where, configs)  # fmt: skip
+        nothing = stats.Interval(math.nan, math.nan, math.nan)
+        return ClaimResult(claim, nothing, 0, conditions=tuple(where), speed=result)
+
+    return timed
 
 
 def build_report(question: Question, profile: str, tracking_uri: str | None = None) -> Report:
@@ -391,7 +431,8 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
         if (arm, condition) not in cells:
             cells[(arm, condition)] = Cell(arm, condition)
             missing += [f"{arm}, {condition} (evaluation: tuning not finished)"]
-    verdicts, tips = answer(question, profile, list(cells.values()))
+    artifact = speeds.load()  # the controlled measurement of time per step
+    verdicts, tips = answer(question, profile, list(cells.values()), artifact)
     trained = budgeted = 0
     for run in used:
         if STEPS in run.data.metrics and "trainer.max_steps" in run.data.params:
@@ -400,7 +441,8 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
     children = tuning or expand(question, profile)
     stop = max((c.config.stop_after_solved for c in children), default=0)
     report = Report(question, profile, list(cells.values()), missing, verdicts, tips,
-                    seconds, trained, budgeted, stop, len(other_settings))  # fmt: skip
+                    seconds, trained, budgeted, stop, len(other_settings),
+                    speed=artifact)  # fmt: skip
     if question.search is not None and uri is not None:
         from grubench.answers.importance import summarize
 
@@ -440,7 +482,7 @@ def to_markdown(report: Report, heading: str = "###") -> str:
         "interval; steps to solve: median, runs that never solved counted as never.",
         "",
         "| arm | condition | selected | score IQM [95% CI] | test metric (mean) | solved "
-        "| median steps to solve | ms/step | params | diverged |",
+        "| median steps to solve | ms/step (sweep, under load) | params | diverged |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell in report.cells:
@@ -501,6 +543,8 @@ def to_markdown(report: Report, heading: str = "###") -> str:
                   f"{report.steps_trained} of the {report.steps_budgeted} steps their budgets "
                   f"allow ({share:.0%}; {rule})."]  # fmt: skip
     lines += ["", VERDICT_NOTE.format(family=report.family, alpha=stats.ALPHA)]
+    if note := speed_note(report):
+        lines += ["", note]
     if any(cell.runs for cell in report.cells):
         lines += ["", calibration_line(report)]
     if report.verdicts:
@@ -537,6 +581,31 @@ VERDICT_NOTE = (
     "ceiling, steps to solve at the floor) are not tests, stay out of the correction, and "
     "pooled verdicts leave it out.)"
 )
+
+
+def speed_note(report: Report) -> str:
+    """How the claims on time per step were decided, once (empty if the question has none)."""
+    if not any(claim.measure == speeds.MEASURE for claim in report.question.family(report.profile)):
+        return ""
+    text = (
+        f"**Time per step** is read from a controlled measurement, {speeds.SHOWN} "
+        f"(`{speeds.SCRIPT}`: every arm's whole training step timed side by side in one "
+        "process, 1 thread, interleaved rounds after warm-up), not from this sweep's runs: "
+        "the table's ms/step is measured under load and only describes them. Per pair, "
+        "the ratio of times per step, its median over the rounds and the distribution-free "
+        f"{speeds.CONFIDENCE:.0%} interval of that median; *faster* where the interval "
+        f"excludes 1 and the arms differ by {speeds.MARGIN:.0%} or more, else *no "
+        "difference*; over several conditions *supported* only where one arm is faster in "
+        "each. A measurement, not a test on seeds: outside the Holm family above."
+    )
+    entry = report.speed.entry(report.question, report.profile) if report.speed else None
+    if entry and "measured" in entry:
+        run = entry["measured"]
+        machine = run.get("machine", {})
+        text += (f" Measured {run.get('date', '?')} at commit {run.get('commit', '?')} on "
+                 f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores), torch "
+                 f"{machine.get('torch', '?')}: `{run.get('command', '?')}`.")  # fmt: skip
+    return text
 
 
 def calibration_line(report: Report) -> str:
@@ -647,6 +716,8 @@ def _ahead(result: ClaimResult) -> str:
 
 def verdict_line(result: ClaimResult) -> str:
     """One verdict line: the measure and conditions, the outcome, the numbers."""
+    if result.speed is not None:
+        return _speed_line(result)
     a, b = result.claim.better, result.claim.worse
     where, numbers = _where(result), _numbers(result, f"P({a} > {b})")
     label = result.label
@@ -664,10 +735,44 @@ def verdict_line(result: ClaimResult) -> str:
     return f"{where}: {a} vs {b}: not detected; {_detectable(result)}, {numbers}"
 
 
+def _speed_where(result: ClaimResult) -> str:
+    """The measure, where it was read and the conditions, for a line on time per step."""
+    where = f"{MEASURE_WORDS[speeds.MEASURE]} (controlled, {speeds.SHOWN})"
+    if result.claim.conditions:
+        return f"{where}, {', '.join(result.claim.conditions)}"
+    count = len(result.conditions)
+    return f"{where}, over {count} conditions" if count > 1 else where
+
+
+def _speed_line(result: ClaimResult) -> str:
+    """A verdict line on time per step, from the controlled measurement (speeds.decide)."""
+    measured, where = result.speed, _speed_where(result)
+    a, b = measured.better, measured.worse
+    label = measured.label
+    if label == "not measured":
+        return f"{where}: {a} vs {b}: {speeds.missing_text(measured)}"
+    numbers = speeds.summary(measured)
+    if label == "supported":
+        return f"{where}: **{a} faster than {b}**, {numbers}"
+    if label == "contradicted":
+        return f"{where}: **{b} faster than {a}**, {numbers}"
+    if label == "mixed":
+        return f"{where}: {a} vs {b}: mixed, {numbers}"
+    if len(measured.conditions) == 1:
+        why = speeds.why_same(measured.conditions[0].ratio)
+    else:
+        why = f"in each condition: the interval includes 1 or under {speeds.MARGIN:.0%} apart"
+    return f"{where}: {a} vs {b}: no difference ({why}), {numbers}"
+
+
 def claim_text(result: ClaimResult) -> str:
     claim = result.claim
     where = f" ({', '.join(claim.conditions)})" if claim.conditions else ""
     text = f"{claim.better} beats {claim.worse} on {MEASURE_WORDS[claim.measure]}{where}"
+    if result.speed is not None:  # read from the controlled measurement
+        if result.label == "not measured":
+            return f"*not measured*: {text} ({speeds.missing_reason(result.speed)})"
+        return f"*{result.label}*: {text} (controlled: {speeds.summary(result.speed)})"
     if result.cannot_discriminate:
         return f"*cannot discriminate*: {text} ({_left_out(result)})"
     if math.isnan(result.p.estimate):
@@ -689,6 +794,8 @@ def sentence(report: Report, measure: str | None = None) -> str:
     question = report.question
     measure = measure or question.verdict_measures[0]
     words = MEASURE_WORDS[measure]
+    if measure == speeds.MEASURE:
+        return _speed_sentence(report)
     bounds = {c: bound for c, bound in report.bounds.items()
               if bound[0] in CALIBRATED.get(measure, ())}  # fmt: skip
     if bounds and set(question.conditions_for(report.profile)) <= set(bounds):
@@ -706,6 +813,34 @@ def sentence(report: Report, measure: str | None = None) -> str:
     clauses += [f"{_and([_named(c) for c in found])} cannot discriminate: {why}"
                 for why, found in _why(bounds).items()]  # fmt: skip
     return f"On {words}, " + "; ".join(clauses) + "."
+
+
+def _speed_sentence(report: Report) -> str:
+    """The answer on time per step, from the controlled measurement: per pair, which arm is
+    faster and by how much, or that no difference was measured."""
+    clauses = []
+    for a, b in report.question.pairs():
+        result = next((r for r in report.verdicts if r.speed is not None
+                       and (r.claim.better, r.claim.worse) == (a, b)
+                       and not r.claim.conditions), None)  # fmt: skip
+        if result is None:
+            continue
+        measured, label = result.speed, result.label
+        if label == "not measured":
+            clauses.append(f"{a} vs {b} is not measured ({speeds.missing_reason(measured)})")
+        elif label == "supported":
+            clauses.append(f"{a} is faster than {b} ({speeds.summary(measured)})")
+        elif label == "contradicted":
+            clauses.append(f"{b} is faster than {a} ({speeds.summary(measured)})")
+        elif label == "mixed":
+            clauses.append(f"{a} vs {b} is mixed ({speeds.summary(measured)})")
+        else:
+            clauses.append(f"no difference between {a} and {b} was measured "
+                           f"({speeds.summary(measured)})")  # fmt: skip
+    if not clauses:
+        return f"No {MEASURE_WORDS[speeds.MEASURE]} compared."
+    return (f"On {MEASURE_WORDS[speeds.MEASURE]} (controlled, {speeds.SHOWN}), "
+            + "; ".join(clauses) + ".")  # fmt: skip
 
 
 def _pair_clause(a: str, b: str, results: list[ClaimResult]) -> str:
