@@ -100,10 +100,11 @@ def commit() -> str:
 
 
 def pairs(question: Question) -> list[tuple[str, str]]:
-    """The pairs the question compares on time: its verdict's and its tips' claims'."""
-    found = list(question.pairs()) if speed.MEASURE in question.verdict_measures else []
-    found += [(c.better, c.worse) for tip in question.tips for c in tip.claims
-              if c.measure == speed.MEASURE]  # fmt: skip
+    """The pairs the question compares on time: its tips' claims' (as they say it), then its
+    verdict's."""
+    found = [(c.better, c.worse) for tip in question.tips for c in tip.claims
+             if c.measure == speed.MEASURE]  # fmt: skip
+    found += list(question.pairs()) if speed.MEASURE in question.verdict_measures else []
     unique: dict[frozenset, tuple[str, str]] = {}
     for a, b in found:
         unique.setdefault(frozenset((a, b)), (a, b))
