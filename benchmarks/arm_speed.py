@@ -4,7 +4,7 @@ report's time-per-step verdicts and tips read (grubench.answers.speed).
 Run from the repository root on free cores (nothing else running)::
 
     python benchmarks/arm_speed.py                     # every question that compares speed
-    python benchmarks/arm_speed.py experiments/gru_vs_lstm.py --rounds 15
+    python benchmarks/arm_speed.py experiments/gru_vs_lstm.py --rounds 31
 
 For every question whose verdicts or tips compare arms on ``ms_per_step`` (or the files
 named), each arm's model is built per condition at the profile's settings, as its children
@@ -224,9 +224,9 @@ def main(argv: list[str] | None = None) -> None:
         "under experiments/ whose verdicts or tips compare time per step)",
     )
     parser.add_argument("--profile", default="quick", choices=["quick", "full"])
-    parser.add_argument("--rounds", type=int, default=15, help="kept rounds (at least 6)")
+    parser.add_argument("--rounds", type=int, default=21, help="kept rounds (at least 6)")
     parser.add_argument("--warmup", type=int, default=2, help="rounds not kept")
-    parser.add_argument("--steps", type=int, default=5, help="steps per arm and round")
+    parser.add_argument("--steps", type=int, default=10, help="steps per arm and round")
     parser.add_argument("--batches", type=int, default=4, help="training batches, in turn")
     parser.add_argument("--out", type=Path, default=OUT, help=f"(default: {speed.SHOWN})")
     argv = sys.argv[1:] if argv is None else argv

@@ -199,7 +199,7 @@ def test_an_artifact_of_other_settings_missing_or_unreadable_is_not_measured(tmp
     q = question()
     times = {("a", "c1"): FAST, ("b", "c1"): SLOW, ("a", "c2"): FAST, ("b", "c2"): SLOW}
     stale = report(q, artifact(tmp_path, q, times, a="0123456789ab"))
-    assert f"measured a at other settings than the question's now" in stale.verdict
+    assert "measured a at other settings than the question's now" in stale.verdict
     assert all(v.label == "not measured" for v in stale.verdicts if v.speed is not None)
     missing = report(q, speeds.load(tmp_path / "none.json"))
     assert f"not measured ({speeds.SHOWN} does not exist; run: " in missing.verdict

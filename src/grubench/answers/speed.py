@@ -105,9 +105,11 @@ def why_same(r: Ratio, margin: float = MARGIN) -> str:
 
 
 def settings_key(config) -> dict[str, Any]:
-    """What a training step's work depends on: the model, the task's name, length, batch and
-    options, the optimizer and its settings but the learning rate (the tuned value: it moves
-    the weights, not the work), and the subnormals rule."""
+    """What a training step's work depends on: the model (every setting its run's hash
+    counts), the task's name, length, batch and options, the optimizer and its settings but
+    the learning rate (the tuned value: it moves the weights, not the work), and the
+    subnormals rule. A setting added or changed makes a measurement stale ("not measured"):
+    the safe side."""
     optim = asdict(config.optim)
     optim.pop("lr")
     task = config.task
