@@ -15,6 +15,7 @@ from grubench.tasks.base import (
 )
 from grubench.tasks.char_lm import CharLMTask
 from grubench.tasks.copy_memory import CopyMemoryTask
+from grubench.tasks.counting import CountingTask
 from grubench.tasks.parity import ParityTask
 from grubench.tasks.selective_copy import SelectiveCopyTask
 from grubench.tasks.sequential_digits import SequentialDigitsTask
@@ -24,6 +25,7 @@ TASKS: dict[str, type[Task]] = {
     AssociativeRecallTask.name: AssociativeRecallTask,
     CharLMTask.name: CharLMTask,
     CopyMemoryTask.name: CopyMemoryTask,
+    CountingTask.name: CountingTask,
     ParityTask.name: ParityTask,
     SelectiveCopyTask.name: SelectiveCopyTask,
     SequentialDigitsTask.name: SequentialDigitsTask,
