@@ -1,5 +1,6 @@
 """The command line: config files, overrides, --print_config, and errors before any run."""
 
+import re
 import subprocess
 import sys
 
@@ -134,7 +135,7 @@ def test_type_error_and_unknown_command(capsys):
     assert exit_info.value.code == 2
     assert main(["train"]) == 2
     assert (
-        "unknown command 'train'; choose from: fit, run, report, readme, ui"
+        "unknown command 'train'; choose from: fit, run, report, readme, list, ui"
         in capsys.readouterr().err
     )
 
@@ -144,7 +145,7 @@ def test_console_script_is_installed():
     out = subprocess.run(
         [sys.executable, "-m", "grubench", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "grubench {fit,run,report,readme,ui}" in out
+    assert "grubench {fit,run,report,readme,list,ui}" in out
 
 
 def test_run_passes_trainer_options_and_rejects_other_flags(tracking_uri, capsys):
@@ -223,7 +224,7 @@ TINY_QUESTION = (
         (["ui", "--prot", "5001"], "unknown option --prot; did you mean --port?"),
         (["readme", "--profle", "full"], "unknown option --profle; did you mean --profile?"),
         (["--verison"], "unknown option '--verison'; did you mean --version? (a command comes"),
-        (["rnu"], "unknown command 'rnu'; choose from: fit, run, report, readme, ui; did you "
+        (["rnu"], "unknown command 'rnu'; choose from: fit, run, report, readme, list, ui; did you "
          "mean run?"),
     ],
 )  # fmt: skip
@@ -266,6 +267,28 @@ def test_dry_run_checks_every_child_and_lists_the_plan(tracking_uri, tmp_path, c
     )
     assert main(["run", "--dry-run", *argv[:-1], f"{tracking_uri}-none.db"]) == 0
     assert "0 finished, 2 to run" in capsys.readouterr().out
+
+
+def test_list_shows_each_question_with_its_state_in_the_store(tracking_uri, tmp_path, capsys):
+    questions = tmp_path / "questions"
+    questions.mkdir()
+    budget = "budgets={'quick': {'trainer': {'max_steps': 5}}}, "
+    (questions / "a_done.py").write_text(
+        TINY_QUESTION.replace("text='?', ", f"text='Done?', {budget}")
+    )  # fmt: skip
+    (questions / "b_new.py").write_text(
+        TINY_QUESTION.replace("name='tiny'", "name='other'").replace("text='?'", "text='New?'")
+    )  # fmt: skip
+    base = ["--tracking_uri", tracking_uri]
+    assert main(["run", str(questions / "a_done.py"), "--workers", "1", *base]) == 0
+    capsys.readouterr()
+    assert main(["list", "--experiments", str(questions), *base]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"quick profiles in {tracking_uri} (finished/children; time):"
+    assert re.fullmatch(r"  a_done  2/2  \d+m\d\ds measured +Done\?", out[1]), out[1]
+    assert re.fullmatch(r"  b_new   0/2  not run yet +New\?", out[2]), out[2]
+    assert main(["list", "--experiments", str(tmp_path / "none"), *base]) == 2
+    assert "no question files" in capsys.readouterr().err
 
 
 @pytest.mark.unit

@@ -49,7 +49,7 @@ def test_top_level_help_lists_each_command_in_one_line(capsys):
         assert f"  {name}  " in out and summary in out
     assert main([]) == 2  # no command: the same usage, as an error
     captured = capsys.readouterr()
-    assert not captured.out and "grubench {fit,run,report,readme,ui}" in captured.err
+    assert not captured.out and "grubench {fit,run,report,readme,list,ui}" in captured.err
 
 
 @pytest.mark.unit
@@ -79,7 +79,7 @@ def _flag_help(text: str, flag: str) -> str:
     ("command", "flag", "words"),
     [
         (command, "--tracking_uri", "MLFLOW_TRACKING_URI")
-        for command in ("fit", "run", "report", "readme", "ui")
+        for command in ("fit", "run", "report", "readme", "list", "ui")
     ]
     + [
         ("run", "--profile", "quick (CPU, minutes) or full (GPU)"),

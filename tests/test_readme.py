@@ -98,7 +98,9 @@ def test_readme_writes_the_answers_at_a_glance_and_the_docs_pages(tracking_uri, 
     first, second, _, total = answers.rstrip("\n").split("\n")
     assert first.startswith("- **[Not run yet?](docs/answers.md#tiny-other)** No test score")
     assert first.endswith("(`grubench run experiments/tiny_other.py`: not run into this store yet)")
-    assert second.startswith("- **[Does a tiny GRU beat a tiny RNN?](docs/answers.md#tiny-readme)**")
+    assert second.startswith(
+        "- **[Does a tiny GRU beat a tiny RNN?](docs/answers.md#tiny-readme)**"
+    )
     assert re.search(r"\(`grubench run experiments/tiny_readme.py`: \d+m\d\ds here\)$", second)
     assert re.fullmatch(r"The 1 quick sweeps in this store took \d+m\d\ds in all \(.+\); "
                         r"1 not run yet\.", total)  # fmt: skip

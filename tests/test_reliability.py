@@ -164,7 +164,7 @@ BAD_INPUTS = [
     ("database-driver", "fit --tracking_uri postgresql://u:p@127.0.0.1:1/db", ["--tracking_uri postgresql://...: its database driver is not installed (no module ", "pip install "]),
     ("profile", "run {dir}/tiny.py --profile fast", ["--profile 'fast': choose from: quick, full"]),
     ("sweep-child", "run {dir}/bad_child.py", ["bad | seed=0: model.name: unknown model 'gruu'", CHOICES_MODEL]),
-    ("command", "train", ["unknown command 'train'; choose from: fit, run, report, readme, ui"]),
+    ("command", "train", ["unknown command 'train'; choose from: fit, run, report, readme, list, ui"]),
 ]  # fmt: skip
 
 

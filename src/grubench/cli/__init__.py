@@ -26,7 +26,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("grubench.cli.sweeps", "cmd_report",
                "a question's table, verdict and plots from the store (default: ./reports/)"),
     "readme": ("grubench.cli.sweeps", "cmd_readme",
-               "rewrite the README's options tables and FAQ block from the code and the store"),
+               "rewrite the README's answers, docs/answers.md and the options tables"),
+    "list": ("grubench.cli.sweeps", "cmd_list",
+             "the questions with their sweep's state in the store and its time"),
     "ui": ("grubench.cli.ui", "cmd_ui", "serve the MLflow UI for the store on 127.0.0.1"),
 }  # fmt: skip
 

@@ -312,3 +312,57 @@ def _shown(path: Path) -> str:
         return path.relative_to(Path.cwd()).as_posix()
     except ValueError:
         return str(path)
+
+
+def cmd_list(argv: list[str]) -> int:
+    """Every question file with what the store holds of its sweep and its time."""
+    prog = "grubench list"
+    parser = Parser(
+        prog=prog,
+        description="List the question files with their sweep's state in the store: children "
+        "finished and to run, and the measured time of a finished sweep or the estimated time "
+        "of what is left (from the median finished child).",
+    )
+    parser.add_argument("--experiments", default="experiments", help="folder of question files")
+    parser.add_argument("--profile", default="quick", help=PROFILE_HELP)
+    parser.add_argument("--tracking_uri", "--tracking-uri", default=None, help=TRACKING_URI_HELP)
+    parser.add_argument(
+        "--workers", default="auto", help="children at once, for the estimate (default auto: "
+        "one per usable core)"
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    from grubench.answers.report import duration, sweep_seconds
+    from grubench.store.health import store_problem
+    from grubench.store.tracking import get_client, resolve_tracking_uri
+    from grubench.sweeps.question import PROFILES
+    from grubench.sweeps.runner import plan_status, plan_sweep
+
+    if args.profile not in PROFILES:
+        return fail([f"--profile {args.profile!r}: choose from: {', '.join(PROFILES)}"], prog)
+    if args.workers != "auto" and (not args.workers.isdigit() or int(args.workers) < 1):
+        return fail([f"--workers {args.workers!r}: expected a whole number >= 1 or auto"], prog)
+    folder = Path(args.experiments)
+    paths = sorted(folder.glob("*.py"))
+    if not paths:
+        return fail([f"--experiments {args.experiments!r}: no question files (*.py)"], prog)
+    questions = [(path, _load(str(path), prog)) for path in paths]  # all load, or one line
+    uri = resolve_tracking_uri(args.tracking_uri)
+    if problem := store_problem(uri):
+        return fail([problem], prog)
+    workers = args.workers if args.workers == "auto" else int(args.workers)
+    rows = []
+    for path, question in questions:
+        plan = plan_sweep(question, args.profile, None, workers)
+        status = plan_status(plan, uri)
+        if status.to_run == 0:
+            time = f"{duration(sweep_seconds(get_client(uri), question, args.profile))} measured"
+        elif status.seconds is not None:
+            time = f"about {max(1, round(status.seconds / 60))} min left"
+        else:
+            time = "not run yet"
+        rows.append((path.stem, f"{status.finished}/{plan.total}", time, question.text))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    print(f"{args.profile} profiles in {uri} (finished/children; time):")
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + f"  {row[3]}")
+    return 0
