@@ -217,3 +217,27 @@ def test_models_sharing_an_option_must_share_its_default():
     spec = models.ModelSpec(MODELS["rnn"].build, MODELS["rnn"].layout, Other)
     with pytest.raises(TypeError, match="option 'activation': other gives it the default 'relu'"):
         models.collect_options({**MODELS, "other": spec})
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_names_its_implementation(name):
+    from grubench.models import ModelConfig, implementation
+
+    assert implementation(ModelConfig(name=name)) != name, "add the model to implementation()"
+
+
+def test_the_implementation_follows_the_backend_options():
+    from grubench.models import ModelConfig, implementation
+
+    def named(**model):
+        return implementation(ModelConfig(**model))
+
+    assert named(name="custom_gru") == "grubench engine"
+    assert named(name="custom_gru", reset_after=False) == "grubench, autograd loop"
+    assert named(name="custom_gru", layer_norm=True) == "grubench, autograd loop"
+    assert named(name="custom_gru", backend="python") == "grubench, PyTorch ops"
+    assert named(name="lstm") == named(name="rnn") == named(name="min_gru") == "grubench engine"
+    assert named(name="lstm", backend="torch") == "torch nn.LSTM (oneDNN)"
+    assert named(name="rnn", backend="torch") == "torch nn.RNN"
+    assert named(name="min_lstm", scan="parallel") == "log-space scan"
+    assert named(name="torch_gru") == "torch nn.GRU"

@@ -278,6 +278,25 @@ def build_model(
     return SequenceModel(backbone, cfg.widths[-1], output_size, output_mode)
 
 
+def implementation(cfg) -> str:
+    """Who runs ``cfg``'s recurrence on CPU, in a few words, for the report's tables: an
+    answer about the GRU and the LSTM says whether both ran on one engine. ``auto`` is
+    grubench's engine (its compiled loops) wherever the C++ extension builds."""
+    name, backend = cfg.name, getattr(cfg, "backend", "auto")
+    if name == "custom_gru":
+        if not cfg.reset_after or cfg.layer_norm or backend == "autograd":
+            return "grubench, autograd loop"
+        return "grubench, PyTorch ops" if backend == "python" else "grubench engine"
+    if name == "torch_gru":
+        return "torch nn.GRU"
+    if name in ("lstm", "rnn"):
+        torch_name = {"lstm": "torch nn.LSTM (oneDNN)", "rnn": "torch nn.RNN"}[name]
+        return torch_name if backend == "torch" else "grubench engine"
+    if name in ("min_gru", "min_lstm"):
+        return "log-space scan" if cfg.scan == "parallel" else "grubench engine"
+    return name  # a model added to the registry without an entry here
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
@@ -300,6 +319,7 @@ def matched_hidden_size(cfg, target: int, input_size: int, output_size: int) -> 
 
 
 __all__ = [
+    "implementation",
     "ACTIVATIONS",
     "CustomGRU",
     "INITS",
