@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import shlex
@@ -91,12 +92,26 @@ def machine() -> dict[str, object]:
 
 
 def commit() -> str:
+    """HEAD, and whether the code measured (src/, benchmarks/) differs from it."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                             capture_output=True, check=True)  # fmt: skip
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()  # fmt: skip
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks"],
+                                 cwd=ROOT, text=True, capture_output=True, check=True)  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return out.stdout.strip()
+    return f"{head} with uncommitted changes" if changed.stdout.strip() else head
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(seconds every core was busy, this process's CPU seconds), to tell how much else ran."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return math.nan, math.nan
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    own = os.times()
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), own.user + own.system
 
 
 def pairs(question: Question) -> list[tuple[str, str]]:
@@ -181,8 +196,13 @@ def markdown(data: dict, questions: dict[str, Question]) -> str:
             f"`{run['command']}` ({run['seconds']:.0f} s for this question; measured "
             f"{run['date']} at commit {run['commit']}; {m['cpu']}, {m['cores']} cores, "
             f"{m['capability']}, torch {m['torch']}; {run['threads']} thread, {run['rounds']} "
-            f"rounds of {run['steps']} steps after {run['warmup']} warm-up round(s); load "
-            f"average {run['load_before']:.2f} before, {run['load_after']:.2f} after)",
+            f"rounds of {run['steps']} steps after {run['warmup']} warm-up round(s); "
+            + (
+                f"other processes kept {run['others_busy_cores']:.2f} cores busy on average"
+                if "others_busy_cores" in run
+                else f"load average {run['load_before']:.2f} before, {run['load_after']:.2f} after"
+            )
+            + ")",
             "",
             "| condition | arm | engine | params | ms per step (median) |",
             "| --- | --- | --- | ---: | ---: |",
@@ -250,12 +270,17 @@ def main(argv: list[str] | None = None) -> None:
         data = json.loads(args.out.read_text())
     torch.set_num_threads(1)
     command = shlex.join(["python", "benchmarks/arm_speed.py", *argv])
+    measured_at = commit()  # the code this process loaded
     for key, question in questions.items():
         start, load_before = time.perf_counter(), os.getloadavg()[0]
+        busy_before, own_before = cpu_seconds()
         try:
             entry = measure_question(question, args.profile, args)
         except ValueError as err:
             parser.error(str(err))
+        busy, own = (
+            after - before for after, before in zip(cpu_seconds(), (busy_before, own_before))
+        )
         counts = params(question, args.profile)
         for condition, cell in entry["conditions"].items():
             for arm, record in cell["arms"].items():
@@ -263,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         entry["measured"] = {
             "command": command,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "commit": commit(),
+            "commit": measured_at,
             "machine": machine(),
             "threads": torch.get_num_threads(),
             "rounds": args.rounds,
@@ -273,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
             "seconds": round(time.perf_counter() - start, 1),
             "load_before": load_before,
             "load_after": os.getloadavg()[0],
+            # cores kept busy by other processes, on average, while this question was measured
+            "others_busy_cores": round((busy - own) / (time.perf_counter() - start), 2),
         }
         data["questions"][key] = entry
     data["questions"] = dict(sorted(data["questions"].items()))

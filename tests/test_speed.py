@@ -104,14 +104,16 @@ def question(**kwargs) -> Question:
     return Question(**{**options, **kwargs})
 
 
-def artifact(tmp_path, q: Question, times: dict[tuple[str, str], list[float]], **changed):
+def artifact(tmp_path, q: Question, times: dict[tuple[str, str], list[float]], engines=None,
+             **changed):  # fmt: skip
     """An artifact as benchmarks/arm_speed.py writes it, with the given per-round times;
-    ``changed``: (arm, condition) -> another settings hash."""
+    ``engines``: condition -> the engine of its arms; ``changed``: arm -> another settings
+    hash."""
     configs = speeds.speed_configs(q, "quick")
     conditions: dict[str, dict] = {}
     for (arm, condition), rounds in times.items():
         record = {"rounds_ms": rounds, "ms_per_step": float(np.median(rounds)),
-                  "engine": "grubench's engine",
+                  "engine": (engines or {}).get(condition, "grubench's engine"),
                   "settings_hash": changed.get(arm, speeds.settings_hash(configs[arm, condition]))}  # fmt: skip
         conditions.setdefault(condition, {"arms": {}})["arms"][arm] = record
     measured = {"date": "2026-12-05T00:00:00Z", "commit": "abc1234", "command": "python x",
@@ -218,3 +220,15 @@ def test_a_question_whose_tuning_changes_the_step_is_not_measured(tmp_path):
         "c1": {"arms": {arm: {"rounds_ms": t} for (arm, _), t in times.items()}}}}}}))  # fmt: skip
     r = report(q, speeds.load(path))
     assert "the tuning points change a step's work" in r.verdict
+
+
+def test_each_condition_names_its_engines_when_they_differ(tmp_path):
+    q = question()
+    times = {("a", "c1"): FAST, ("b", "c1"): SLOW, ("a", "c2"): FAST, ("b", "c2"): SLOW}
+    r = report(q, artifact(tmp_path, q, times, engines={"c2": "PyTorch ops"}))
+    assert (
+        "- " + LINE + ", c2: **a faster than b**, b 1.50x a [1.50, 1.51], both on PyTorch ops"
+        in (r.verdict.splitlines())
+    )
+    assert ("b 1.50x to 1.50x a over 2 conditions, both on grubench's engine at c1; both on "
+            "PyTorch ops at c2") in r.verdict  # fmt: skip

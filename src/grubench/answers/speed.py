@@ -320,8 +320,9 @@ def summary(result: SpeedResult) -> str:
         text += " (" + "; ".join(parts) + ")"
     if len(engines) == 1:
         text += ", " + engines_text(a, b, engines.pop())
-    else:
-        text += ", engines differ by condition (see the artifact)"
+    else:  # e.g. both on grubench's engine in one condition, both on PyTorch ops in another
+        text += ", " + "; ".join(f"{engines_text(a, b, c.engines)} at {c.condition}"
+                                 for c in result.conditions)  # fmt: skip
     return text
 
 
