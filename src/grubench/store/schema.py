@@ -65,3 +65,6 @@ STEPS, SOLVED, GLOBAL_BATCH = "steps", "solved", "global_batch_size"
 CHANCE_LEVEL = "chance_level"  # the normalized score's zero (grubench.answers.stats)
 STEPS_TO_SOLVE = "steps_to_solve"
 VAL_SCORE, TEST_SCORE, GAP_SCORE = "final/val/score", "test/score", "final/gap/score"
+# with task.eval_lengths: the normalized test score at each extra length L ("test/score_L400")
+# and at the longest of them (the length_generalization measure)
+LENGTH_SCORE_PREFIX, LENGTH_SCORE = "test/score_L", "test/score_longest"

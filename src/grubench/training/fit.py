@@ -37,6 +37,8 @@ from grubench.store.schema import (
     GAP_SCORE,
     GLOBAL_BATCH,
     HOST,
+    LENGTH_SCORE,
+    LENGTH_SCORE_PREFIX,
     MODEL,
     OBJECTIVE,
     OBJECTIVE_MODE,
@@ -179,6 +181,7 @@ def _run_fit(cfg: FitConfig, resume: str | None) -> FitResult:
         test_value = trainer.callback_metrics.get(f"test/{system.objective.metric}")
         if cfg.test and not diverged and test_value is not None:
             metrics[TEST_SCORE] = system.task.normalized_score(float(test_value))
+            metrics.update(length_scores(system, cfg.task.eval_lengths, trainer.callback_metrics))
         if diverged:
             outcome = FitOutcome.DIVERGED
         else:
@@ -464,6 +467,20 @@ def summary_metrics(
         metrics["samples_to_solve"] = float(system.steps_to_solve * samples_per_step)
         metrics["seconds_to_solve"] = system.seconds_to_solve
     return metrics
+
+
+def length_scores(system: RecurrentSystem, lengths: list[int], logged) -> dict[str, float]:
+    """The normalized test score at each extra evaluation length, each against the chance
+    level of the task at that length, and at the longest of them (:data:`LENGTH_SCORE`)."""
+    scores = {}
+    for length in lengths:
+        value = logged.get(f"test/{system.objective.metric}_L{length}")
+        if value is not None:
+            task = system.task.with_seq_len(length)
+            scores[f"{LENGTH_SCORE_PREFIX}{length}"] = task.normalized_score(float(value))
+    if lengths and f"{LENGTH_SCORE_PREFIX}{max(lengths)}" in scores:
+        scores[LENGTH_SCORE] = scores[f"{LENGTH_SCORE_PREFIX}{max(lengths)}"]
+    return scores
 
 
 def log_metrics(client, run_id: str, metrics: dict[str, float], step: int) -> None:
