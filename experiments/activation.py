@@ -32,6 +32,8 @@ QUESTION = Question(
     tips=[
         Tip(
             "ReLU is cheaper but can cause vanishing gradients.",
+            # time per step: benchmarks/results/arm_speed.json, both arms side by side on one
+            # engine per condition (reset_after: grubench's; reset_before: PyTorch ops)
             (Claim("relu", "tanh", "ms_per_step"), Claim("tanh", "relu", "score")),
         )
     ],

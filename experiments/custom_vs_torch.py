@@ -21,6 +21,8 @@ QUESTION = Question(
         "custom_gru reset_before": {"model": {"name": "custom_gru", "reset_after": False}},
     },
     baseline="torch_gru",
+    # time per step: benchmarks/results/arm_speed.json (python benchmarks/arm_speed.py), the
+    # implementations side by side in one process; here the engines differ by design
     verdict_measures=("score", "steps_to_solve", "ms_per_step"),
     tune={"optim.lr": [3e-3, 1e-2]},
     base={

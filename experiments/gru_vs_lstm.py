@@ -65,6 +65,7 @@ QUESTION = Question(
         Tip(
             "GRU is simpler and computes faster than LSTM but may do worse on long sequences.",
             (
+                # benchmarks/results/arm_speed.json: both on grubench's engine, side by side
                 Claim("gru", "lstm", "ms_per_step"),
                 Claim("lstm", "gru", "score", conditions=("adding T=150",)),
             ),

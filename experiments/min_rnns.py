@@ -27,6 +27,9 @@ QUESTION = Question(
         "min_gru 3 layers": {"model": {"name": "min_gru", "num_layers": 3}},
     },
     baseline="gru",
+    # time per step: benchmarks/results/arm_speed.json (python benchmarks/arm_speed.py), every
+    # arm on grubench's engine side by side; on CPU minGRU/minLSTM run its compiled sequential
+    # loop (scan=auto), not the tip's parallel scan
     verdict_measures=("score", "steps_to_solve", "ms_per_step"),
     tune={"optim.lr": [3e-3, 1e-2]},
     base={
