@@ -118,3 +118,16 @@ def test_bad_options_name_the_value_and_the_choices():
         build_task("counting", 8, letters=3, train_max_n=2)
     with pytest.raises(ValueError, match=r"has no option 'max_n'; valid options: letters, "):
         build_task("counting", 40, max_n=5)
+
+
+def test_an_evaluation_length_is_checked_against_the_training_range():
+    """The fit evaluates ``task.with_seq_len(L)``, which keeps N: an extra length too short
+    for strings longer than the training range is refused before the fit starts."""
+    from grubench.training.config import TaskConfig, validate_task_config
+
+    config = TaskConfig(name="counting", seq_len=80, eval_lengths=[320, 20])
+    assert validate_task_config(config) == [
+        "task.eval_lengths[1]: task.seq_len=20 is too short for counting with letters=2 and "
+        "train_max_n=10: it needs at least 22 (evaluation strings are longer than training "
+        "strings)"
+    ]

@@ -191,11 +191,18 @@ def validate_task_config(cfg: TaskConfig) -> list[str]:
     if problems:
         return problems
     task_class = TASKS[cfg.name]
-    for i, length in enumerate([cfg.seq_len, *cfg.eval_lengths]):
-        try:  # the task's own checks of its options and length
-            task_class(seq_len=length, **cfg.options)
-        except ValueError as err:
-            problems.append(f"{err}" if i == 0 else f"task.eval_lengths[{i - 1}]: {err}")
+    try:  # the task's own checks of its options and length
+        task = task_class(seq_len=cfg.seq_len, **cfg.options)
+    except ValueError as err:
+        problems.append(f"{err}")
+    else:
+        # as the fit builds them: the training task at another length, its resolved options
+        # kept (counting's training range, say, which the evaluation strings must exceed)
+        for i, length in enumerate(cfg.eval_lengths):
+            try:
+                task.with_seq_len(length)
+            except ValueError as err:
+                problems.append(f"task.eval_lengths[{i}]: {err}")
     if cfg.train_size is not None and issubclass(task_class, DatasetTask):
         problems.append(
             f"task.train_size: {cfg.name} trains on its data set's fixed training split, "
