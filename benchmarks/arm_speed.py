@@ -230,7 +230,7 @@ def markdown(data: dict, questions: dict[str, Question]) -> str:
 def default_questions() -> list[Path]:
     found = []
     for path in sorted((ROOT / "experiments").glob("*.py")):
-        if speed.questions_using_speed(load_question(path)):
+        if speed.compares_speed(load_question(path)):
             found.append(path)
     return found
 
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         questions = {}
         for path in paths:
             question = load_question(path)
-            if not speed.questions_using_speed(question):
+            if not speed.compares_speed(question):
                 parser.error(f"{path}: its verdicts and tips compare no arms on time per step")
             questions[sweep_id(question, args.profile)] = question
     except ValueError as err:

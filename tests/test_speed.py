@@ -4,6 +4,7 @@ report reading a small artifact written here (no store, no timing asserted)."""
 
 from __future__ import annotations
 
+import doctest
 import json
 import math
 
@@ -17,6 +18,10 @@ from grubench.sweeps.question import Claim, Question, Tip, sweep_id
 TIER = "unit"
 
 LINE = "time per step (controlled, benchmarks/results/arm_speed.json)"
+
+
+def test_doctests():
+    assert doctest.testmod(speeds).failed == 0
 
 
 @pytest.mark.parametrize(("n", "k"), [(5, 0), (6, 1), (7, 1), (8, 1), (9, 2), (15, 4), (21, 6)])

@@ -18,7 +18,7 @@ of the question's Holm family.
 
 >>> r = ratio([10.0, 11.0, 10.5, 10.2, 10.1, 10.3], [14.0, 15.0, 14.2, 14.1, 14.3, 14.6])
 >>> str(r), decide(r)
-('0.72x [0.71, 0.73]', 'faster')
+('0.72x [0.71, 0.74]', 'faster')
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def speed_configs(question: Question, profile: str) -> dict[tuple[str, str], Any
     return configs
 
 
-def questions_using_speed(question: Question) -> bool:
+def compares_speed(question: Question) -> bool:
     """Whether the question's verdicts or tips compare arms on time per step."""
     return MEASURE in question.verdict_measures or any(
         claim.measure == MEASURE for tip in question.tips for claim in tip.claims
