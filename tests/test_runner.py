@@ -307,6 +307,7 @@ def test_report_statistics_and_tip_labels_by_hand(tracking_uri, client, tmp_path
     iqm = stats.bootstrap_interval(gru)
     assert f"| gru | – | – | {iqm} (5) | mse " in table
     assert "| 4/5 [0.38, 0.96] | 300 |" in table  # Wilson; median steps with one never
+    assert table.count("| torch nn.GRU |") == 1 and table.count("| grubench engine |") == 1
     assert '- "Gates help." *supported*: gru beats rnn on test score, P = 0.960' in table
     stale = tmp_path / "results" / "tiny-quick-vs-seq_len.png"  # a plot no report makes now
     stale.parent.mkdir()

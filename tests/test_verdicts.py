@@ -300,3 +300,29 @@ def test_the_margins_change_no_settings_hash():
     longer = question(base={"trainer": {"max_steps": 4}})
     hashes = [[c.config_hash() for c in expand(x, "quick")] for x in (q, other, longer)]
     assert hashes[0] == hashes[1] != hashes[2]  # a setting does change it
+
+
+def test_scores_are_censored_at_the_solved_level_where_runs_stop_once_solved():
+    """Issue 24 item 5: every run of both arms solved, a's a little higher only because its
+    runs stopped later; censored at the solved level they tie, and how fast each solved is
+    left to steps to solve. An unsolved run's test score above the level counts as the level."""
+    a_scores, b_scores = [0.97, 0.96, 0.97, 0.95, 0.96], [0.91, 0.92, 0.90, 0.93, 0.91]
+    fast, slow = [200.0] * 5, [600.0] * 5
+    q = question(conditions=("c",), verdict_measures=("score", "steps_to_solve"))
+
+    def verdicts(censor_at):
+        cells = [cell("a", "c", a_scores, slow), cell("b", "c", b_scores, fast)]
+        for each in cells:
+            each.censor_at = censor_at
+        return Report(q, "quick", cells, [], *answer(q, "quick", cells))
+
+    raw, censored = verdicts(None), verdicts(0.9)  # not at the ceiling (IQM < 0.99)
+    assert "**a better than b**" in lines(raw)[0]
+    assert lines(censored)[0].startswith("- test score: a vs b: not detected")
+    assert "P(a > b) = 0.500" in lines(censored)[0]
+    assert "**b better than a**" in lines(censored)[1]  # steps to solve: b solved sooner
+    assert "compared censored at the solved level" in to_markdown(censored)
+    assert "censored" not in to_markdown(raw)
+    unsolved = cell("a", "c", [0.95, 0.5], [math.inf, math.inf])
+    unsolved.censor_at = 0.9
+    assert unsolved.measure("score") == [0.9, 0.5]

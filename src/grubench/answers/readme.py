@@ -86,7 +86,11 @@ def render_faq(published: list[Published], root: Path, repo: Path | None = None)
         "opposite ways, *not detected* otherwise (with the effect it would have detected), "
         f"*too few seeds* under {stats.MIN_SEEDS} per arm and condition, *cannot discriminate* "
         "where every arm is at the ceiling or at the floor in each condition the claim names "
-        "(no test; a pooled claim leaves such conditions out and names them).",
+        "(no test; a pooled claim leaves such conditions out and names them). A claim on time "
+        "per step reads the controlled measurement (benchmarks/results/arm_speed.json): "
+        "*supported* or *contradicted* where one arm is faster in every condition it names "
+        "(the ratio's interval excludes 1, a gap of 5% or more), *no difference* or *mixed* "
+        "otherwise, *not measured* (with the command that measures it) where it has no entry.",
         "",
         *tips,
     ]

@@ -30,6 +30,7 @@ from typing import Any
 
 from grubench.answers import speed as speeds
 from grubench.answers import stats
+from grubench.models import implementation
 from grubench.store.measures import MEASURES
 from grubench.store.runs import diverged, run_score
 from grubench.store.schema import (
@@ -77,6 +78,10 @@ class Cell:
     params: int | None = None
     chance: float | None = None  # the task's chance level of the metric
     solvable: bool = True  # False: the task has no solved threshold (char_lm), no steps to solve
+    # the normalized score of the solved threshold where runs stop once solved: a solved run's
+    # score at the common budget is known only to be at least this (see ``measure``)
+    censor_at: float | None = None
+    implementation: str = ""  # who runs the arm's recurrence (models.implementation)
 
     @property
     def name(self) -> str:
@@ -100,8 +105,17 @@ class Cell:
         return getattr(self, self._LISTS[name])
 
     def measure(self, name: str) -> list[float]:
-        """Per run, the measure with higher = better (what P(A > B) compares)."""
+        """Per run, the measure with higher = better (what P(A > B) compares). Where runs
+        stop once solved (``censor_at``), scores are compared censored at the solved level:
+        a solved run counts as exactly that, an unsolved one as its score up to it; so two
+        solved runs tie, however early either stopped, instead of the score rewarding the
+        run that learned fastest (steps to solve measures that)."""
         values = self.values(name)
+        if name == "score" and self.censor_at is not None:
+            solved = ([math.isfinite(s) for s in self.steps] if len(self.steps) == len(values)
+                      else [False] * len(values))  # fmt: skip
+            values = [self.censor_at if done else min(value, self.censor_at)
+                      for value, done in zip(values, solved)]  # fmt: skip
         return MEASURES[name].oriented(values)
 
 
@@ -404,8 +418,12 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
             cell = cells[(child.arm, child.condition)] = Cell(
                 child.arm, child.condition, selected=child.point,
                 tuning=selection.get((child.arm, child.condition)),
-                solvable=_solvable(child.config.task),
             )  # fmt: skip
+            cell.implementation = implementation(child.config.model)
+            level = _solved_level(child.config.task)
+            cell.solvable = level is not None
+            if child.config.stop_after_solved:
+                cell.censor_at = level
         run = run_of(child)
         if run is None or (question.tuned and run.data.tags.get(POINT) != child.point):
             missing.append(child.key)  # not run yet at the selected point
@@ -450,9 +468,11 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
     return report
 
 
-def _solvable(task_config) -> bool:
+def _solved_level(task_config) -> float | None:
+    """The normalized score of the task's solved threshold (None: it has none)."""
     task = build_task(task_config.name, task_config.seq_len, **task_config.options)
-    return task.objective.solved_threshold is not None
+    threshold = task.objective.solved_threshold
+    return None if threshold is None else task.normalized_score(threshold)
 
 
 def _fmt(value: float | None) -> str:
@@ -482,13 +502,13 @@ def to_markdown(report: Report, heading: str = "###") -> str:
         "interval; steps to solve: median, runs that never solved counted as never.",
         "",
         "| arm | condition | selected | score IQM [95% CI] | test metric (mean) | solved "
-        "| median steps to solve | ms/step (sweep, under load) | params | diverged |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| median steps to solve | ms/step (sweep, under load) | params | diverged | runs on |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell in report.cells:
         if not cell.runs:
             lines.append(f"| {cell.arm} | {cell.condition} | {cell.selected or '–'} | "
-                         "not run yet | | | | | | |")  # fmt: skip
+                         f"not run yet | | | | | | | {cell.implementation} |")  # fmt: skip
             continue
         score = stats.bootstrap_interval(cell.scores)
         solved = stats.wilson_interval(cell.solved, cell.runs)
@@ -502,7 +522,7 @@ def to_markdown(report: Report, heading: str = "###") -> str:
             f"| {cell.arm} | {cell.condition or '–'} | {cell.selected or '–'} | {score} "
             f"({cell.runs}) | {cell.metric} {_fmt(mean)} | {solved_text} | {steps_text} "
             f"| {_fmt(ms)} | {cell.params if cell.params is not None else '–'} "
-            f"| {cell.diverged} |"
+            f"| {cell.diverged} | {cell.implementation} |"
         )
     tuned = [cell for cell in report.cells if cell.tuning]
     if tuned:
@@ -542,7 +562,9 @@ def to_markdown(report: Report, heading: str = "###") -> str:
         lines += ["", f"Compute: the {stages}runs trained "
                   f"{report.steps_trained} of the {report.steps_budgeted} steps their budgets "
                   f"allow ({share:.0%}; {rule})."]  # fmt: skip
-    lines += ["", VERDICT_NOTE.format(family=report.family, alpha=stats.ALPHA)]
+    censored = CENSORED_NOTE if any(c.censor_at is not None for c in report.cells) else ""
+    lines += ["", VERDICT_NOTE.format(family=report.family, alpha=stats.ALPHA,
+                                      censored=censored)]  # fmt: skip
     if note := speed_note(report):
         lines += ["", note]
     if any(cell.runs for cell in report.cells):
@@ -579,7 +601,13 @@ VERDICT_NOTE = (
     "A condition where every arm is at the ceiling or at the floor *cannot discriminate*: "
     "its lines on the measures the bound makes equal (the score at either, the gap at the "
     "ceiling, steps to solve at the floor) are not tests, stay out of the correction, and "
-    "pooled verdicts leave it out.)"
+    "pooled verdicts leave it out.{censored})"
+)
+CENSORED_NOTE = (
+    " Runs stop once solved, so scores are compared censored at the solved level: every "
+    "solved run counts as that level (its score at the common budget is known only to be at "
+    "least that), an unsolved run as its own score up to it; how fast an arm solves is "
+    "compared by steps to solve."
 )
 
 
