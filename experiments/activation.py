@@ -7,6 +7,11 @@ Calibration: in the earlier 400-step runs (hidden 32, adding T=50, one seed set 
 solved in 3/3 seeds at lr 3e-2 in both reset forms, ReLU in 1/3 and 2/3, and nothing solved
 at 3e-3 in that budget; the custom GRU solved T=50 within 200-300 steps at lr 1e-2 in the pilot
 fits of custom_vs_torch. Quick: 1500 steps, a stop 3 validations after solving.
+
+Looking for a condition that separates the arms (issue 25), pilot fits at adding T=200 (seed
+1000, hidden 32, reset_after, `grubench fit --model.activation relu --task.seq_len 200 ...`,
+2026-12-05): every fit solved, tanh at lr 1e-2 and 3e-2 in 500 and 400 steps (test scores
+0.997, 0.998), ReLU in 600 and 400 (0.977, 0.997); T=200 is at the ceiling too.
 """
 
 from grubench.sweeps.question import Claim, Question, Tip
