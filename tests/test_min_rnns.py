@@ -150,7 +150,9 @@ def test_the_interface_of_nn_gru(name):
     torch.testing.assert_close(state, h_n, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"expected h0 of shape \(2, 4, 5\)"):
         batch_first(x, h0[:1])
-    with pytest.raises(ValueError, match="unknown scan 'fast'; choose from: auto, parallel, sequential"):
+    with pytest.raises(
+        ValueError, match="unknown scan 'fast'; choose from: auto, parallel, sequential"
+    ):
         cls(INPUT, HIDDEN, scan="fast")
 
 
