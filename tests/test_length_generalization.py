@@ -11,7 +11,7 @@ import pytest
 
 from grubench.models import ModelConfig
 from grubench.store.measures import LENGTH_GENERALIZATION
-from grubench.store.schema import LENGTH_SCORE, TEST_SCORE
+from grubench.store.schema import LENGTH_SCORE, OUTCOME, TEST_SCORE
 from grubench.tasks import build_task
 from grubench.training.config import FitConfig
 from grubench.training.data import TaskConfig
@@ -73,3 +73,16 @@ def test_a_tiny_lstm_learns_the_counting_training_range(tracking_uri):
     # the last epoch's training batches: n from 1 to N = 5
     assert result.metrics["final/train/exact_match"] > 0.95, result.metrics
     assert math.isfinite(result.metrics["test/score"])
+
+
+def test_a_diverged_run_scores_zero_only_where_it_had_extra_lengths():
+    def run(eval_lengths: str):
+        class data:  # the attributes a stored run's reader touches
+            metrics: dict = {}
+            tags = {OUTCOME: "diverged"}
+            params = {"task.eval_lengths": eval_lengths}
+
+        return type("Run", (), {"data": data})
+
+    assert LENGTH_GENERALIZATION.read(run("[40, 80]")) == 0.0
+    assert LENGTH_GENERALIZATION.read(run("[]")) is None
