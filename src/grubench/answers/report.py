@@ -73,6 +73,8 @@ class Cell:
     steps: list[float] = field(default_factory=list)  # steps to solve, inf if never
     ms_per_step: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)  # normalized train - validation score
+    # normalized test score at the longest of task.eval_lengths (runs that set it)
+    length_scores: list[float] = field(default_factory=list)
     test_values: list[float] = field(default_factory=list)  # the objective on the test split
     diverged: int = 0
     params: int | None = None
@@ -97,7 +99,7 @@ class Cell:
 
     # each measure's values, per run (the measure's name -> the list it fills)
     _LISTS = {"score": "scores", "steps_to_solve": "steps", "ms_per_step": "ms_per_step",
-              "gap": "gaps"}  # fmt: skip
+              "gap": "gaps", "length_generalization": "length_scores"}  # fmt: skip
 
     def values(self, name: str) -> list[float]:
         if name not in MEASURES:
