@@ -8,6 +8,13 @@ in 0/3 seeds with PyTorch's default and 1/3 to 3/3 with Xavier or orthogonal, an
 the chance plateau; a pilot LSTM (hidden 64, lr 1e-2) solved T=100 at step 900. Quick: 2000
 steps, a stop 3 validations after solving, so that "speeds up convergence" is read from steps
 to solve rather than from who is still at chance when the budget ends.
+
+Toward a long-lag condition (issue 25; Tallec & Ollivier 2018), pilot fits at adding T=300
+(seed 1000, hidden 32, lr 1e-2, 2000 steps, `grubench fit --model.name lstm --model.init chrono
+--task.seq_len 300 ...`, 2026-12-05, on 2 shared cores): the LSTM with PyTorch's default init
+(and its forget bias of 1) solved only at step 2000, the last of its budget (208 s), with chrono
+init at step 700 (82 s). Not yet a condition here: at 8 seeds and 4 inits it would add about
+40 minutes to the quick suite; a difficulty ladder over T is the way to spend that.
 """
 
 from grubench.sweeps.question import Claim, Question, Tip
