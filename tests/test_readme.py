@@ -102,8 +102,8 @@ def test_readme_writes_the_answers_at_a_glance_and_the_docs_pages(tracking_uri, 
         "- **[Does a tiny GRU beat a tiny RNN?](docs/answers.md#tiny-readme)**"
     )
     assert re.search(r"\(`grubench run experiments/tiny_readme.py`: \d+m\d\ds here\)$", second)
-    assert re.fullmatch(r"The 1 quick sweeps in this store took \d+m\d\ds in all \(.+\); "
-                        r"1 not run yet\.", total)  # fmt: skip
+    assert re.fullmatch(r"The 1 finished quick sweeps in this store took \d+m\d\ds in all "
+                        r"\(.+\); 1 not finished\.", total)  # fmt: skip
     faq = (docs / "answers.md").read_text()
     assert '<a id="tiny-readme"></a>' in faq and "stale" not in faq
     assert "grubench run experiments/tiny_readme.py      # " in faq
@@ -178,3 +178,20 @@ def test_readme_options_only_needs_no_store(tmp_path, capsys):
     (tmp_path / "plain.md").write_text("no markers\n")
     assert main(["readme", "--readme", str(tmp_path / "plain.md"), "--options_only"]) == 2
     assert "no <!-- options:start -->" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_a_sweep_under_way_is_in_progress_not_finished(tmp_path):
+    from grubench.answers.readme import Published
+    from grubench.answers.report import Report
+
+    (tmp_path / "q.py").write_text(QUESTION)
+    question = load_question(tmp_path / "q.py")
+
+    def ran(missing, seconds):
+        report = Report(question, "quick", [], missing, [], [], seconds)
+        return Published(tmp_path / "q.py", question, report, []).ran()
+
+    assert ran(["gru | seed=1"], 90.0) == "in progress: 1m30s so far here"
+    assert ran([], 90.0) == "1m30s here"
+    assert ran(["gru | seed=1"], 0.0) == "not run into this store yet"

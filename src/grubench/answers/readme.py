@@ -36,7 +36,11 @@ class Published:
 
     def ran(self) -> str:
         seconds = self.report.seconds
-        return f"{duration(seconds)} here" if seconds else "not run into this store yet"
+        if not seconds:
+            return "not run into this store yet"
+        if self.report.missing:  # a sweep under way, or stopped before its end
+            return f"in progress: {duration(seconds)} so far here"
+        return f"{duration(seconds)} here"
 
 
 def publish(
@@ -111,14 +115,14 @@ def render_answers(
         command = f"grubench run {_relative(item.path, repo or root)}"
         lines.append(f"- **{title}** {sentence(item.report)} "
                      f"(`{command}`: {item.ran()})")  # fmt: skip
-    ran = [item for item in published if item.report.seconds]
+    ran = [item for item in published if item.report.seconds and not item.report.missing]
     total = sum(item.report.seconds for item in ran)
     profile = published[0].report.profile if published else "quick"
     lines.append("")
     lines.append(
-        f"The {len(ran)} {profile} sweeps in this store took {_hours(total)} in all "
+        f"The {len(ran)} finished {profile} sweeps in this store took {_hours(total)} in all "
         f"(the sum of each sweep's wall time, read from its parent runs)"
-        + (f"; {len(published) - len(ran)} not run yet." if len(ran) < len(published) else ".")
+        + (f"; {len(published) - len(ran)} not finished." if len(ran) < len(published) else ".")
     )
     return "\n".join(lines) + "\n"
 
