@@ -12,10 +12,10 @@ from grubench.cli import COMMANDS, main
 
 TIER = "integration"
 
-HEAVY = ("lightning", "mlflow", "torch")
+HEAVY = ("lightning", "mlflow", "torch", "torchmetrics")
 
 # What each command's --help may pull in: fit's model and task options are defined with the
-# models and tasks, which import torch.
+# models and tasks, which import torch (not torchmetrics: a task imports it in metrics()).
 ALLOWED = {"fit": {"torch"}}
 
 PROBE = """

@@ -43,13 +43,16 @@ reach 1000 here). ``n_queries`` below ``n_pairs`` is an extension (Zoology queri
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
 
 from grubench.tasks.base import IGNORE_INDEX, Objective, Task
-from grubench.tasks.metrics import SequenceExactMatch, TokenAccuracy
+
+if TYPE_CHECKING:  # torchmetrics is imported when a fit asks for metrics: help stays fast
+    from torchmetrics import MetricCollection
+
 
 FILLER = 0
 DEFAULT_N_PAIRS = 8  # Zoology's MQARConfig default
@@ -158,6 +161,10 @@ class AssociativeRecallTask(Task):
         return F.cross_entropy(prediction.transpose(1, 2), target, ignore_index=IGNORE_INDEX)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from grubench.tasks.metrics import SequenceExactMatch, TokenAccuracy
+
         return MetricCollection(
             {
                 "acc": TokenAccuracy(self.output_size),

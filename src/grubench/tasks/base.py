@@ -11,11 +11,14 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import torch
-from torchmetrics import MetricCollection
+
+if TYPE_CHECKING:  # torchmetrics is imported when a fit asks for metrics: help stays fast
+    from torchmetrics import MetricCollection
+
 
 SPLITS = ("train", "val", "test")
 IGNORE_INDEX = -100  # target value of positions a sequence task does not score

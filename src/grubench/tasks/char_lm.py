@@ -46,13 +46,16 @@ import math
 import sysconfig
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
 
 from grubench.tasks.base import DatasetTask, Objective, Samples
-from grubench.tasks.metrics import CrossEntropy, TokenAccuracy
+
+if TYPE_CHECKING:  # torchmetrics is imported when a fit asks for metrics: help stays fast
+    from torchmetrics import MetricCollection
+
 
 VOCAB = "\n" + "".join(map(chr, range(32, 127)))  # newline and the 95 printable ASCII
 BLOCKS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}  # shares of the corpus
@@ -199,6 +202,10 @@ class CharLMTask(DatasetTask):
         return F.cross_entropy(prediction.flatten(0, 1), target.flatten())
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from grubench.tasks.metrics import CrossEntropy, TokenAccuracy
+
         return MetricCollection(
             {"bpc": CrossEntropy(bits=True), "acc": TokenAccuracy(self.output_size)}
         )

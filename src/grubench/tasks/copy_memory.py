@@ -38,13 +38,16 @@ standard errors (0.001 each) below a perfect score, so noise does not decide it.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
 
 from grubench.tasks.base import Objective, Task
-from grubench.tasks.metrics import SequenceExactMatch, TokenAccuracy
+
+if TYPE_CHECKING:  # torchmetrics is imported when a fit asks for metrics: help stays fast
+    from torchmetrics import MetricCollection
+
 
 ALPHABET = 10  # symbols 0..9
 BLANK, DELIMITER = 0, 9
@@ -86,6 +89,10 @@ class CopyMemoryTask(Task):
         return F.cross_entropy(prediction.transpose(1, 2), target)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from grubench.tasks.metrics import SequenceExactMatch, TokenAccuracy
+
         recall = (-COPY_LEN, None)  # the last 10 steps, whatever T is
         return MetricCollection(
             {

@@ -75,12 +75,16 @@ solved. At T = 200 (N = 25, width 10, lr 0.003, 2000 steps, default init) neithe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
 
 from grubench.tasks.base import IGNORE_INDEX, Objective, Task
-from grubench.tasks.metrics import SequenceExactMatch, TokenAccuracy
+
+if TYPE_CHECKING:  # torchmetrics is imported when a fit asks for metrics: help stays fast
+    from torchmetrics import MetricCollection
+
 
 LETTERS = (2, 3)  # a^n b^n, a^n b^n c^n
 DEFAULT_EXTRAPOLATION = 4  # the default N is M // 4: evaluation reaches four times N
@@ -157,6 +161,10 @@ class CountingTask(Task):
         return F.cross_entropy(prediction.transpose(1, 2), target, ignore_index=IGNORE_INDEX)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from grubench.tasks.metrics import SequenceExactMatch, TokenAccuracy
+
         return MetricCollection(
             {"exact_match": SequenceExactMatch(), "acc": TokenAccuracy(self.output_size)}
         )

@@ -31,12 +31,16 @@ on 1024 validation strings.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
 
 from grubench.tasks.base import Objective, Task
-from grubench.tasks.metrics import TokenAccuracy
+
+if TYPE_CHECKING:  # torchmetrics is imported when a fit asks for metrics: help stays fast
+    from torchmetrics import MetricCollection
+
 
 CHANCE_ACC = 0.5
 SOLVED_ACC = 0.99
@@ -72,6 +76,10 @@ class ParityTask(Task):
         return F.cross_entropy(prediction, target)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from grubench.tasks.metrics import TokenAccuracy
+
         return MetricCollection({"acc": TokenAccuracy(self.output_size, ignore_index=None)})
 
     def chance_level(self) -> float:

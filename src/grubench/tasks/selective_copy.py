@@ -34,12 +34,16 @@ sequences of 16 tokens the standard error at 0.99 is under 0.001).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
 
 from grubench.tasks.base import IGNORE_INDEX, Objective, Task
-from grubench.tasks.metrics import SequenceExactMatch, TokenAccuracy
+
+if TYPE_CHECKING:  # torchmetrics is imported when a fit asks for metrics: help stays fast
+    from torchmetrics import MetricCollection
+
 
 NOISE = 0
 DEFAULT_N_TOKENS = 16  # the paper's 16 data tokens
@@ -114,6 +118,10 @@ class SelectiveCopyTask(Task):
         return F.cross_entropy(prediction.transpose(1, 2), target, ignore_index=IGNORE_INDEX)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from grubench.tasks.metrics import SequenceExactMatch, TokenAccuracy
+
         return MetricCollection(
             {
                 "acc": TokenAccuracy(self.output_size),

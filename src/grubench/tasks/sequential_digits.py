@@ -44,13 +44,15 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
 
 from grubench.tasks.base import DatasetTask, Objective, Samples
-from grubench.tasks.metrics import CrossEntropy, TokenAccuracy
+
+if TYPE_CHECKING:  # torchmetrics is imported when a fit asks for metrics: help stays fast
+    from torchmetrics import MetricCollection
 
 PIXELS = 64  # 8 x 8, one per step
 CLASSES = 10
@@ -122,6 +124,10 @@ class SequentialDigitsTask(DatasetTask):
         return F.cross_entropy(prediction, target)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from grubench.tasks.metrics import CrossEntropy, TokenAccuracy
+
         return MetricCollection(
             {
                 "acc": TokenAccuracy(self.output_size, ignore_index=None),
