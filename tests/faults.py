@@ -1,5 +1,6 @@
-"""Faults injected into real sweeps: a worker killed -9 in the middle of a child; and what a
-test needs to see which processes are left (read from /proc)."""
+"""Faults injected into real sweeps: a worker killed -9 in the middle of a child; a tiny fit's
+arguments to break a store under; and what a test needs to see which processes are left (read
+from /proc)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ import threading
 import time
 
 from grubench.sweeps.children import sweep_runs
+
+
+def tiny_fit(seed: int, max_steps: int) -> list[str]:
+    """``grubench fit`` arguments for a tiny run that logs every step: long enough to fault a
+    store in the middle of it."""
+    return [
+        "--model.hidden_size", "8", "--task.seq_len", "10", "--task.batch_size", "16",
+        "--task.epoch_size", "10", "--task.val_size", "32", "--task.test_size", "32",
+        "--seed", str(seed), "--trainer.max_steps", str(max_steps),
+        "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
+    ]  # fmt: skip
 
 
 class WorkerKiller(threading.Thread):

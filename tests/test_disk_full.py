@@ -13,15 +13,11 @@ from mlflow.tracking import MlflowClient
 
 from grubench.cli import main
 from grubench.store.tracking import checkpoint_dir, get_client
+from tests.faults import tiny_fit
 
 TIER = "integration"
 
-FIT = [
-    "--model.hidden_size", "8", "--task.seq_len", "10", "--task.batch_size", "16",
-    "--task.epoch_size", "10", "--task.val_size", "32", "--task.test_size", "32", "--seed", "3",
-    "--trainer.max_steps", "300", "--trainer.log_every_n_steps", "1",
-    "--trainer.enable_progress_bar", "false",
-]  # fmt: skip
+FIT = tiny_fit(seed=3, max_steps=300)
 
 
 @pytest.fixture

@@ -15,16 +15,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.faults import tiny_fit
 from tests.servers import RestartableServer as Server
 
 TIER = "system"
 
-FIT = [
-    "--model.hidden_size", "8", "--task.seq_len", "10", "--task.batch_size", "16",
-    "--task.epoch_size", "10", "--task.val_size", "32", "--task.test_size", "32", "--seed", "4",
-    "--trainer.max_steps", "400", "--trainer.log_every_n_steps", "1",
-    "--trainer.enable_progress_bar", "false",
-]  # fmt: skip
+FIT = tiny_fit(seed=4, max_steps=400)
 
 
 @pytest.fixture
