@@ -15,6 +15,7 @@ import numpy as np
 from grubench.answers import stats
 from grubench.answers.importance import SearchSummary, knob
 from grubench.answers.report import MEASURE_WORDS, Report
+from grubench.store.measures import MEASURES
 from grubench.sweeps.question import Question
 
 
@@ -115,7 +116,7 @@ def plot_intervals(report: Report, path: Path) -> Path:
     cells = [c for c in report.cells if c.runs]
     conditions = list(dict.fromkeys(c.condition for c in cells))
     arms = [a for a in report.question.arms if any(c.arm == a for c in cells)]
-    comparisons = [c for c in report.comparisons if c[0] in ("score", "steps_to_solve")]
+    comparisons = [c for c in report.comparisons if c[0] == "score" or MEASURES[c[0]].to_solve]
     rows = max(len(conditions) * len(arms) * 0.6, len(comparisons))
     height = max(2.6, 0.9 + 0.36 * rows + 0.3 * math.ceil(len(arms) / 4))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, height),

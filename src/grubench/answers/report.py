@@ -84,6 +84,7 @@ class Cell:
     # score at the common budget is known only to be at least this (see ``measure``)
     censor_at: float | None = None
     implementation: str = ""  # who runs the arm's recurrence (models.implementation)
+    other: dict[str, list[float]] = field(default_factory=dict)  # other measures' values
 
     @property
     def name(self) -> str:
@@ -104,6 +105,8 @@ class Cell:
     def values(self, name: str) -> list[float]:
         if name not in MEASURES:
             raise ValueError(f"unknown measure {name!r}; choose from: {', '.join(MEASURES)}")
+        if name not in self._LISTS:
+            return self.other.setdefault(name, [])
         return getattr(self, self._LISTS[name])
 
     def measure(self, name: str) -> list[float]:
@@ -279,7 +282,7 @@ def claim_result(
             by_arm.setdefault(cell.arm, {})[cell.condition] = cell
     better, worse = by_arm.get(claim.better, {}), by_arm.get(claim.worse, {})
     wanted = [c for c in conditions if not claim.conditions or c in claim.conditions]
-    if claim.measure == "steps_to_solve":  # only where the task can be solved
+    if MEASURES[claim.measure].to_solve:  # only where the task can be solved
         wanted = [c for c in wanted if c not in unsolvable]
     bounds = bounds or {}
     equal_at = CALIBRATED.get(claim.measure, ())  # the bounds that make the measure equal
@@ -338,6 +341,7 @@ def answer(
     the controlled measurement (none: "not measured"), and are no tests either."""
     conditions = list(question.conditions_for(profile))
     bounds = condition_bounds(question, cells)
+    speeds.fill_timed(speed, question, profile, cells)  # seconds to solve, where measured
     timed = _speed_claims(question, profile, conditions, speed)
     tips = [(tip, [timed(claim) or claim_result(cells, claim, conditions, bounds)
                    for claim in tip.claims])
@@ -359,7 +363,7 @@ def _speed_claims(
     if (
         artifact is not None
         and not artifact.problem
-        and any(claim.measure == speeds.MEASURE for claim in question.family(profile))
+        and any(speeds.reads_artifact(claim.measure) for claim in question.family(profile))
     ):
         try:  # the settings the artifact must have measured
             configs = speeds.speed_configs(question, profile)
@@ -367,11 +371,13 @@ def _speed_claims(
             artifact = speeds.Artifact(artifact.path, problem=str(err))
 
     def timed(claim: Claim) -> ClaimResult | None:
-        if claim.measure != speeds.MEASURE:
+        if not speeds.reads_artifact(claim.measure):
             return None
         where = [c for c in conditions if not claim.conditions or c in claim.conditions]
         result = speeds.measure_claim(artifact, question, profile, claim.better, claim.worse,
                                       where, configs)  # fmt: skip
+        if claim.measure != speeds.MEASURE and not result.missing:
+            return None  # seconds to solve, measured: tested on the seeds (fill_timed)
         nothing = stats.Interval(math.nan, math.nan, math.nan)
         return ClaimResult(claim, nothing, 0, conditions=tuple(where), speed=result)
 
@@ -767,7 +773,9 @@ def verdict_line(result: ClaimResult) -> str:
 
 def _speed_where(result: ClaimResult) -> str:
     """The measure, where it was read and the conditions, for a line on time per step."""
-    where = f"{MEASURE_WORDS[speeds.MEASURE]} (controlled, {speeds.SHOWN})"
+    measure = result.claim.measure
+    where = MEASURE_WORDS[measure] + (f" (controlled, {speeds.SHOWN})"
+                                      if measure == speeds.MEASURE else "")  # fmt: skip
     if result.claim.conditions:
         return f"{where}, {', '.join(result.claim.conditions)}"
     count = len(result.conditions)

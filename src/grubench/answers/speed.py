@@ -16,6 +16,13 @@ less time), *slower* the other way round, else *no difference* (the interval inc
 the gap is under 5%). These verdicts are measurements, not tests on seeds: they are not part
 of the question's Holm family.
 
+Seconds to solve (a measure with ``controlled_time``, grubench.store.measures) reads the same
+file: each run's steps to solve times its arm's median ms per step in its condition
+(``fill_timed``), then compared between arms on the seeds like steps to solve (a test, in the
+family). The per-step time's own spread over the rounds (a few percent) is not carried into
+that test. An arm the file lacks, or measured at other settings, has no seconds: its claims
+are "not measured" with the command that measures them.
+
 >>> r = ratio([10.0, 11.0, 10.5, 10.2, 10.1, 10.3], [14.0, 15.0, 14.2, 14.1, 14.3, 14.6])
 >>> str(r), decide(r)
 ('0.72x [0.71, 0.74]', 'faster')
@@ -32,9 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from grubench.models import computed_settings
+from grubench.store.measures import MEASURES
 from grubench.sweeps.question import Question, expand, expand_tuning, sweep_id
 
 MEASURE = "ms_per_step"
+STEPS = "steps_to_solve"  # what a measure with controlled_time multiplies by the time per step
 SHOWN = "benchmarks/results/arm_speed.json"  # as a verdict line names it
 ARTIFACT = Path(__file__).resolve().parents[3] / SHOWN  # in the source tree
 SCRIPT = "python benchmarks/arm_speed.py"
@@ -147,10 +156,17 @@ def speed_configs(question: Question, profile: str) -> dict[tuple[str, str], Any
     return configs
 
 
+def reads_artifact(measure: str) -> bool:
+    """Whether claims on ``measure`` read the controlled measurement: time per step, or a
+    measure scaled by it (``Measure.controlled_time``: seconds to solve)."""
+    return measure == MEASURE or MEASURES[measure].controlled_time
+
+
 def compares_speed(question: Question) -> bool:
-    """Whether the question's verdicts or tips compare arms on time per step."""
-    return MEASURE in question.verdict_measures or any(
-        claim.measure == MEASURE for tip in question.tips for claim in tip.claims
+    """Whether the question's verdicts or tips compare arms on time per step, or on a measure
+    scaled by it (seconds to solve)."""
+    return any(reads_artifact(m) for m in question.verdict_measures) or any(
+        reads_artifact(claim.measure) for tip in question.tips for claim in tip.claims
     )
 
 
@@ -182,6 +198,50 @@ def load(path: Path | None = None) -> Artifact:
     except (ValueError, KeyError, TypeError) as err:
         return Artifact(path, problem=f"{SHOWN} is not a speed artifact ({err})")
     return Artifact(path, questions)
+
+
+def arm_ms(
+    artifact: Artifact | None,
+    question: Question,
+    profile: str,
+    arm: str,
+    condition: str,
+    configs: dict[tuple[str, str], Any],
+) -> float | None:
+    """The arm's median ms per step in ``condition`` from the artifact; None where it has no
+    such record, or one measured at other settings than ``configs`` (``speed_configs``)."""
+    entry = artifact.entry(question, profile) if artifact and not artifact.problem else None
+    arms = ((entry or {}).get("conditions", {}).get(condition) or {}).get("arms", {})
+    record = arms.get(arm)
+    if not record or (arm, condition) not in configs:
+        return None
+    if record.get("settings_hash") != settings_hash(configs[arm, condition]):
+        return None
+    try:
+        rounds = [float(ms) for ms in record["rounds_ms"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return statistics.median(rounds) if rounds and min(rounds) > 0 else None
+
+
+def fill_timed(artifact: Artifact | None, question: Question, profile: str, cells: list) -> None:
+    """Each cell's values of the measures with ``controlled_time`` that the question compares:
+    its runs' steps to solve (``inf``: never) times its arm's median ms per step there, in
+    seconds; none where the artifact lacks the arm (or the question's tuning changes a step's
+    work). ``cells``: the report's Cells (``arm``, ``condition``, ``values(name)``)."""
+    compared = {claim.measure for claim in question.family(profile)}
+    timed = [m.name for m in MEASURES.values() if m.controlled_time and m.name in compared]
+    if not timed or not cells:
+        return
+    try:
+        configs = speed_configs(question, profile)
+    except ValueError:
+        configs = {}
+    for cell in cells:
+        ms = arm_ms(artifact, question, profile, cell.arm, cell.condition, configs)
+        for name in timed:
+            values = [] if ms is None else [s * ms / 1000 for s in cell.values(STEPS)]
+            cell.values(name)[:] = values
 
 
 @dataclass

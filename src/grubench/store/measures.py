@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from grubench.store.runs import diverged, run_score, run_steps
 from grubench.store.schema import (
     GAP_SCORE,
+    GLOBAL_BATCH,
     LENGTH_SCORE,
     STEPS_TO_SOLVE,
     TEST_SCORE,
@@ -23,7 +24,15 @@ from grubench.store.schema import (
 @dataclass(frozen=True)
 class Measure:
     """``read(run)`` gives the run's value (None: the run has none, e.g. a diverged run's
-    gap); ``higher_is_better`` orients it for P(A > B)."""
+    gap); ``higher_is_better`` orients it for P(A > B).
+
+    ``to_solve``: a cost of solving (steps, samples, seconds): a run that never solved reads
+    ``inf`` (counted as never, not dropped), the measure exists only where the task has a
+    solved threshold, and at the floor (no run solved) every arm ties at never.
+    ``controlled_time``: the value is the run's steps to solve times its arm's time per step
+    from the controlled measurement (benchmarks/results/arm_speed.json), which no stored run
+    holds: ``read`` gives None and the report fills the values per arm and condition
+    (``grubench.answers.speed.fill_timed``); an arm not measured there has none."""
 
     name: str
     words: str  # as a verdict says it: "lstm beats gru on <words>"
@@ -31,6 +40,8 @@ class Measure:
     higher_is_better: bool
     unit: str
     read: Callable[[object], float | None]
+    to_solve: bool = False
+    controlled_time: bool = False
 
     def oriented(self, values: list[float]) -> list[float]:
         """``values`` with higher = better (what P(A > B) compares)."""
@@ -45,6 +56,21 @@ def _metric(key: str, skip_diverged: bool = False) -> Callable[[object], float |
         return float(value) if value is not None and not math.isnan(value) else None
 
     return read
+
+
+def _samples_to_solve(run) -> float | None:
+    """Steps to solve times the run's global batch (samples per step, over every process);
+    ``inf`` for a run that never solved, None for a solved run that logged no batch."""
+    steps = run_steps(run)
+    if math.isinf(steps):
+        return steps
+    batch = run.data.metrics.get(GLOBAL_BATCH)
+    return steps * float(batch) if batch is not None else None
+
+
+def _not_stored(run) -> None:
+    """None: a stored run holds steps, not the controlled time per step (``controlled_time``)."""
+    return None
 
 
 def _length_score(run) -> float | None:
@@ -64,7 +90,7 @@ MEASURES: dict[str, Measure] = {
         Measure("score", "test score", TEST_SCORE, True, "normalized: 0 chance, 1 perfect",
                 lambda run: run_score(run, TEST_SCORE)),
         Measure("steps_to_solve", "steps to solve", STEPS_TO_SOLVE, False,
-                "steps; never solved counts as never", run_steps),
+                "steps; never solved counts as never", run_steps, to_solve=True),
         Measure("ms_per_step", "time per step", TIME_PER_STEP, False, "ms",
                 _metric(TIME_PER_STEP)),
         Measure("gap", "train-validation gap", GAP_SCORE, False,
@@ -73,6 +99,17 @@ MEASURES: dict[str, Measure] = {
                 LENGTH_SCORE, True,
                 "normalized: 0 chance, 1 perfect (at the longest of task.eval_lengths)",
                 _length_score),
+        Measure("samples_to_solve", "samples to solve", STEPS_TO_SOLVE, False,
+                f"training samples: steps to solve × the run's {GLOBAL_BATCH} (batch_size × "
+                "processes); never solved counts as never", _samples_to_solve, to_solve=True),
+        Measure("seconds_to_solve",
+                "seconds to solve (steps to solve × time per step measured side by side)",
+                STEPS_TO_SOLVE, False,
+                "s: steps to solve × the arm's median time per training step, measured side "
+                "by side with the other arms in one process on 1 torch thread "
+                "(benchmarks/results/arm_speed.json), not the sweep's wall time (its runs "
+                "share cores; validation and logging are left out); never solved counts as "
+                "never", _not_stored, to_solve=True, controlled_time=True),
     )
 }  # fmt: skip
 LENGTH_GENERALIZATION = MEASURES["length_generalization"]

@@ -99,7 +99,8 @@ class Tip:
 
 CEILING, FLOOR = "ceiling", "floor"
 # measure -> the bounds at which every arm's values on it are equal (nothing to test)
-CALIBRATED = {"score": (CEILING, FLOOR), "gap": (CEILING,), "steps_to_solve": (FLOOR,)}
+CALIBRATED = {"score": (CEILING, FLOOR), "gap": (CEILING,), "steps_to_solve": (FLOOR,),
+              "samples_to_solve": (FLOOR,), "seconds_to_solve": (FLOOR,)}  # fmt: skip
 
 
 @dataclass(frozen=True)
