@@ -1,18 +1,20 @@
 """Time per training step of each question's arms, measured side by side: the numbers the
-report's time-per-step verdicts and tips read (grubench.answers.speed).
+report's time-per-step verdicts and tips read, and its seconds to solve (steps to solve × this
+time per step; grubench.answers.speed).
 
 Run from the repository root on free cores (nothing else running)::
 
     python benchmarks/arm_speed.py                     # every question that compares speed
     python benchmarks/arm_speed.py experiments/gru_vs_lstm.py --rounds 31
 
-For every question whose verdicts or tips compare arms on ``ms_per_step`` (or the files
-named), each arm's model is built per condition at the profile's settings, as its children
-train it (``speed_configs``: the first seed of the first tuning point; the learning rate
-changes no step's work), and one whole training step (forward, loss, backward, clipping,
-the optimizer's update: bench_engine's ``config_step``) is timed for every arm of the
-condition in one process, on 1 torch thread: ``--warmup`` rounds, then ``--rounds`` rounds
-of ``--steps`` steps per arm, the arms' order rotated each round so drift hits all alike.
+For every question whose verdicts or tips compare arms on ``ms_per_step`` or
+``seconds_to_solve`` (or only the files named), each arm's model is built per condition at
+the profile's settings, as its children train it (``speed_configs``: the first seed of the
+first tuning point; the learning rate changes no step's work), and one whole training step
+(forward, loss, backward, clipping, the optimizer's update: bench_engine's ``config_step``) is
+timed for every arm of the condition in one process, on 1 torch thread: ``--warmup`` rounds,
+then ``--rounds`` rounds of ``--steps`` steps per arm, the arms' order rotated each round so
+drift hits all alike.
 The engine each arm ran on (grubench's compiled loops, torch's oneDNN LSTM, or PyTorch ops one
 at a time) is read from the kernels one step calls.
 
@@ -115,11 +117,12 @@ def cpu_seconds() -> tuple[float, float]:
 
 
 def pairs(question: Question) -> list[tuple[str, str]]:
-    """The pairs the question compares on time: its tips' claims' (as they say it), then its
-    verdict's."""
+    """The pairs the question compares on time (per step, or seconds to solve): its tips'
+    claims' (as they say it), then its verdict's."""
     found = [(c.better, c.worse) for tip in question.tips for c in tip.claims
-             if c.measure == speed.MEASURE]  # fmt: skip
-    found += list(question.pairs()) if speed.MEASURE in question.verdict_measures else []
+             if speed.reads_artifact(c.measure)]  # fmt: skip
+    timed = any(speed.reads_artifact(m) for m in question.verdict_measures)
+    found += list(question.pairs()) if timed else []
     unique: dict[frozenset, tuple[str, str]] = {}
     for a, b in found:
         unique.setdefault(frozenset((a, b)), (a, b))
@@ -175,7 +178,8 @@ def markdown(data: dict, questions: dict[str, Question]) -> str:
     lines = [
         "# Time per training step, arm against arm, measured side by side",
         "",
-        "The report's time-per-step verdicts and tips read these numbers "
+        "The report's time-per-step verdicts and tips read these numbers, and its seconds "
+        "to solve (a run's steps to solve × its arm's median here) "
         f"([arm_speed.json](arm_speed.json); `grubench.answers.speed`), not the sweeps' "
         "runs, which share cores under load. One whole training step (forward, loss, "
         "backward, clipping, the optimizer's update; data made beforehand, Lightning's logging "
@@ -261,7 +265,10 @@ def main(argv: list[str] | None = None) -> None:
         for path in paths:
             question = load_question(path)
             if not speed.compares_speed(question):
-                parser.error(f"{path}: its verdicts and tips compare no arms on time per step")
+                parser.error(
+                    f"{path}: its verdicts and tips compare no arms on time per step "
+                    "or seconds to solve"
+                )
             questions[sweep_id(question, args.profile)] = question
     except ValueError as err:
         parser.error(str(err))

@@ -1,8 +1,21 @@
 """What batch size? B = 16, 64 and 256, each with its own learning rate from the same grid, on
-a finite training set: steps and samples to solve, and the generalization gap (normalized
-train score minus validation score).
+a finite training set: how fast each solves, and the generalization gap (normalized train
+score minus validation score).
 
     grubench run experiments/batch_size.py
+    python benchmarks/arm_speed.py experiments/batch_size.py   # the time per step it reads
+
+"How fast" is three measures, because a step of B=256 carries 16 times the samples of a step
+of B=16 and costs more time, so fewer steps alone says little:
+
+- steps to solve: optimizer updates until the run solved;
+- samples to solve: steps to solve × the run's global batch (training samples seen);
+- seconds to solve: steps to solve × the arm's median time per training step measured side
+  by side with the other arms in one process on 1 thread (benchmarks/results/arm_speed.json),
+  not the sweep's wall time, whose runs share cores.
+
+A run that never solved counts as never on each. The tip's "converge faster" is tested in
+samples and in seconds; steps stay a verdict measure.
 
 Calibration: in the earlier 600-step runs at one fixed rate (3e-3), only B=128 and B=256 left
 the chance plateau, and with the rate scaled with the batch B=128 and 256 solved (B=256 after
@@ -24,10 +37,15 @@ QUESTION = Question(
         "task": {"train_size": 4096},
         "stop_after_solved": 3,
     },
+    verdict_measures=("score", "steps_to_solve", "samples_to_solve", "seconds_to_solve"),
     tips=[
         Tip(
             "Larger batches converge faster but may overfit.",
-            (Claim("B=256", "B=16", "steps_to_solve"), Claim("B=16", "B=256", "gap")),
+            (
+                Claim("B=256", "B=16", "samples_to_solve"),
+                Claim("B=256", "B=16", "seconds_to_solve"),
+                Claim("B=16", "B=256", "gap"),
+            ),
         )
     ],
     budgets={
