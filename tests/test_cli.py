@@ -45,6 +45,16 @@ def test_overrides_and_config_file(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_group_option_takes_either_spelling():
+    dashes = parse_fit_config(["--model.hidden-size", "32", "--task.seq-len=20",
+                               "--optim.grad-clip", "0.5", "--trainer.max-steps", "7"])  # fmt: skip
+    underscores = parse_fit_config(["--model.hidden_size", "32", "--task.seq_len=20",
+                                    "--optim.grad_clip", "0.5", "--trainer.max_steps", "7"])  # fmt: skip
+    assert dashes == underscores and dashes.model.hidden_size == 32
+    assert dashes.task.seq_len == 20 and dashes.trainer["max_steps"] == 7
+
+
+@pytest.mark.unit
 def test_custom_gru_options_from_the_command_line():
     cfg = parse_fit_config(
         [
@@ -149,13 +159,13 @@ def test_console_script_is_installed():
 
 
 def test_run_passes_trainer_options_and_rejects_other_flags(tracking_uri, capsys):
-    from grubench.cli.sweeps import _trainer_pairs
+    from grubench.cli.sweeps import _overrides
 
-    assert _trainer_pairs(["--trainer.devices", "2", "--trainer.accelerator=cpu"], "x") == {
-        "devices": 2, "accelerator": "cpu"}  # fmt: skip
+    assert _overrides(["--trainer.devices", "2", "--trainer.accelerator=cpu"], "x") == {
+        "trainer": {"devices": 2, "accelerator": "cpu"}}  # fmt: skip
     with pytest.raises(SystemExit):
-        _trainer_pairs(["--model.name", "lstm"], "grubench run")
-    assert "unrecognized argument '--model.name'" in capsys.readouterr().err
+        _overrides(["--name", "lstm"], "grubench run")
+    assert "unknown option --name (grubench run --help lists" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "experiments/none.py", "--tracking_uri", tracking_uri])
     assert exit_info.value.code == 2 and "no experiment file" in capsys.readouterr().err
@@ -218,8 +228,11 @@ TINY_QUESTION = (
         (["run", "q.py", "--trainer.logger", "x", "--dry-run"],
          "trainer.logger is set by grubench itself and cannot be overridden (all 2 children)"),
         (["run", "q.py", "--trainer.accelerator", "tpu9", "--dry-run"], "(all 2 children)"),
-        (["run", "q.py", "--dryrun"], "unrecognized argument '--dryrun' (expected "
-         "--trainer.<option> <value>); did you mean --dry-run?"),
+        (["run", "q.py", "--dryrun"], "unknown option --dryrun; did you mean --dry-run?"),
+        (["run", "q.py", "--model.hidden_size", "big"],
+         "--model.hidden_size: Expected a <class 'int'>"),
+        (["report", "q.py", "--task.seq_lem", "5"],
+         "unknown option --task.seq_lem; did you mean --task.seq_len?"),
         (["report", "q.py", "--outt", "x"], "unknown option --outt; did you mean --out?"),
         (["ui", "--prot", "5001"], "unknown option --prot; did you mean --port?"),
         (["readme", "--profle", "full"], "unknown option --profle; did you mean --profile?"),

@@ -108,3 +108,14 @@ def test_fit_help_folds_the_trainer_options_into_a_pointer(capsys):
     assert main(["fit", "--help_trainer"]) == 0  # all of them, on request
     every = capsys.readouterr().out
     assert "--trainer.max_epochs" in every and "--trainer.accelerator" in every
+
+
+@pytest.mark.unit
+def test_run_help_folds_fits_options_into_a_pointer(capsys):
+    """fit's --model.*, --task.*, --optim.* flags are named once, not listed one by one."""
+    for command in ("run", "report"):
+        out = " ".join(_help(command, capsys).split())
+        assert "[--<group>.<option> VALUE ...]" in out and "--model.hidden_size HIDDEN" not in out
+    out = " ".join(_help("run", capsys).split())
+    assert "Any --model.<option>, --task.<option> or --optim.<option> VALUE" in out
+    assert "grubench fit --help lists them" in out and "--trainer.<option> VALUE" in out

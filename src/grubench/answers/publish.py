@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from grubench.answers.plots import (
     arm_colors,
@@ -24,11 +25,15 @@ from grubench.sweeps.question import Question, sweep_id
 
 
 def write_report(
-    question: Question, profile: str, out_dir: Path, tracking_uri: str | None = None
+    question: Question,
+    profile: str,
+    out_dir: Path,
+    tracking_uri: str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> tuple[Report, list[Path]]:
     uri = resolve_tracking_uri(tracking_uri)
     client = get_client(uri)
-    report = build_report_from(client, question, profile, uri)
+    report = build_report_from(client, question, profile, uri, overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{question.name}-{profile}"
     table = out_dir / f"{stem}.md"

@@ -384,14 +384,17 @@ def _speed_claims(
     return timed
 
 
-def build_report(question: Question, profile: str, tracking_uri: str | None = None) -> Report:
+def build_report(question: Question, profile: str, tracking_uri: str | None = None,
+                 overrides: dict[str, Any] | None = None) -> Report:  # fmt: skip
     """The report of the store's runs; a search's studies are synced with them first."""
     uri = resolve_tracking_uri(tracking_uri)
-    return build_report_from(get_client(uri), question, profile, uri)
+    return build_report_from(get_client(uri), question, profile, uri, overrides)
 
 
-def build_report_from(client, question: Question, profile: str, uri: str | None = None) -> Report:
-    """The report from ``client``'s store (``uri``: where a search's Optuna studies live)."""
+def build_report_from(client, question: Question, profile: str, uri: str | None = None,
+                      overrides: dict[str, Any] | None = None) -> Report:  # fmt: skip
+    """The report from ``client``'s store (``uri``: where a search's Optuna studies live;
+    ``overrides``: the command line's, as the sweep was run with them)."""
     mlflow_experiment = client.get_experiment_by_name(question.name)
     finished, newest, seconds = {}, {}, 0.0
     if mlflow_experiment is not None:
@@ -413,14 +416,14 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
             other_settings.add(child.key)
         return run
 
-    tuning = expand_tuning(question, profile)
+    tuning = expand_tuning(question, profile, overrides)
     tuning_runs = {c.key: run for c in tuning if (run := run_of(c)) is not None}
     selection = select(tuning, tuning_runs)
     used = list(tuning_runs.values())
     missing = [c.key for c in tuning if c.key not in tuning_runs]
     points = {cell: kept.point for cell, kept in selection.items()}
     cells = {}
-    for child in expand(question, profile, selected=points):
+    for child in expand(question, profile, overrides, selected=points):
         cell = cells.get((child.arm, child.condition))
         if cell is None:  # built once per cell: its task says whether it can be solved
             cell = cells[(child.arm, child.condition)] = Cell(
@@ -464,7 +467,7 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
         if STEPS in run.data.metrics and "trainer.max_steps" in run.data.params:
             trained += int(run.data.metrics[STEPS])
             budgeted += int(run.data.params["trainer.max_steps"])
-    children = tuning or expand(question, profile)
+    children = tuning or expand(question, profile, overrides)
     stop = max((c.config.stop_after_solved for c in children), default=0)
     report = Report(question, profile, list(cells.values()), missing, verdicts, tips,
                     seconds, trained, budgeted, stop, len(other_settings),

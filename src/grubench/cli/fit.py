@@ -106,12 +106,51 @@ def _trainer_overrides(trainer_ns) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in signature and v != signature[k].default}
 
 
+OVERRIDE_GROUPS = ("model", "task", "optim")  # what a sweep's command line may set too
+
+
+def underscored(flag: str) -> str:
+    """A group option's other spelling: ``--model.hidden-size=8`` -> ``--model.hidden_size=8``
+    (every option name is written with underscores; the group and the value stay)."""
+    key, eq, value = flag.partition("=")
+    group, dot, name = key.partition(".")
+    if not dot or group[2:] not in (*OVERRIDE_GROUPS, "trainer") or not group.startswith("--"):
+        return flag
+    return f"{group}.{name.replace('-', '_')}{eq}{value}"
+
+
+def parse_group_options(pairs: list[tuple[str, str]], prog: str,
+                        flags: list[str] = ()) -> dict[str, Any]:  # fmt: skip
+    """``[("--model.hidden_size", "128"), ...]`` -> ``{"model": {"hidden_size": 128}}``:
+    each value parsed and type-checked by fit's own flag for it, and only the options given
+    (no defaults: a sweep's override must not replace what its question sets). A bad flag or
+    value exits 2 with one line, naming the nearest of fit's flags and ``flags``."""
+    from grubench.sweeps.overrides import merge, nested
+
+    if not pairs:
+        return {}
+    parser = fit_parser(trainer=False)
+    given = [underscored(flag) for flag, _ in pairs]
+    try:
+        ns = parser.parse_args([token for flag, (_, value) in zip(given, pairs, strict=True)
+                                for token in (flag, value)])  # fmt: skip
+    except ArgumentError as err:
+        raise SystemExit(
+            fail(parse_problems(str(err), [*option_strings(parser), *flags]), prog)
+        ) from None
+    overrides: dict[str, Any] = {}
+    for flag in given:
+        overrides = merge(overrides, nested(flag[2:], ns[flag[2:]]))
+    return overrides
+
+
 def parse_fit_config(argv: list[str]):
     """``argv`` -> FitConfig (jsonargparse exits with code 2 on a type error)."""
     from grubench.models import ModelConfig
     from grubench.training.config import FitConfig, OptimConfig, TaskConfig, top_level_options
 
     parser = fit_parser()
+    argv = [underscored(arg) for arg in argv]
     try:
         ns = parser.parse_args(argv)
     except ArgumentError as err:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from grubench.cli.messages import TRACKING_URI_HELP, Parser, did_you_mean, fail
+from grubench.cli.messages import TRACKING_URI_HELP, Parser, did_you_mean, fail, option_strings
 
 PROFILE_HELP = "quick (CPU, minutes) or full (GPU): the question's budget"
 
@@ -21,20 +22,42 @@ def _sweep_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _trainer_pairs(extra: list[str], prog: str, flags: list[str] = ()) -> dict[str, Any]:
-    """``--trainer.devices 2 --trainer.accelerator gpu`` -> {"devices": 2, ...}; anything
-    else is an error, with the nearest of the command's own ``flags`` where one is close."""
+OVERRIDES_HELP = (
+    "Any --model.<option>, --task.<option> or --optim.<option> VALUE (e.g. --model.hidden_size "
+    "128 --task.seq_len 200; grubench fit --help lists them) is set on every child over the "
+    "question's own values, parsed and checked as grubench fit does; any --trainer.<option> "
+    "VALUE (e.g. --trainer.accelerator gpu --trainer.devices 2) is passed to every child's "
+    "lightning.Trainer."
+)
+
+
+def _overrides(extra: list[str], prog: str, flags: list[str] = ()) -> dict[str, Any]:
+    """The command line's ``--<group>.<option> VALUE`` flags as nested overrides of every
+    child: ``--model.*``, ``--task.*``, ``--optim.*`` parsed by fit's own option definitions,
+    ``--trainer.*`` as YAML values; only the options given. Anything else is an error, with
+    the nearest of the command's own ``flags`` where one is close."""
     import yaml
 
-    options, rest = {}, list(extra)
+    from grubench.cli.fit import OVERRIDE_GROUPS, parse_group_options, underscored
+
+    trainer, pairs, rest = {}, [], list(extra)
     while rest:
         flag = rest.pop(0)
-        key, _, value = flag.partition("=")
-        if not key.startswith("--trainer.") or (not value and not rest):
-            problem = f"unrecognized argument {flag!r} (expected --trainer.<option> <value>)"
-            raise SystemExit(fail([problem + did_you_mean(flag, flags)], prog))
-        options[key.removeprefix("--trainer.")] = yaml.safe_load(value if value else rest.pop(0))
-    return options
+        key, eq, value = underscored(flag).partition("=")
+        group = key[2:].split(".", 1)[0] if key.startswith("--") and "." in key else ""
+        if group not in (*OVERRIDE_GROUPS, "trainer"):
+            hint = did_you_mean(flag, flags) or f" ({prog} --help lists the options)"
+            what = f"unknown option {key}" if key.startswith("-") else f"unexpected {flag!r}"
+            raise SystemExit(fail([what + hint], prog))
+        if not eq and not rest:
+            raise SystemExit(fail([f"{key} needs a value ({key} VALUE)"], prog))
+        value = value if eq else rest.pop(0)
+        if group == "trainer":
+            trainer[key.removeprefix("--trainer.")] = yaml.safe_load(value)
+        else:
+            pairs.append((key, value))
+    overrides = parse_group_options(pairs, prog, flags)
+    return {**overrides, "trainer": trainer} if trainer else overrides
 
 
 def _unknown_trainer_options(options: dict[str, Any]) -> list[str]:
@@ -47,6 +70,21 @@ def _unknown_trainer_options(options: dict[str, Any]) -> list[str]:
     unknown = [key for key in options if key not in valid and key not in RESERVED_TRAINER_KEYS]
     return [f"--trainer.{key}: not a lightning.Trainer option"
             + did_you_mean(f"--trainer.{key}", flags) for key in unknown]  # fmt: skip
+
+
+def _applied(overrides: dict[str, Any], child) -> str:
+    """``model.hidden_size=128, trainer.max_steps=5``: each override as the child's config
+    holds it (what the dry run shows applied)."""
+    from grubench.store.tracking import flatten
+
+    config = child.config
+    shown = []
+    for key in flatten(overrides):
+        value: Any = config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else getattr(value, part)
+        shown.append(f"{key}={value}")
+    return ", ".join(shown)
 
 
 def _plan_problems(plan) -> list[str]:
@@ -87,10 +125,8 @@ def _load(path: str, prog: str):
 def cmd_run(argv: list[str]) -> int:
     prog = "grubench run"
     parser = _sweep_parser(prog, "Run an FAQ experiment's sweep (resumable), then print its table.")
-    parser.epilog = (
-        "Any --trainer.<option> <value> (e.g. --trainer.accelerator gpu --trainer.devices 2) "
-        "is passed to every child's lightning.Trainer."
-    )
+    parser.usage = "%(prog)s [-h] experiment [options] [--<group>.<option> VALUE ...]"
+    parser.epilog = OVERRIDES_HELP
     parser.add_argument(
         "--dry-run", "--dry_run", action="store_true",
         help="check every child's config as a run would, list the children and exit; nothing "
@@ -115,20 +151,18 @@ def cmd_run(argv: list[str]) -> int:
 
     from grubench.answers.publish import describe_parent
     from grubench.answers.report import build_report, to_markdown
-    from grubench.cli.messages import option_strings
     from grubench.store.health import store_problem
     from grubench.store.tracking import get_client, resolve_tracking_uri
     from grubench.sweeps.question import PROFILES
     from grubench.sweeps.runner import plan_status, plan_sweep, run_sweep
     from grubench.training.config import ConfigError, first_line
 
-    trainer = _trainer_pairs(extra, prog, option_strings(parser))
+    overrides = _overrides(extra, prog, option_strings(parser))
     if args.profile not in PROFILES:
         return fail([f"--profile {args.profile!r}: choose from: {', '.join(PROFILES)}"], prog)
     experiment = _load(args.experiment, prog)
-    if problems := _unknown_trainer_options(trainer):
+    if problems := _unknown_trainer_options(overrides.get("trainer", {})):
         return fail(problems, prog)
-    overrides = {"trainer": trainer} if trainer else {}
     if args.workers != "auto" and (not args.workers.isdigit() or int(args.workers) < 1):
         return fail([f"--workers {args.workers!r}: expected a whole number >= 1 or auto"], prog)
     if not args.cpus_per_child.isdigit() or int(args.cpus_per_child) < 1:
@@ -141,14 +175,16 @@ def cmd_run(argv: list[str]) -> int:
         "ray_address": args.ray_address or None,
         "cpus_per_child": int(args.cpus_per_child),
     }
-    if args.dry_run:  # what a run checks before its first child, then the plan it would run
-        try:
-            plan = plan_sweep(experiment, args.profile, overrides, **how)
-        except ValueError as err:  # ConfigError included
-            return fail(getattr(err, "problems", None) or [str(err)], prog)
-        if problems := _plan_problems(plan):
-            return fail(problems, prog)
+    try:  # what a run checks before its first child, each problem once
+        plan = plan_sweep(experiment, args.profile, overrides, **how)
+    except ValueError as err:  # ConfigError included
+        return fail(getattr(err, "problems", None) or [str(err)], prog)
+    if problems := _plan_problems(plan):
+        return fail(problems, prog)
+    if args.dry_run:  # then the plan it would run
         plan.show(print)
+        if overrides:
+            print(f"  every child with {_applied(overrides, (plan.tuning + plan.evaluation)[0])}")
         print(plan_status(plan, resolve_tracking_uri(args.tracking_uri)).line(plan))
         return 0
     try:
@@ -162,13 +198,14 @@ def cmd_run(argv: list[str]) -> int:
               "command continues the sweep once it answers again", file=sys.stderr)  # fmt: skip
         return 1
     print()
-    table = to_markdown(build_report(experiment, args.profile, args.tracking_uri))
+    table = to_markdown(build_report(experiment, args.profile, args.tracking_uri, overrides))
     print(table)
     if result.parent_run_id:  # the run page in the UI opens on the answer
         describe_parent(get_client(resolve_tracking_uri(args.tracking_uri)),
                         result.parent_run_id, table)  # fmt: skip
     where = f" --tracking_uri {args.tracking_uri}" if args.tracking_uri else ""
-    print(f"plots and the table as files: grubench report {args.experiment}{where}")
+    given = "".join(f" {shlex.quote(token)}" for token in extra)  # the report finds these runs
+    print(f"plots and the table as files: grubench report {args.experiment}{given}{where}")
     print(f"browse the runs: grubench ui{where}")
     if result.failed:
         print(f"{len(result.failed)} children failed:", file=sys.stderr)
@@ -194,7 +231,11 @@ def cmd_report(argv: list[str]) -> int:
         help=f"output folder (default: {REPORTS}/<question>/ under the current directory, which "
         "git ignores); --out experiments/results replaces the published results",
     )  # fmt: skip
-    args = parser.parse_args(argv)
+    parser.usage = "%(prog)s [-h] experiment [options] [--<group>.<option> VALUE ...]"
+    parser.epilog = ("The --model.*, --task.*, --optim.* and --trainer.* options the sweep was "
+                     "run with (grubench run --help) find its runs.")  # fmt: skip
+    args, extra = parser.parse_known_args(argv)
+    overrides = _overrides(extra, prog, option_strings(parser))
     from grubench.answers.publish import write_report
     from grubench.answers.report import to_markdown
     from grubench.store.health import store_problem
@@ -204,7 +245,7 @@ def cmd_report(argv: list[str]) -> int:
     if problem := store_problem(resolve_tracking_uri(args.tracking_uri), must_exist=True):
         return fail([problem], prog)
     out = Path(args.out) if args.out else REPORTS / experiment.name
-    report, paths = write_report(experiment, args.profile, out, args.tracking_uri)
+    report, paths = write_report(experiment, args.profile, out, args.tracking_uri, overrides)
     print(to_markdown(report))
     for path in paths:
         print(f"wrote {path}")
@@ -352,7 +393,10 @@ def cmd_list(argv: list[str]) -> int:
     workers = args.workers if args.workers == "auto" else int(args.workers)
     rows = []
     for path, question in questions:
-        plan = plan_sweep(question, args.profile, None, workers)
+        try:
+            plan = plan_sweep(question, args.profile, None, workers)
+        except ValueError as err:  # a question that cannot expand: one line, as run says it
+            return fail([f"{path}: {err}"], prog)
         status = plan_status(plan, uri)
         if status.to_run == 0:
             time = f"{duration(sweep_seconds(get_client(uri), question, args.profile))} measured"
