@@ -4,13 +4,15 @@ reading what it wrote, and ``grubench report`` writing the same files twice, byt
 from __future__ import annotations
 
 import json
+import math
 import runpy
+import statistics
 from pathlib import Path
 
 import pytest
 
 from grubench.answers import speed as speeds
-from grubench.answers.report import build_report
+from grubench.answers.report import Cell, build_report
 from grubench.cli import main
 from grubench.sweeps.question import load_question
 
@@ -140,3 +142,41 @@ def test_grubench_report_twice_writes_the_same_files_byte_for_byte(
     text = first["tiny_speed-quick.md"].decode()
     assert "time per step (controlled, benchmarks/results/arm_speed.json)" in text
     assert "not measured" not in text
+
+
+BATCHES = """
+from grubench.sweeps.question import Claim, Question, Tip
+
+QUESTION = Question(
+    name="tiny_batches",
+    text="What batch size?",
+    arms={"B=2": {"task": {"batch_size": 2}}, "B=8": {"task": {"batch_size": 8}}},
+    verdict_measures=("score", "steps_to_solve", "samples_to_solve", "seconds_to_solve"),
+    base={"model": {"name": "lstm", "hidden_size": 4}, "task": {"seq_len": 5}},
+    tips=[Tip("Larger batches solve sooner.", (Claim("B=8", "B=2", "seconds_to_solve"),))],
+)
+"""
+
+
+def test_a_question_on_seconds_to_solve_is_measured_beside_the_others(tiny_question, tmp_path):
+    """Arms that differ in batch size only: each is timed at its own batch (another settings
+    hash), the file keeps the other question's entry, and the table has the pair's ratio."""
+    out = tmp_path / "arm_speed.json"
+    tiny = ["--rounds", "6", "--warmup", "0", "--steps", "1", "--out", str(out)]
+    arm_speed([str(tiny_question), *tiny])
+    path = tmp_path / "tiny_batches.py"
+    path.write_text(BATCHES)
+    arm_speed([str(path), *tiny])
+    data = json.loads(out.read_text())
+    assert list(data["questions"]) == ["tiny_batches:quick", "tiny_speed:quick"]
+    (cell,) = data["questions"]["tiny_batches:quick"]["conditions"].values()
+    records = cell["arms"]
+    assert [r["settings"]["task"]["batch_size"] for r in records.values()] == [2, 8]
+    assert records["B=2"]["settings_hash"] != records["B=8"]["settings_hash"]
+    assert "| – | B=8 / B=2 | " in out.with_suffix(".md").read_text()
+    question = load_question(path)
+    cells = [Cell(arm, "", run_ids=["0", "1"], steps=[10.0, math.inf]) for arm in question.arms]
+    speeds.fill_timed(speeds.load(out), question, "quick", cells)
+    for cell in cells:
+        ms = statistics.median(records[cell.arm]["rounds_ms"])
+        assert cell.values("seconds_to_solve") == [10 * ms / 1000, math.inf]

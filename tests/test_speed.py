@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from grubench.answers import speed as speeds
-from grubench.answers.report import Cell, Report, answer, sentence, tip_line, to_markdown
+from grubench.answers.report import (
+    Cell,
+    Report,
+    answer,
+    sentence,
+    tip_line,
+    to_markdown,
+    verdict_line,
+)
 from grubench.sweeps.question import Claim, Question, Tip, sweep_id
 
 TIER = "unit"
@@ -237,3 +245,66 @@ def test_each_condition_names_its_engines_when_they_differ(tmp_path):
     )
     assert ("b 1.50x to 1.50x a over 2 conditions, both on grubench's engine at c1; both on "
             "PyTorch ops at c2") in r.verdict  # fmt: skip
+
+
+SECONDS = "seconds to solve (steps × time per step, timed side by side)"
+
+
+def solve_cells(steps: dict[str, list[float]]) -> list[Cell]:
+    """Cells with 8 solved runs each (steps to solve per arm, the same in c1 and c2), at the
+    ceiling of no score so every condition discriminates."""
+    return [Cell(arm, condition, run_ids=[str(i) for i in range(8)], scores=[0.5] * 8,
+                 steps=list(values))
+            for arm, values in steps.items() for condition in ("c1", "c2")]  # fmt: skip
+
+
+def timed_question(**kwargs) -> Question:
+    return question(verdict_measures=("steps_to_solve", "seconds_to_solve"),
+                    tips=[Tip("A solves sooner.", (Claim("a", "b", "seconds_to_solve"),))],
+                    **kwargs)  # fmt: skip
+
+
+def test_seconds_to_solve_is_steps_times_the_arms_controlled_time_per_step(tmp_path):
+    """a takes twice b's steps at a third of b's time per step: b wins on steps, a on
+    seconds; a run that never solved stays never."""
+    q = timed_question()
+    assert speeds.compares_speed(q)
+    a_ms, b_ms = [5.0, 5.1, 4.9, 5.0, 5.2, 4.8, 5.0], [15.0, 15.2, 14.8, 15.1, 15.0, 14.9, 15.0]
+    times = {("a", "c1"): a_ms, ("b", "c1"): b_ms, ("a", "c2"): a_ms, ("b", "c2"): b_ms}
+    a_steps = [1100.0, 1200, 1300, 1400, 1500, 1600, 1700, math.inf]  # 5.5 to 8.5 s, never
+    cells = solve_cells({"a": a_steps, "b": [600.0, 650, 700, 750, 800, 850, 900, 950]})
+    verdicts, tips = answer(q, "quick", cells, artifact(tmp_path, q, times))
+    first = cells[0]
+    assert first.values("seconds_to_solve") == pytest.approx(
+        [s * 5.0 / 1000 for s in a_steps[:-1]] + [math.inf]
+    )
+    lines = [verdict_line(v) for v in verdicts]
+    assert "steps to solve, c1: **b better than a**, P(a > b) = 0.000" in " ".join(lines)
+    assert f"{SECONDS}, c1: **a better than b**, P(a > b) = 0.875" in " ".join(lines)
+    seconds = [v for v in verdicts if v.claim.measure == "seconds_to_solve"]
+    assert all(v.speed is None and v.tested for v in seconds)  # tests on the seeds, in Holm
+    ((_, (tip,)),) = tips
+    assert tip.label == "supported" and tip.family == 6
+
+
+def test_seconds_to_solve_of_an_arm_not_measured_is_not_measured(tmp_path):
+    q = timed_question()
+    a_ms = [5.0, 5.1, 4.9, 5.0, 5.2, 4.8, 5.0]
+    cells = solve_cells({"a": [1000.0] * 8, "b": [500.0] * 8})
+    only_a = artifact(tmp_path, q, {("a", "c1"): a_ms, ("a", "c2"): a_ms})
+    verdicts, tips = answer(q, "quick", cells, only_a)
+    assert all(cell.values("seconds_to_solve") == [] for cell in cells if cell.arm == "b")
+    command = "run: python benchmarks/arm_speed.py experiments/q.py"
+    lines = [verdict_line(v) for v in verdicts]
+    assert (f"{SECONDS}, c1: a vs b: not measured ({speeds.SHOWN} has no q (quick) c1, for "
+            f"both arms; {command})") in lines  # fmt: skip
+    assert tip_line(*tips[0]) == (
+        f'- "A solves sooner." *not measured*: a beats b on {SECONDS} ({speeds.SHOWN} has no q '
+        f"(quick) c1, for both arms; {speeds.SHOWN} has no q (quick) c2, for both arms; "
+        f"{command})."
+    )
+    assert all(not v.tested for v in verdicts if v.claim.measure == "seconds_to_solve")
+    stale = artifact(tmp_path, q, {("a", "c1"): a_ms, ("b", "c1"): a_ms, ("a", "c2"): a_ms,
+                                   ("b", "c2"): a_ms}, b="0123456789ab")  # fmt: skip
+    verdicts, _ = answer(q, "quick", solve_cells({"a": [1000.0] * 8, "b": [500.0] * 8}), stale)
+    assert "measured b at other settings than the question's now" in verdict_line(verdicts[-1])

@@ -103,7 +103,7 @@ MEASURES: dict[str, Measure] = {
                 f"training samples: steps to solve × the run's {GLOBAL_BATCH} (batch_size × "
                 "processes); never solved counts as never", _samples_to_solve, to_solve=True),
         Measure("seconds_to_solve",
-                "seconds to solve (steps to solve × time per step measured side by side)",
+                "seconds to solve (steps × time per step, timed side by side)",
                 STEPS_TO_SOLVE, False,
                 "s: steps to solve × the arm's median time per training step, measured side "
                 "by side with the other arms in one process on 1 torch thread "
