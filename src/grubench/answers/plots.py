@@ -161,6 +161,66 @@ def plot_intervals(report: Report, path: Path) -> Path:
     return path
 
 
+def plot_ladders(report: Report, path: Path) -> Path:
+    """Each ladder's climb (grubench.answers.frontier): per ladder, the solved rate with its
+    95% Wilson interval (the climb rate dashed) and the IQM test score with its 95% bootstrap
+    interval against the rung, one colour per arm; an arm's line ends where it stopped, the
+    rung it failed marked with an x."""
+    from grubench.answers.frontier import frontiers
+
+    plt = pyplot()
+    colors = arm_colors(report.question)
+    by_ladder: dict[str, list] = {}
+    for found in frontiers(report):
+        by_ladder.setdefault(found.ladder.label, []).append(found)
+    rows = len(by_ladder)
+    fig, axes = plt.subplots(rows, 2, figsize=(10.5, 3.2 * rows + 0.7), squeeze=False)
+    arms = list(report.question.arms)
+    offsets = {a: (i - (len(arms) - 1) / 2) * 0.3 / max(len(arms), 1) for i, a in enumerate(arms)}
+    for (solved_ax, score_ax), found in zip(axes, by_ladder.values()):
+        ladder, values = found[0].ladder, found[0].values
+        for climb in found:
+            if not climb.rungs:
+                continue
+            color, shift = colors[climb.arm], offsets[climb.arm]
+            xs = [values.index(r.value) + shift for r in climb.rungs]
+            for ax, intervals in ((solved_ax, [r.rate for r in climb.rungs]),
+                                  (score_ax, [r.score for r in climb.rungs])):  # fmt: skip
+                points = [(x, i) for x, i in zip(xs, intervals) if i is not None]
+                if not points:
+                    continue
+                px, iv = zip(*points)
+                mid = [i.estimate for i in iv]
+                ax.errorbar(px, mid, yerr=[[m - i.low for m, i in zip(mid, iv)],
+                            [i.high - m for m, i in zip(mid, iv)]], color=color, marker="o",
+                            markersize=4, capsize=2, linewidth=1.2)  # fmt: skip
+                if (stopped := climb.stopped_at) is not None:
+                    last = stopped.rate.estimate if ax is solved_ax else stopped.score.estimate
+                    ax.plot(px[-1], last, marker="x", color=color, markersize=9, mew=2)
+        for ax in (solved_ax, score_ax):
+            ax.set_xticks(range(len(values)), [ladder.rung(v) for v in values], fontsize=8)
+            ax.set_xlim(-0.5, len(values) - 0.5)
+            ax.set_ylim(-0.03, 1.03)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.grid(alpha=0.3)
+        solved_ax.axhline(ladder.climb, color="gray", linestyle="--", linewidth=1)
+        solved_ax.set_ylabel(f"{ladder.name}\nsolved rate [95% CI]", fontsize=8)
+        score_ax.set_ylabel("test score, IQM [95% CI]\n(0 = chance, 1 = perfect)", fontsize=8)
+    axes[0][0].set_title(f"solved rate (dashed: the climb rate, {found[0].ladder.climb:.0%})",
+                         fontsize=9)  # fmt: skip
+    axes[0][1].set_title("normalized test score", fontsize=9)
+    handles = [plt.Line2D([], [], color=colors[a], marker="o", label=a) for a in arms]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(arms), 4), fontsize=8,
+               frameon=False)  # fmt: skip
+    fig.suptitle(f"{report.question.text}: each arm's climb (x: the rung it failed)", fontsize=10)
+    height = 3.2 * rows + 0.7
+    legend_rows = math.ceil(len(arms) / 4)
+    fig.tight_layout(rect=(0, (0.3 * legend_rows + 0.1) / height, 1, 1 - 0.35 / height))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def grad_flow_curves(client, report: Report, tmp: Path) -> dict[str, list[list[float]]]:
     """Per cell, the last layer's dL/dh_t curves (at the first and the last probe) from each
     evaluation run's ``diagnostics/grad_norms.json``; cells without it are left out."""

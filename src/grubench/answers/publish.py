@@ -16,6 +16,7 @@ from grubench.answers.plots import (
     plot_grad_flow,
     plot_importance,
     plot_intervals,
+    plot_ladders,
 )
 from grubench.answers.report import Report, build_report_from, to_markdown
 from grubench.store.schema import NOTE
@@ -42,6 +43,8 @@ def write_report(
     if any(cell.runs for cell in report.cells):
         paths.append(plot_curves(client, report, out_dir / f"{stem}-curves.png"))
         paths.append(plot_intervals(report, out_dir / f"{stem}-intervals.png"))
+        if any(ladder.values(profile) for ladder in question.ladders):
+            paths.append(plot_ladders(report, out_dir / f"{stem}-ladder.png"))
         with tempfile.TemporaryDirectory() as tmp:
             curves = grad_flow_curves(client, report, Path(tmp))
         if curves:

@@ -28,8 +28,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from grubench.answers import frontier, stats
 from grubench.answers import speed as speeds
-from grubench.answers import stats
 from grubench.models import implementation
 from grubench.store.measures import MEASURES
 from grubench.store.runs import diverged, run_score
@@ -45,6 +45,7 @@ from grubench.store.schema import (
 )
 from grubench.store.tracking import get_client, resolve_tracking_uri
 from grubench.sweeps.children import finished_by_key, sweep_runs
+from grubench.sweeps.ladder import allowed, reach
 from grubench.sweeps.question import (
     CALIBRATED,
     Claim,
@@ -85,6 +86,8 @@ class Cell:
     censor_at: float | None = None
     implementation: str = ""  # who runs the arm's recurrence (models.implementation)
     other: dict[str, list[float]] = field(default_factory=dict)  # other measures' values
+    # False: a ladder's rung the arm did not reach (it failed a rung below; grubench.sweeps.ladder)
+    reached: bool = True
 
     @property
     def name(self) -> str:
@@ -144,6 +147,7 @@ class ClaimResult:
     # the conditions left out because they cannot discriminate the arms: (condition, why)
     left_out: tuple[tuple[str, str], ...] = ()
     cannot_discriminate: bool = False  # every condition the claim names was left out
+    not_reached: bool = False  # every condition it names is a rung an arm did not reach
     # a claim on time per step: read from the controlled measurement, not tested on seeds
     speed: speeds.SpeedResult | None = None
 
@@ -169,12 +173,15 @@ class ClaimResult:
     @property
     def label(self) -> str:
         """supported, contradicted, not detected (after the correction), mixed, too few
-        seeds, cannot discriminate (every arm at the ceiling or the floor) or not measured;
+        seeds, cannot discriminate (every arm at the ceiling or the floor), not reached (a
+        ladder's rung an arm stopped below) or not measured;
         on time per step, the controlled measurement's (``speeds.SpeedResult.label``)."""
         if self.speed is not None:
             return self.speed.label
         if self.cannot_discriminate:
             return "cannot discriminate"
+        if self.not_reached:
+            return "not reached"
         if math.isnan(self.p.estimate):
             return "not measured"
         if self.fewest_seeds < stats.MIN_SEEDS:
@@ -245,13 +252,16 @@ def condition_bounds(question: Question, cells: list[Cell]) -> dict[str, tuple[s
     arm has fewer evaluation runs than a test needs (``stats.MIN_SEEDS``: its lines say "too
     few seeds"), or (on a solvable task) runs without steps to solve, is not judged."""
     by_condition: dict[str, dict[str, Cell]] = {}
+    present: dict[str, set[str]] = {}  # condition -> the arms that run there (ladders: reached)
     for cell in cells:
+        if cell.reached:
+            present.setdefault(cell.condition, set()).add(cell.arm)
         if cell.runs >= stats.MIN_SEEDS and len(cell.scores) == cell.runs:
             by_condition.setdefault(cell.condition, {})[cell.arm] = cell
     bounds = {}
     calibration = question.calibration
     for condition, arms in by_condition.items():
-        if set(arms) != set(question.arms):
+        if set(arms) != present.get(condition, set(question.arms)) or len(arms) < 2:
             continue
         solvable = all(cell.solvable for cell in arms.values())
         if solvable and any(len(cell.steps) != cell.runs for cell in arms.values()):
@@ -277,6 +287,7 @@ def claim_result(
     discriminate" and is not a test."""
     by_arm: dict[str, dict[str, Cell]] = {}
     unsolvable = {cell.condition for cell in cells if not cell.solvable}
+    unreached = {(cell.arm, cell.condition) for cell in cells if not cell.reached}
     for cell in cells:
         if cell.runs:
             by_arm.setdefault(cell.arm, {})[cell.condition] = cell
@@ -287,6 +298,13 @@ def claim_result(
     bounds = bounds or {}
     equal_at = CALIBRATED.get(claim.measure, ())  # the bounds that make the measure equal
     left_out = tuple((c, bounds[c][1]) for c in wanted if c in bounds and bounds[c][0] in equal_at)
+    # a ladder's rung that either arm did not reach: nothing to compare there
+    not_reached = tuple((c, f"{_and(arms)} did not reach {'them' if len(wanted) > 1 else 'it'}")
+                        for c in wanted if c not in dict(left_out)
+                        and (arms := [a for a in (claim.better, claim.worse)
+                                      if (a, c) in unreached]))  # fmt: skip
+    calibrated = bool(left_out)
+    left_out += not_reached
     wanted = [c for c in wanted if c not in dict(left_out)]
     both = [c for c in wanted if c in better and c in worse]
     a = [better[c].measure(claim.measure) for c in both]
@@ -307,7 +325,8 @@ def claim_result(
         seeds=(min(map(len, a), default=0), min(map(len, b), default=0)),
         by_condition=by_condition,
         left_out=left_out,
-        cannot_discriminate=bool(left_out) and not wanted,
+        cannot_discriminate=calibrated and not wanted,
+        not_reached=bool(not_reached) and not calibrated and not wanted,
     )
 
 
@@ -420,7 +439,11 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
     tuning_runs = {c.key: run for c in tuning if (run := run_of(c)) is not None}
     selection = select(tuning, tuning_runs)
     used = list(tuning_runs.values())
-    missing = [c.key for c in tuning if c.key not in tuning_runs]
+    # (arm, condition) -> the children without a finished run, in words
+    missing: dict[tuple[str, str], list[str]] = {}
+    for child in tuning:
+        if child.key not in tuning_runs:
+            missing.setdefault((child.arm, child.condition), []).append(child.key)
     points = {cell: kept.point for cell, kept in selection.items()}
     cells = {}
     for child in expand(question, profile, overrides, selected=points):
@@ -437,11 +460,14 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
                 cell.censor_at = level
         run = run_of(child)
         if run is None or (question.tuned and run.data.tags.get(POINT) != child.point):
-            missing.append(child.key)  # not run yet at the selected point
+            # not run yet at the selected point
+            missing.setdefault((child.arm, child.condition), []).append(child.key)
             other_settings.discard(child.key)
             continue
         if math.isnan(run_score(run, TEST_SCORE)):
-            missing.append(f"{child.key} (no test score)")
+            missing.setdefault((child.arm, child.condition), []).append(
+                f"{child.key} (no test score)"
+            )
             continue
         used.append(run)
         metrics = run.data.metrics
@@ -459,7 +485,19 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
     for arm, condition in _cells(question, profile):  # cells still being tuned
         if (arm, condition) not in cells:
             cells[(arm, condition)] = Cell(arm, condition)
-            missing += [f"{arm}, {condition} (evaluation: tuning not finished)"]
+            missing.setdefault((arm, condition), []).append(
+                f"{arm}, {condition} (evaluation: tuning not finished)"
+            )
+    cells = {key: cells[key] for key in _cells(question, profile)}  # the declared order
+    if question.ladders:  # rungs above an arm's reach: not run, and not missing
+        seeds = len(question.seeds[profile])
+        reached = reach(question.arms, question.ladders, profile,
+                        lambda a, c: (cells[(a, c)].solved, cells[(a, c)].runs, seeds))  # fmt: skip
+        for (arm, condition), cell in cells.items():
+            if not allowed(reached, arm, condition):
+                cell.reached = False
+                missing.pop((arm, condition), None)
+    missing = [text for texts in missing.values() for text in texts]
     artifact = speeds.load()  # the controlled measurement of time per step
     verdicts, tips = answer(question, profile, list(cells.values()), artifact)
     trained = budgeted = 0
@@ -518,8 +556,9 @@ def to_markdown(report: Report, heading: str = "###") -> str:
     ]
     for cell in report.cells:
         if not cell.runs:
+            state = "not run yet" if cell.reached else "not reached (failed a rung below)"
             lines.append(f"| {cell.arm} | {cell.condition} | {cell.selected or '–'} | "
-                         f"not run yet | | | | | | | {cell.implementation} |")  # fmt: skip
+                         f"{state} | | | | | | | {cell.implementation} |")  # fmt: skip
             continue
         score = stats.bootstrap_interval(cell.scores)
         solved = stats.wilson_interval(cell.solved, cell.runs)
@@ -565,6 +604,8 @@ def to_markdown(report: Report, heading: str = "###") -> str:
                       for cell, flags in flagged]  # fmt: skip
     if question.tuning_note:
         lines += ["", question.tuning_note]
+    if ladder_lines := frontier.markdown(report):
+        lines += ["", *ladder_lines]
     if report.steps_budgeted:
         share = report.steps_trained / report.steps_budgeted
         rule = (f"runs stop {report.stop_after_solved} validations after solving"
@@ -652,14 +693,22 @@ def calibration_line(report: Report) -> str:
     yet (some arm has too few runs there)."""
     bounds = report.bounds
     ran: dict[str, set[str]] = {}
+    present: dict[str, set[str]] = {}  # the arms that run there (a ladder's rung: reached it)
     for cell in report.cells:
         if cell.runs >= stats.MIN_SEEDS:
             ran.setdefault(cell.condition, set()).add(cell.arm)
+        if cell.reached:
+            present.setdefault(cell.condition, set()).add(cell.arm)
     conditions = list(report.question.conditions_for(report.profile))
-    judged = [c for c in conditions if ran.get(c) == set(report.question.arms)]
+    judged = [c for c in conditions if len(ran.get(c, ())) > 1 and ran[c] == present.get(c)]
+    alone = [c for c in conditions if len(present.get(c, ())) < 2 and c not in judged
+             and len(present.get(c, ())) == len(ran.get(c, ()))]  # fmt: skip
     parts = [f"discriminate: {', '.join(_named(c) for c in judged if c not in bounds) or 'none'}"]
     if bounds:
         parts.append("cannot discriminate: " + _bounded(bounds))
+    if alone:  # a ladder's rungs that one arm or none reached: nothing to compare
+        parts.append("reached by one arm or none (nothing to compare): " + ", ".join(alone))
+        judged += alone
     if waiting := [_named(c) for c in conditions if c not in judged]:
         parts.append(
             f"not judged yet (an arm with under {stats.MIN_SEEDS} runs): " + ", ".join(waiting)
@@ -816,6 +865,8 @@ def claim_text(result: ClaimResult) -> str:
         return f"*{result.label}*: {text} (controlled: {speeds.summary(result.speed)})"
     if result.cannot_discriminate:
         return f"*cannot discriminate*: {text} ({_left_out(result)})"
+    if result.not_reached:
+        return f"*not reached*: {text} ({_left_out(result)})"
     if math.isnan(result.p.estimate):
         return f"*not measured yet*: {text}"
     extra = f"; leaving out {_left_out(result)}" if result.left_out else ""
@@ -849,11 +900,13 @@ def sentence(report: Report, measure: str | None = None) -> str:
                    and not r.cannot_discriminate]  # fmt: skip
         if clause := results and _pair_clause(a, b, results):
             clauses.append(clause)
+    climbed = frontier.clause(report)
     if not clauses:
-        return f"No {words} to compare yet."
+        return f"{climbed[0].upper()}{climbed[1:]}." if climbed else f"No {words} to compare yet."
     clauses += [f"{_and([_named(c) for c in found])} cannot discriminate: {why}"
                 for why, found in _why(bounds).items()]  # fmt: skip
-    return f"On {words}, " + "; ".join(clauses) + "."
+    lead = f"{climbed[0].upper()}{climbed[1:]}. " if climbed else ""
+    return f"{lead}On {words}, " + "; ".join(clauses) + "."
 
 
 def _speed_sentence(report: Report) -> str:

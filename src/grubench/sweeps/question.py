@@ -38,6 +38,7 @@ from grubench.models import ModelConfig, computed_settings
 from grubench.options import hashed
 from grubench.store.measures import MEASURES as MEASURE_REGISTRY
 from grubench.store.schema import EVAL, TUNE
+from grubench.sweeps.ladder import Ladder
 from grubench.sweeps.overrides import merge, nested
 from grubench.sweeps.search import Search
 from grubench.training.config import FitConfig, config_keys, top_level_options, unknown_key
@@ -196,9 +197,25 @@ class Question:
     # the margins within which a condition cannot discriminate the arms (see Calibration);
     # not a setting of any child: it changes no settings hash
     calibration: Calibration = field(default_factory=Calibration)
+    # difficulty ladders (grubench.sweeps.ladder): their rungs are conditions too, after the
+    # others, and each arm climbs them while it solves
+    ladders: tuple[Ladder, ...] = ()
 
     def conditions_for(self, profile: str) -> dict[str, dict[str, Any]]:
-        return self.conditions_by_profile.get(profile, self.conditions)
+        """The conditions under ``profile``: the declared ones, then every ladder's rungs."""
+        conditions = dict(self.conditions_by_profile.get(profile, self.conditions))
+        if self.ladders and list(conditions) == [""] and not conditions[""]:
+            conditions = {}  # the default unnamed condition gives way to the rungs
+        for ladder in self.ladders:
+            conditions.update(ladder.conditions(profile))
+        return conditions
+
+    def ladder_of(self, condition: str) -> Ladder | None:
+        """The ladder whose rung ``condition`` is (None: not a rung)."""
+        for ladder in self.ladders:
+            if any(condition in ladder.values(p) for p in ladder.rungs):
+                return ladder
+        return None
 
     def grid_for(self, arm: str) -> dict[str, list[Any]]:
         return self.tune_by_arm.get(arm, self.tune)
@@ -297,12 +314,20 @@ class Question:
                     f"{self.name}: {profile} tuning and evaluation seeds overlap: {sorted(overlap)}"
                 )
         problems += [f"{self.name}: {p}" for p in self.calibration.check()]
+        for ladder in self.ladders:
+            problems += [f"{self.name}: {p}" for p in ladder.check()]
+            for profile in PROFILES:
+                declared = self.conditions_by_profile.get(profile, self.conditions)
+                clash = sorted(set(declared) & set(ladder.conditions(profile)))
+                if clash:
+                    problems.append(f"{self.name}: ladder rung(s) {clash} repeat a condition")
         bad = [m for m in self.verdict_measures if m not in MEASURES]
         if bad:
             problems.append(
                 f"{self.name}: verdict measure(s) {bad}; choose from: {', '.join(MEASURES)}"
             )
         names = set(self.conditions).union(*self.conditions_by_profile.values())
+        names = names.union(*(ladder.values(p) for ladder in self.ladders for p in ladder.rungs))
         for tip in self.tips:
             for claim in tip.claims:
                 unknown = sorted(set(claim.conditions) - names)

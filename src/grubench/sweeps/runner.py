@@ -18,6 +18,7 @@ one of them; a child leased by a live driver is waited for, a dead driver's is t
 
 from __future__ import annotations
 
+import math
 import signal
 import statistics
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grubench.store.leases import Leases
+from grubench.store.runs import run_steps
 from grubench.store.schema import PROFILE, QUESTION, ROLE, SWEEP, RunStatus
 from grubench.store.tracking import ensure_experiment, get_client, resolve_tracking_uri
 from grubench.store.views import write_sweep_view
@@ -38,6 +40,7 @@ from grubench.sweeps.children import (
     sweep_runs,
 )
 from grubench.sweeps.executors import Pool, RayTasks, Serial, gpus_per_child, usable_cores
+from grubench.sweeps.ladder import allowed, reach
 from grubench.sweeps.question import Child, Question, expand, expand_tuning, sweep_id
 from grubench.sweeps.selection import Selection, select
 from grubench.training.config import ConfigError, quiet_lightning, validate_fit_config
@@ -96,7 +99,8 @@ class SweepPlan:
 
     def show(self, echo: Callable[[str], None]) -> None:
         echo(f"{self.sweep}: {self.total} children: {len(self.tuning)} tuning, "
-             f"{len(self.evaluation)} evaluation")  # fmt: skip
+             f"{len(self.evaluation)} evaluation"
+             f"{LADDER_NOTE if self.question.ladders else ''}")  # fmt: skip
         for child in self.tuning:
             echo(f"  {child.key}  [{child.config_hash()}]")
         point = " at the selected point" if self.question.tuned else ""
@@ -126,7 +130,8 @@ class PlanStatus:
 def plan_status(plan: SweepPlan, uri: str) -> PlanStatus:
     """Read (never write) what the store at ``uri`` has finished of ``plan``, counting as the
     sweep would: tuning children by key and settings, evaluation children at the selection
-    the finished tuning runs make (cells still tuning: all of theirs to run)."""
+    the finished tuning runs make (cells still tuning: all of theirs to run); with ladders, the
+    rungs each arm has reached so far."""
     from grubench.store.health import store_problem
 
     if store_problem(uri, must_exist=True):  # no store yet: reading it would create it
@@ -137,10 +142,9 @@ def plan_status(plan: SweepPlan, uri: str) -> PlanStatus:
         return PlanStatus(0, plan.total, None)
     existing = sweep_runs(client, experiment.experiment_id, plan.sweep)
     done = finished_by_key(existing)
-    todo = [c for c in plan.tuning if (c.key, c.config_hash()) not in done]
-    _, evaluation, eval_todo = _to_evaluate(plan, existing)
-    finished = len(plan.tuning) - len(todo) + len(evaluation) - len(eval_todo)
-    to_run = plan.total - finished
+    now = _pending(plan, existing)
+    # with ladders, only the rungs reached so far (the next ones open as arms solve)
+    finished, to_run = now.finished, now.to_run
     durations = [(run.info.end_time - run.info.start_time) / 1000 for run in done.values()
                  if run.info.end_time and run.info.start_time]  # fmt: skip
     seconds = None
@@ -208,17 +212,14 @@ def _execute(plan: SweepPlan, uri: str, executor, echo, lease_ttl: float, poll: 
     experiment_id = ensure_experiment(client, question.name, uri)
     write_view(client, experiment_id, question, profile, plan.tuning + plan.evaluation)
     existing = sweep_runs(client, experiment_id, sweep)
-    done = finished_by_key(existing)
     result = SweepResult(total=plan.total)
-    todo = [c for c in plan.tuning if (c.key, c.config_hash()) not in done]
-    selection, evaluation, eval_todo = _to_evaluate(plan, existing)
-    result.skipped = len(plan.tuning) - len(todo) + len(evaluation) - len(eval_todo)
-    # cells still being tuned: all of their evaluation children are (probably) to run
-    pending = len(plan.evaluation) - len(evaluation)
+    now = _pending(plan, existing)
+    selection, todo, eval_todo = now.selection, now.todo, now.eval_todo
+    result.skipped = now.finished
     echo(f"{sweep}: {plan.total} children ({len(plan.tuning)} tuning, {len(plan.evaluation)} "
-         f"evaluation), {result.skipped} already finished, {len(todo) + len(eval_todo) + pending} "
-         "to run")  # fmt: skip
-    if not todo and not eval_todo and not pending:
+         f"evaluation{LADDER_NOTE if plan.question.ladders else ''}), {result.skipped} already "
+         f"finished, {now.to_run} to run")  # fmt: skip
+    if not now.to_run:
         result.selected = _points(selection)
         if executor is not None:
             executor.close()
@@ -231,7 +232,7 @@ def _execute(plan: SweepPlan, uri: str, executor, echo, lease_ttl: float, poll: 
     )  # fmt: skip
     result.parent_run_id = parent_id = parent.info.run_id
     where = Where(uri, experiment_id, parent_id, sweep)
-    progress = _Progress(len(todo) + len(eval_todo) + pending, time.perf_counter(), echo)
+    progress = _Progress(now.to_run, time.perf_counter(), echo)
     leases = Leases(client, experiment_id, sweep, ttl=lease_ttl, beat=min(15.0, lease_ttl / 6))
     status = RunStatus.FAILED
     try:
@@ -265,6 +266,9 @@ class _Stages:
     leases: Leases
     poll: float
 
+    def _existing(self):
+        return sweep_runs(self.client, self.where.experiment_id, self.where.sweep)
+
     def run(self, executor, todo: list[Child], eval_todo: list[Child], selection) -> RunStatus:
         """The parent run's status once both stages ran (raises what stopped them)."""
         plan, result, progress = self.plan, self.result, self.progress
@@ -280,14 +284,27 @@ class _Stages:
             # Lightning's per-fit banner would bury the progress lines; a signal between two
             # children stops the sweep at once (within one, the fit checkpoints)
             with quiet_lightning(), StopSignals():
-                stage.run(todo)
-                if todo or stage.others:  # the tuning runs just made count
-                    selection, eval_todo = _after_tuning(self.client, plan, self.where)
-                    progress.total = progress.position + len(eval_todo)
-                result.selected = _points(selection)
-                if plan.question.tuned:
-                    _record_selection(self.client, self.where.parent_id, selection, progress.echo)
-                stage.run(eval_todo)
+                shown: set = set()
+                while True:  # one round; with ladders, again while a rung opens
+                    stage.run(todo)
+                    if todo or stage.others:  # the tuning runs just made count
+                        selection, eval_todo = _after_tuning(self.client, plan, self.where)
+                        progress.total = progress.position + len(eval_todo)
+                    result.selected = _points(selection)
+                    if plan.question.tuned and set(result.selected.items()) - shown:
+                        _record_selection(self.client, self.where.parent_id, selection,
+                                          progress.echo, shown)  # fmt: skip
+                        shown |= set(result.selected.items())
+                    stage.run(eval_todo)
+                    if not plan.question.ladders:
+                        break
+                    now = _pending(plan, self._existing())
+                    if not now.todo and not now.eval_todo:
+                        break
+                    selection, todo, eval_todo = now.selection, now.todo, now.eval_todo
+                    progress.total = progress.position + now.to_run
+                    progress.echo(f"{plan.sweep}: a ladder's next rung(s): {now.to_run} "
+                                  "children to run")  # fmt: skip
             return RunStatus.FAILED if result.failed else RunStatus.FINISHED
         except BaseException as stop:
             if executor is not None:  # each worker stops its fit with a checkpoint
@@ -319,12 +336,64 @@ def _workers(
 
 
 def _to_evaluate(plan: SweepPlan, existing) -> tuple[dict, list[Child], list[Child]]:
-    """The selection made on the ``existing`` runs, the evaluation children at it, and those
-    of them not finished yet."""
+    """The selection made on the ``existing`` runs, the evaluation children at it that a
+    ladder lets run, and those of them not finished yet."""
     selection = selection_from_store(plan.tuning, existing)
     done = finished_by_key(existing)
-    evaluation = _evaluation(plan.question, plan.profile, plan.overrides, selection)
+    cells = _reach(plan, existing, selection)
+    evaluation = [c for c in _evaluation(plan.question, plan.profile, plan.overrides, selection)
+                  if allowed(cells, c.arm, c.condition)]  # fmt: skip
     return selection, evaluation, [c for c in evaluation if (c.key, c.config_hash()) not in done]
+
+
+def _reach(plan: SweepPlan, existing, selection) -> dict[str, set[str]] | None:
+    """Per ladder rung, the arms that may run it, from the finished evaluation runs at the
+    selection (None: the question has no ladder)."""
+    question = plan.question
+    if not question.ladders:
+        return None
+    done = finished_by_key(existing)
+    runs: dict[tuple[str, str], list] = {}
+    for child in _evaluation(question, plan.profile, plan.overrides, selection):
+        run = done.get((child.key, child.config_hash()))
+        runs.setdefault((child.arm, child.condition), []).extend([run] if run else [])
+    seeds = len(question.seeds[plan.profile])
+
+    def outcomes(arm: str, condition: str) -> tuple[int, int, int]:
+        finished = runs.get((arm, condition), [])
+        return sum(math.isfinite(run_steps(r)) for r in finished), len(finished), seeds
+
+    return reach(question.arms, question.ladders, plan.profile, outcomes)
+
+
+@dataclass
+class _Now:
+    """What the store holds of a plan now: the selection, the tuning and evaluation children
+    to run (ladders: on the rungs each arm has reached), and the counts."""
+
+    selection: dict
+    todo: list[Child]
+    eval_todo: list[Child]
+    finished: int  # children of the reachable cells already finished
+    to_run: int  # todo, eval_todo, and the evaluation children of cells still being tuned
+
+
+def _pending(plan: SweepPlan, existing) -> _Now:
+    done = finished_by_key(existing)
+    selection, evaluation, eval_todo = _to_evaluate(plan, existing)
+    cells = _reach(plan, existing, selection)
+    tuning = [c for c in plan.tuning if allowed(cells, c.arm, c.condition)]
+    todo = [c for c in tuning if (c.key, c.config_hash()) not in done]
+    # the evaluation children of reachable cells still being tuned (all to run)
+    selected = {(c.arm, c.condition) for c in evaluation}
+    waiting = [c for c in plan.evaluation if allowed(cells, c.arm, c.condition)
+               and (c.arm, c.condition) not in selected]  # fmt: skip
+    finished = len(tuning) - len(todo) + len(evaluation) - len(eval_todo)
+    return _Now(selection, todo, eval_todo, finished, len(todo) + len(eval_todo) + len(waiting))
+
+
+# said of a plan with ladders: its counts are the most it can run
+LADDER_NOTE = "; at most: ladders stop where an arm stops solving"
 
 
 def _after_tuning(client, plan: SweepPlan, where: Where):
@@ -336,9 +405,11 @@ def _after_tuning(client, plan: SweepPlan, where: Where):
     return selection, eval_todo
 
 
-def _record_selection(client, parent_id: str, selection, echo) -> None:
+def _record_selection(client, parent_id: str, selection, echo, shown=frozenset()) -> None:
     client.log_dict(parent_id, _selection_record(selection), "selection.json")
     for (arm, condition), kept in sorted(selection.items()):
+        if ((arm, condition), kept.point) in shown:
+            continue
         echo(f"selected for {', '.join(p for p in (arm, condition) if p)}: {kept.point} "
              f"(mean validation score {kept.scores[kept.point]:.3f})")  # fmt: skip
 
