@@ -652,32 +652,45 @@ VERDICT_NOTE = (
     "power at its seeds after the correction (a normal shift, at Holm's strictest level). "
     "A condition where every arm is at the ceiling or at the floor *cannot discriminate*: "
     "its lines on the measures the bound makes equal (the score at either, the gap at the "
-    "ceiling, steps to solve at the floor) are not tests, stay out of the correction, and "
-    "pooled verdicts leave it out.{censored})"
+    "ceiling, steps, samples and seconds to solve at the floor) are not tests, stay out of "
+    "the correction, and pooled verdicts leave it out.{censored})"
 )
 CENSORED_NOTE = (
     " Runs stop once solved, so scores are compared censored at the solved level: every "
     "solved run counts as that level (its score at the common budget is known only to be at "
     "least that), an unsolved run as its own score up to it; how fast an arm solves is "
-    "compared by steps to solve."
+    "compared by steps (and, where the question asks, samples or seconds) to solve."
 )
 
 
 def speed_note(report: Report) -> str:
-    """How the claims on time per step were decided, once (empty if the question has none)."""
-    if not any(claim.measure == speeds.MEASURE for claim in report.question.family(report.profile)):
+    """How the claims on time per step, and on a measure scaled by it (seconds to solve),
+    were decided, once (empty if the question has none)."""
+    compared = {claim.measure for claim in report.question.family(report.profile)}
+    scaled = [MEASURE_WORDS[m] for m in compared if m in MEASURES and MEASURES[m].controlled_time]
+    if speeds.MEASURE not in compared and not scaled:
         return ""
-    text = (
-        f"**Time per step** is read from a controlled measurement, {speeds.SHOWN} "
-        f"(`{speeds.SCRIPT}`: every arm's whole training step timed side by side in one "
-        "process, 1 thread, interleaved rounds after warm-up), not from this sweep's runs: "
-        "the table's ms/step is measured under load and only describes them. Per pair, "
-        "the ratio of times per step, its median over the rounds and the distribution-free "
-        f"{speeds.CONFIDENCE:.0%} interval of that median; *faster* where the interval "
-        f"excludes 1 and the arms differ by {speeds.MARGIN:.0%} or more, else *no "
-        "difference*; over several conditions *supported* only where one arm is faster in "
-        "each. A measurement, not a test on seeds: outside the Holm family above."
-    )
+    text = ""
+    if speeds.MEASURE in compared:
+        text = (
+            f"**Time per step** is read from a controlled measurement, {speeds.SHOWN} "
+            f"(`{speeds.SCRIPT}`: every arm's whole training step timed side by side in one "
+            "process, 1 thread, interleaved rounds after warm-up), not from this sweep's runs: "
+            "the table's ms/step is measured under load and only describes them. Per pair, "
+            "the ratio of times per step, its median over the rounds and the distribution-free "
+            f"{speeds.CONFIDENCE:.0%} interval of that median; *faster* where the interval "
+            f"excludes 1 and the arms differ by {speeds.MARGIN:.0%} or more, else *no "
+            "difference*; over several conditions *supported* only where one arm is faster in "
+            "each. A measurement, not a test on seeds: outside the Holm family above."
+        )
+    if scaled:
+        text += (
+            f"{' ' if text else ''}**{_and(sorted(scaled)).capitalize()}**: each run's steps to "
+            f"solve times its arm's median time per step in {speeds.SHOWN} (`{speeds.SCRIPT}`: "
+            "every arm's whole training step timed side by side in one process, 1 thread), not "
+            "the sweep's wall time under load; then tested on the seeds like steps to solve, in "
+            "the Holm family (the per-step time's own spread, a few percent, is not carried in)."
+        )
     entry = report.speed.entry(report.question, report.profile) if report.speed else None
     if entry and "measured" in entry:
         run = entry["measured"]
