@@ -1,5 +1,7 @@
 """Difficulty ladders: each arm climbs rung by rung while it solves; the report's frontiers."""
 
+import dataclasses
+
 import pytest
 
 from grubench.answers.frontier import frontiers
@@ -136,6 +138,16 @@ def test_each_arm_climbs_until_it_fails(tmp_path):
     # run again: nothing new to run (the climb is decided by what is stored)
     again = run_sweep(question, tracking_uri=uri, echo=lines.append)
     assert again.ran == 0
+
+    # runs above an arm's reach made without the ladder (a fixed condition, the same
+    # settings) do not count: the protocol would not have run them
+    plain = dataclasses.replace(question, ladders=(), conditions=short.conditions("quick"))
+    run_sweep(plain, tracking_uri=uri, echo=lines.append)
+    report = build_report(question, "quick", uri)
+    cells = {(c.arm, c.condition): c for c in report.cells}
+    assert cells[("still", "adding T=3")].runs == 0 and not cells[("still", "adding T=3")].reached
+    still = next(f for f in frontiers(report) if f.arm == "still")
+    assert len(still.rungs) == 1 and still.stopped_at.condition == "adding T=2"
 
 
 def test_the_plan_counts_every_rung_at_most():

@@ -104,7 +104,7 @@ def frontiers(report) -> list[Frontier]:
             frontier = Frontier(ladder, arm, list(values.values()), seeds=seeds)
             for condition, value in values.items():
                 cell = cells.get((arm, condition))
-                if cell is None or not cell.runs:
+                if cell is None or not cell.runs or not cell.reached:
                     break
                 score = stats.bootstrap_interval(cell.scores) if cell.scores else None
                 frontier.rungs.append(Rung(condition, value, cell.solved, cell.runs, score))

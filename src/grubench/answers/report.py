@@ -485,6 +485,8 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
     for arm, condition in _cells(question, profile):  # cells still being tuned
         if (arm, condition) not in cells:
             cells[(arm, condition)] = Cell(arm, condition)
+            if child := next((c for c in tuning if (c.arm, c.condition) == (arm, condition)), None):
+                cells[(arm, condition)].implementation = implementation(child.config.model)
             missing.setdefault((arm, condition), []).append(
                 f"{arm}, {condition} (evaluation: tuning not finished)"
             )
@@ -495,7 +497,11 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
                         lambda a, c: (cells[(a, c)].solved, cells[(a, c)].runs, seeds))  # fmt: skip
         for (arm, condition), cell in cells.items():
             if not allowed(reached, arm, condition):
-                cell.reached = False
+                # runs made before the ladder was declared do not count: the protocol would
+                # not have run them
+                fresh = cells[(arm, condition)] = Cell(arm, condition, reached=False)
+                fresh.implementation, fresh.solvable = cell.implementation, cell.solvable
+                used = [run for run in used if run.info.run_id not in set(cell.run_ids)]
                 missing.pop((arm, condition), None)
     missing = [text for texts in missing.values() for text in texts]
     artifact = speeds.load()  # the controlled measurement of time per step
