@@ -501,7 +501,8 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
                 # not have run them
                 fresh = cells[(arm, condition)] = Cell(arm, condition, reached=False)
                 fresh.implementation, fresh.solvable = cell.implementation, cell.solvable
-                used = [run for run in used if run.info.run_id not in set(cell.run_ids)]
+                gone = set(cell.run_ids)
+                used = [run for run in used if run.info.run_id not in gone]
                 missing.pop((arm, condition), None)
     missing = [text for texts in missing.values() for text in texts]
     artifact = speeds.load()  # the controlled measurement of time per step

@@ -338,23 +338,29 @@ def _workers(
 def _to_evaluate(plan: SweepPlan, existing) -> tuple[dict, list[Child], list[Child]]:
     """The selection made on the ``existing`` runs, the evaluation children at it that a
     ladder lets run, and those of them not finished yet."""
+    return _evaluation_state(plan, existing)[:3]
+
+
+def _evaluation_state(plan: SweepPlan, existing):
+    """``_to_evaluate``'s three, and the ladders' reach they were filtered by (None: no
+    ladder), read from the store once."""
     selection = selection_from_store(plan.tuning, existing)
     done = finished_by_key(existing)
-    cells = _reach(plan, existing, selection)
-    evaluation = [c for c in _evaluation(plan.question, plan.profile, plan.overrides, selection)
-                  if allowed(cells, c.arm, c.condition)]  # fmt: skip
-    return selection, evaluation, [c for c in evaluation if (c.key, c.config_hash()) not in done]
+    children = _evaluation(plan.question, plan.profile, plan.overrides, selection)
+    cells = _reach(plan, children, done)
+    evaluation = [c for c in children if allowed(cells, c.arm, c.condition)]
+    todo = [c for c in evaluation if (c.key, c.config_hash()) not in done]
+    return selection, evaluation, todo, cells
 
 
-def _reach(plan: SweepPlan, existing, selection) -> dict[str, set[str]] | None:
-    """Per ladder rung, the arms that may run it, from the finished evaluation runs at the
-    selection (None: the question has no ladder)."""
+def _reach(plan: SweepPlan, children: list[Child], done: dict) -> dict[str, set[str]] | None:
+    """Per ladder rung, the arms that may run it, from the finished runs (``done``) of the
+    evaluation ``children`` at the selection (None: the question has no ladder)."""
     question = plan.question
     if not question.ladders:
         return None
-    done = finished_by_key(existing)
     runs: dict[tuple[str, str], list] = {}
-    for child in _evaluation(question, plan.profile, plan.overrides, selection):
+    for child in children:
         run = done.get((child.key, child.config_hash()))
         runs.setdefault((child.arm, child.condition), []).extend([run] if run else [])
     seeds = len(question.seeds[plan.profile])
@@ -380,8 +386,7 @@ class _Now:
 
 def _pending(plan: SweepPlan, existing) -> _Now:
     done = finished_by_key(existing)
-    selection, evaluation, eval_todo = _to_evaluate(plan, existing)
-    cells = _reach(plan, existing, selection)
+    selection, evaluation, eval_todo, cells = _evaluation_state(plan, existing)
     tuning = [c for c in plan.tuning if allowed(cells, c.arm, c.condition)]
     todo = [c for c in tuning if (c.key, c.config_hash()) not in done]
     # the evaluation children of reachable cells still being tuned (all to run)
