@@ -3,7 +3,9 @@
 seeds and a bootstrap interval over trials, the best trial per arm and condition, and a plot.
 
 The trials come from the Optuna studies that :func:`grubench.sweeps.search.sync_studies` keeps
-equal to the store's finished tuning runs.
+equal to the store's finished tuning runs (the current settings' runs only). Where the top two
+knobs' intervals overlap, the report says how many trials would separate them
+(:meth:`Importance.trials_to_separate`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from grubench.sweeps.search import load_optuna, sync_studies
+from grubench.sweeps.search import (
+    POSITION,
+    LogRangeByChoice,
+    current_trials,
+    load_optuna,
+    sync_studies,
+)
 
 
 @dataclass
@@ -30,6 +38,24 @@ class Importance:
 
     def ranking(self) -> list[str]:
         return sorted(self.mean, key=lambda p: -self.mean[p])
+
+    def trials_to_separate(self) -> int | None:
+        """How many trials it would take for the top knob's bootstrap interval to clear the
+        second's: ``trials`` if it already does; else the count at which it would, if the mean
+        importances stayed and each interval's distance from its mean shrank as
+        1/sqrt(trials); None where the top two tie (no count separates them)."""
+        if len(self.mean) < 2:
+            return self.trials
+        top, second = self.ranking()[:2]
+        top_low, second_high = self.bootstrap[top][0], self.bootstrap[second][1]
+        if top_low > second_high:
+            return self.trials
+        gap = self.mean[top] - self.mean[second]
+        if gap <= 0:
+            return None
+        spread = max(self.mean[top] - top_low, 0.0) + max(second_high - self.mean[second], 0.0)
+        # separated when gap > spread * sqrt(trials / n)
+        return max(self.trials + 1, math.ceil(self.trials * (spread / gap) ** 2))
 
 
 # bootstrap resamples of the trials per study (issue 24 item 8: 20 left the intervals' ends to
@@ -74,7 +100,9 @@ def importance(
 
 
 def knob(key: str) -> str:
-    """A search dimension's short name: "optim.lr" -> "lr", "optim.name" -> "optimizer"."""
+    """A search dimension's short name: "optim.lr" -> "lr", "optim.name" -> "optimizer";
+    a position in a range by choice names its value ("optim.lr_position" -> "lr")."""
+    key = key.removesuffix(POSITION)
     group, _, name = key.rpartition(".")
     return {"optim.name": "optimizer", "model.name": "model"}.get(key, name or group)
 
@@ -85,6 +113,7 @@ class SearchSummary:
 
     importances: dict[tuple[str, str], Importance]
     best: dict[tuple[str, str], Any]  # the best completed FrozenTrial
+    search: Any = None  # the Search: the best trials' settings, the ranges by choice
 
     def markdown(self) -> str:
         if not self.importances:
@@ -115,17 +144,56 @@ class SearchSummary:
                     f"{imp.mean[key]:.2f} [{low:.2f}, {high:.2f}] ({b_low:.2f}, {b_high:.2f})"
                 )
             lines.append(f"| {knob(key)} | " + " | ".join(row) + " |")
+        lines += _by_choice_note(self.search)
         lines += ["", "Ranking (by mean importance):", ""]
         for (arm, condition), imp in self.importances.items():
             lines.append(f"- {arm}, {condition}: " + " > ".join(knob(k) for k in imp.ranking()))
+        lines += ["", "Do the top two knobs separate? (the top's bootstrap interval above the "
+                  "second's; else the trials it would take if the mean importances stayed and "
+                  "the intervals shrank as 1/√trials):", ""]  # fmt: skip
+        for (arm, condition), imp in self.importances.items():
+            lines.append(f"- {arm}, {condition}: {separation(imp)}")
         lines += ["", greff_comparison(self.importances)]
         lines += ["", "Best trial per model and task (validation score; the table's evaluation "
                   "row re-runs it on fresh seeds):", ""]  # fmt: skip
         for (arm, condition), trial in self.best.items():
-            params = ", ".join(f"{knob(k)}={_fmt_value(v)}" for k, v in trial.params.items())
+            values = trial.params
+            if self.search is not None and "trial" in trial.user_attrs:
+                values = self.search.settings(arm, trial.user_attrs["trial"])
+            params = ", ".join(f"{knob(k)}={_fmt_value(v)}" for k, v in values.items())
             lines.append(f"- {arm}, {condition}: trial {trial.user_attrs.get('trial')} "
                          f"({trial.value:.3f}): {params}")  # fmt: skip
         return "\n".join(lines) + "\n"
+
+
+def separation(imp: Importance) -> str:
+    """Whether the top two knobs' intervals separate, or how many trials it would take."""
+    if len(imp.mean) < 2:
+        return "one knob"
+    top, second = imp.ranking()[:2]
+    lo, hi = imp.bootstrap[top][0], imp.bootstrap[second][1]
+    text = (f"{knob(top)} {imp.mean[top]:.2f} (lower end {lo:.2f}) over {knob(second)} "
+            f"{imp.mean[second]:.2f} (upper end {hi:.2f}): ")  # fmt: skip
+    needed = imp.trials_to_separate()
+    if needed is None:
+        return text + "tied; no number of trials separates them"
+    if needed <= imp.trials:
+        return text + f"separate at {imp.trials} trials"
+    return text + f"overlap; would separate at about {needed} trials (now {imp.trials})"
+
+
+def _by_choice_note(search) -> list[str]:
+    """What a knob drawn as a position within a range by choice means."""
+    if search is None:
+        return []
+    notes = []
+    for key, dim in search.space.items():
+        if isinstance(dim, LogRangeByChoice):
+            ranges = ", ".join(f"{c} {lo:g}–{hi:g}" for c, (lo, hi) in dim.ranges.items())
+            notes.append(f"{knob(key)} is drawn as a position in [0, 1] within the log range of "
+                         f"the {knob(dim.by)} drawn ({ranges}): its importance is that of the "
+                         f"position, the {knob(dim.by)}'s includes the ranges' shift.")  # fmt: skip
+    return ["", *notes] if notes else []
 
 
 def _ordinal(n: int) -> str:
@@ -136,6 +204,8 @@ def greff_comparison(importances: dict[tuple[str, str], Importance], key: str = 
     """Where the learning rate ranks here, beside Greff et al.'s finding."""
     ranks = []
     for (arm, condition), imp in importances.items():
+        if key not in imp.mean and key + POSITION in imp.mean:
+            key = key + POSITION
         if key in imp.mean:
             rank = imp.ranking().index(key) + 1
             ranks.append(f"{arm}, {condition}: {_ordinal(rank)} of {len(imp.mean)} "
@@ -158,8 +228,8 @@ def summarize(question, profile: str, tracking_uri: str, tuning, finished) -> Se
     studies = sync_studies(question, profile, tracking_uri, tuning, finished)
     importances, best = {}, {}
     for cell, study in studies.items():
-        done = [t for t in study.trials if t.value is not None]
+        done = current_trials(study, tuning, finished)
         if len(done) >= 2:
             importances[cell] = importance(done)
             best[cell] = max(done, key=lambda t: t.value)
-    return SearchSummary(importances, best)
+    return SearchSummary(importances, best, question.search)
