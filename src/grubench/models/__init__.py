@@ -3,60 +3,122 @@
 Adding a model: a file with a builder ``(input_size, hidden_size, num_layers, dropout,
 **options) -> module`` whose module has nn.GRU's interface (batch-first, returns
 ``(outputs, state)``, takes an initial state ``(num_layers, B, H)``) and describes its layers
-and gates (:mod:`grubench.models.layers`), a dataclass of its own options if it has any
-(:mod:`grubench.options`), and one :class:`ModelSpec` line in ``MODELS``. The command
-line's and the experiment files' ``ModelConfig``, its validation and the README's options
-table come from those definitions.
+and gates (:mod:`grubench.models.layers`), a dataclass of its own options if it has any (in
+:mod:`grubench.models.options`, which imports no torch), and one :class:`ModelSpec` line in
+``MODELS``. The command line's and the experiment files' ``ModelConfig``, its validation and
+the README's options tables come from those definitions.
+
+This module imports no torch: the registry names each builder as ``"file:name"``, imported at
+the first build, so ``ModelConfig`` and ``grubench fit --help`` cost no torch import. The
+modules (``CustomGRU``, ``SequenceModel``, ...) are importable from here as before; they load
+torch when first named.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-from torch import nn
-
-from grubench.models.custom_gru import ACTIVATIONS, CustomGRU, CustomGRUOptions, build_custom_gru
-from grubench.models.init import INITS, check_init, initialize
-from grubench.models.layers import GateLayout
-from grubench.models.min_rnns import MinGRU, MinLSTM, MinRNNOptions, build_min_gru, build_min_lstm
-from grubench.models.sequence import SequenceModel, StackedRNN
-from grubench.models.torch_rnns import (
-    GRU_LAYOUT,
-    LSTM_LAYOUT,
-    RNN_LAYOUT,
+from grubench.models.options import (
+    ACTIVATIONS,
+    INITS,
+    CustomGRUOptions,
     LSTMOptions,
+    MinRNNOptions,
     RNNOptions,
-    build_lstm,
-    build_rnn,
-    build_torch_gru,
-    lstm_after_init,
 )
 from grubench.options import choices, help_of, option, option_fields
 
+if TYPE_CHECKING:
+    from torch import nn
 
-@dataclass(frozen=True)
+    from grubench.models.custom_gru import CustomGRU
+    from grubench.models.layers import GateLayout
+    from grubench.models.min_rnns import MinGRU, MinLSTM
+    from grubench.models.sequence import SequenceModel, StackedRNN
+
+# the torch modules this package re-exports, imported when first named (PEP 562)
+_LAZY = {
+    "CustomGRU": "custom_gru",
+    "MinGRU": "min_rnns",
+    "MinLSTM": "min_rnns",
+    "SequenceModel": "sequence",
+    "StackedRNN": "sequence",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _resolve(ref: Any) -> Any:
+    """``"file:name"`` (``name`` may be dotted) -> that object of ``grubench.models.file``;
+    anything else is returned as it is."""
+    if not isinstance(ref, str):
+        return ref
+    module, _, path = ref.partition(":")
+    found: Any = importlib.import_module(f"{__name__}.{module}")
+    for part in path.split("."):
+        found = getattr(found, part)
+    return found
+
+
 class ModelSpec:
-    build: Callable[..., nn.Module]  # (input_size, hidden_size, num_layers, dropout, **options)
-    layout: GateLayout  # the built module's gate layout, for validating an init before building
-    options: type | None = None  # the dataclass of this model's own options
-    # (module, init, options) -> None: what the model sets after its initializer ran (the
-    # builder receives the options its signature names, this hook all of them)
-    after_init: Callable[[nn.Module, str, Any], None] | None = None
+    """A registered model. ``build`` ``(input_size, hidden_size, num_layers, dropout,
+    **options) -> nn.Module``; ``layout`` the built module's gate layout, for validating an init
+    before building; ``options`` the dataclass of the model's own options; ``after_init``
+    ``(module, init, options) -> None``, what the model sets after its initializer ran (the
+    builder receives the options its signature names, this hook all of them).
+
+    ``build``, ``layout`` and ``after_init`` are the objects or ``"file:name"`` references
+    under grubench.models, imported when first used (the options are read without torch)."""
+
+    def __init__(
+        self,
+        build: Callable[..., nn.Module] | str,
+        layout: GateLayout | str,
+        options: type | None = None,
+        after_init: Callable[[nn.Module, str, Any], None] | str | None = None,
+    ) -> None:
+        self._build, self._layout, self._after_init = build, layout, after_init
+        self.options = options
+
+    @property
+    def build(self) -> Callable[..., nn.Module]:
+        return _resolve(self._build)
+
+    @property
+    def layout(self) -> GateLayout:
+        return _resolve(self._layout)
+
+    @property
+    def after_init(self) -> Callable[[nn.Module, str, Any], None] | None:
+        return _resolve(self._after_init)
+
+    def __repr__(self) -> str:
+        return (f"ModelSpec({self._build!r}, {self._layout!r}, {self.options!r}, "
+                f"{self._after_init!r})")  # fmt: skip
 
 
 MODELS: dict[str, ModelSpec] = {
-    "custom_gru": ModelSpec(build_custom_gru, CustomGRU.gate_layout, CustomGRUOptions),
-    "torch_gru": ModelSpec(build_torch_gru, GRU_LAYOUT),
-    "lstm": ModelSpec(build_lstm, LSTM_LAYOUT, LSTMOptions, lstm_after_init),
-    "rnn": ModelSpec(build_rnn, RNN_LAYOUT, RNNOptions),
-    "min_gru": ModelSpec(build_min_gru, MinGRU.gate_layout, MinRNNOptions),
-    "min_lstm": ModelSpec(build_min_lstm, MinLSTM.gate_layout, MinRNNOptions),
-}
+    "custom_gru": ModelSpec(
+        "custom_gru:build_custom_gru", "custom_gru:CustomGRU.gate_layout", CustomGRUOptions
+    ),
+    "torch_gru": ModelSpec("torch_rnns:build_torch_gru", "torch_rnns:GRU_LAYOUT"),
+    "lstm": ModelSpec("torch_rnns:build_lstm", "torch_rnns:LSTM_LAYOUT", LSTMOptions,
+                      "torch_rnns:lstm_after_init"),
+    "rnn": ModelSpec("torch_rnns:build_rnn", "torch_rnns:RNN_LAYOUT", RNNOptions),
+    "min_gru": ModelSpec("min_rnns:build_min_gru", "min_rnns:MinGRU.gate_layout", MinRNNOptions),
+    "min_lstm": ModelSpec(
+        "min_rnns:build_min_lstm", "min_rnns:MinLSTM.gate_layout", MinRNNOptions
+    ),
+}  # fmt: skip
 
 
 @dataclass
@@ -224,6 +286,8 @@ def validate_model_config(cfg, seq_len: int | None = None) -> list[str]:
         t_max = cfg.chrono_t_max if cfg.chrono_t_max is not None else seq_len
         # the built module's parameters are checked too once the rest is valid to build
         probe = None if problems else _probe(cfg.name, model_options(cfg))
+        from grubench.models.init import check_init
+
         try:
             check_init(cfg.init, spec.layout, t_max, probe)
         except ValueError as err:
@@ -238,6 +302,8 @@ def _probe(name: str, options) -> nn.Module:
     """A small module of model ``name`` with ``options``, so that an init is checked against
     the parameters the model really has (built once per model and options; the global RNG is
     left as it was)."""
+    import torch
+
     key = (name, repr(options))
     if key not in _PROBES:
         spec = MODELS[name]
@@ -254,6 +320,9 @@ def build_model(
     seq_len: int | None = None,
 ) -> SequenceModel:
     """Build and initialize a model (call under a fixed torch seed for reproducible weights)."""
+    from grubench.models.init import initialize
+    from grubench.models.sequence import SequenceModel, StackedRNN
+
     problems = validate_model_config(cfg, seq_len)
     if problems:
         raise ValueError("; ".join(problems))
@@ -272,7 +341,7 @@ def build_model(
     if cfg.layer_sizes:
         sizes = [input_size, *cfg.layer_sizes]
         layers = [recurrent(sizes[i], sizes[i + 1], 1, 0.0) for i in range(len(sizes) - 1)]
-        backbone: nn.Module = StackedRNN(layers, cfg.dropout)
+        backbone = StackedRNN(layers, cfg.dropout)
     else:
         backbone = recurrent(input_size, cfg.hidden_size, cfg.num_layers, cfg.dropout)
     return SequenceModel(backbone, cfg.widths[-1], output_size, output_mode)

@@ -10,38 +10,21 @@ final states and gradients agree to 1e-5.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from grubench.models.engine import input_projection
-from grubench.models.gru_bptt import BACKENDS, gru_layer
+from grubench.models.gru_bptt import gru_layer
 from grubench.models.layers import check_call, check_sizes, rnn_repr, share_layer
+from grubench.models.options import ACTIVATIONS
+from grubench.models.options import GRU_BACKENDS as BACKENDS
 from grubench.models.torch_rnns import GRU_LAYOUT
-from grubench.options import option
 
 GATES = 3  # r, z, n: the row blocks of weight_ih / weight_hh, in this order (as nn.GRU)
-ACTIVATIONS = ("tanh", "relu")
 
 _ACTIVATION_FNS = {"tanh": torch.tanh, "relu": torch.relu}
-
-
-@dataclass
-class CustomGRUOptions:
-    """custom_gru's options (the registry's ``ModelConfig`` takes them from here)."""
-
-    reset_after: bool = option(
-        True, "where the reset gate acts: true, cuDNN/PyTorch's form; false, Cho et al. v3"
-    )
-    activation: Literal[ACTIVATIONS] = option("tanh", "the candidate state's nonlinearity")
-    layer_norm: bool = option(False, "haste's gain-only LayerNorm on the gate projections")
-    backend: Literal[BACKENDS] = option(
-        "auto", "how the default form runs (same numbers to float rounding): C++ loops, "
-        "PyTorch ops or the step-by-step autograd graph; auto takes C++ where it builds"
-    )  # fmt: skip
 
 
 class CustomGRU(nn.Module):
@@ -308,7 +291,8 @@ class CustomGRU(nn.Module):
 def build_custom_gru(
     input_size: int, hidden_size: int, num_layers: int, dropout: float, **options
 ) -> CustomGRU:
-    """The registry's builder: a batch-first CustomGRU with :class:`CustomGRUOptions`."""
+    """The registry's builder: a batch-first CustomGRU with its options
+    (:class:`grubench.models.options.CustomGRUOptions`)."""
     return CustomGRU(
         input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, **options
     )

@@ -29,11 +29,9 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from grubench.models.gru_bptt import load_extension
+from grubench.models.options import ENGINE_BACKENDS
 
-BACKENDS = ("auto", "cpp", "torch")
-"""How :class:`LSTM` and :class:`RNN` run: ``cpp`` grubench's compiled loops (CPU, float32 or
-float64), ``torch`` PyTorch's own module (oneDNN's LSTM, ATen's RNN), ``auto`` cpp where it
-applies and builds, else torch."""
+BACKENDS = ENGINE_BACKENDS  # how LSTM and RNN run (grubench.models.options)
 
 
 def engine_ops(backend: str, input: object, module: nn.Module) -> object | None:

@@ -55,11 +55,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-BACKENDS = ("auto", "cpp", "python", "autograd")
-"""How ``CustomGRU`` runs a reset-after layer: ``cpp`` the compiled loops (CPU, float32/64),
-``python`` the same hand-written backward in PyTorch ops (any device), ``autograd`` the readable
-step-by-step graph (the only form for ``reset_after=False`` and ``layer_norm``), and ``auto``
-cpp where it applies and builds, else python."""
+from grubench.models.options import GRU_BACKENDS
+
+BACKENDS = GRU_BACKENDS  # how CustomGRU runs a layer (grubench.models.options)
 
 _CSRC = Path(__file__).with_name("csrc")
 # The GRU's loops, the LSTM's and RNN's (grubench.models.engine) and the min-RNNs' linear

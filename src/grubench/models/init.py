@@ -66,15 +66,7 @@ import torch
 from torch import Tensor, nn
 
 from grubench.models.layers import GateLayout, describe
-
-INITS: tuple[str, ...] = (
-    "default",
-    "xavier_uniform",
-    "xavier_normal",
-    "orthogonal",
-    "identity",
-    "chrono",
-)
+from grubench.models.options import INITS  # declared with the options: --help lists them
 
 IRNN_INPUT_STD = 0.001  # Le et al. 2015: non-recurrent weights ~ N(0, 0.001²)
 

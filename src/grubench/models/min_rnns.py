@@ -56,8 +56,6 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -65,13 +63,7 @@ from torch import Tensor, nn
 
 from grubench.models.engine import fused_min_rnn, input_projection, linear_recurrence
 from grubench.models.layers import GateLayout, check_call, check_sizes, rnn_repr, share_layer
-from grubench.options import option
-
-SCANS = ("auto", "parallel", "sequential")
-"""How a layer runs its recurrence: ``parallel`` the log-space Heinsen scan (T-wide kernels, for
-GPUs), ``sequential`` the loop in the ordinary domain (grubench's compiled loop on CPU,
-:func:`grubench.models.engine.linear_recurrence`), ``auto`` sequential on CPU, parallel
-elsewhere."""
+from grubench.models.options import SCANS
 
 
 def g(x: Tensor) -> Tensor:
@@ -263,17 +255,6 @@ class MinLSTM(_MinRNN):
     def _gates(self, pre: Tensor) -> dict[str, Tensor]:
         f, i = torch.sigmoid(pre[..., : 2 * self.hidden_size]).chunk(2, -1)
         return {"f": f / (f + i), "i": i / (f + i)}
-
-
-@dataclass
-class MinRNNOptions:
-    """min_gru's and min_lstm's options."""
-
-    scan: Literal[SCANS] = option(
-        "auto", "how the recurrence runs (same function to float rounding): parallel, the "
-        "paper's log-space scan (for GPUs); sequential, a loop (compiled on CPU); auto, "
-        "sequential on CPU"
-    )  # fmt: skip
 
 
 def build_min_gru(

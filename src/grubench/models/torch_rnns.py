@@ -5,17 +5,14 @@ CPU (:mod:`grubench.models.engine`) unless ``backend="torch"`` (oneDNN's LSTM, A
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grubench.models.engine import BACKENDS, LSTM, RNN
+from grubench.models.engine import LSTM, RNN
 from grubench.models.init import set_gate_bias
 from grubench.models.layers import GateLayout, register_description, share_layer
-from grubench.options import option
+from grubench.models.options import LSTMOptions
 
 # PyTorch's gate order; GRU: h' = (1 − z) ⊙ n + z ⊙ h, so z keeps the old state.
 GRU_LAYOUT = GateLayout("gru", ("r", "z", "n"), keep="z")
@@ -27,31 +24,6 @@ _LAYOUTS = {nn.GRU: GRU_LAYOUT, nn.LSTM: LSTM_LAYOUT, nn.RNN: RNN_LAYOUT}
 
 def build_torch_gru(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> nn.GRU:
     return nn.GRU(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
-
-
-@dataclass
-class LSTMOptions:
-    """lstm's options."""
-
-    forget_bias: float = option(
-        1.0, "the forget gate's bias after initialization (Jozefowicz et al. 2015); chrono "
-        "init sets its own"
-    )  # fmt: skip
-    backend: Literal[BACKENDS] = option(
-        "auto", "who runs it on CPU (same numbers to float rounding): cpp, grubench's "
-        "compiled loops; torch, nn.LSTM's oneDNN path; auto, cpp where it builds"
-    )  # fmt: skip
-
-
-@dataclass
-class RNNOptions:
-    """rnn's options."""
-
-    activation: Literal["tanh", "relu"] = option("tanh", "the hidden state's nonlinearity")
-    backend: Literal[BACKENDS] = option(
-        "auto", "who runs it on CPU (same numbers to float rounding): cpp, grubench's "
-        "compiled loops; torch, nn.RNN's ATen path; auto, cpp where it builds"
-    )  # fmt: skip
 
 
 def build_lstm(

@@ -16,7 +16,7 @@ from grubench.models import ModelConfig, validate_model_config
 from grubench.options import option, option_fields
 from grubench.store.health import uri_problems
 from grubench.store.tracking import resolve_tracking_uri
-from grubench.tasks import TASKS, DatasetTask, validate_task_options
+from grubench.tasks import TASKS, validate_task_options
 
 # grubench's Trainer defaults; anything in FitConfig.trainer overrides them.
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -187,6 +187,8 @@ def first_line(err: BaseException) -> str:
 
 
 def validate_task_config(cfg: TaskConfig) -> list[str]:
+    from grubench.tasks import DatasetTask  # (torch: not imported with the options above)
+
     problems = validate_task_options(cfg.name, cfg.options)
     if problems:
         return problems
