@@ -299,9 +299,70 @@ def test_list_shows_each_question_with_its_state_in_the_store(tracking_uri, tmp_
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"quick profiles in {tracking_uri} (finished/children; time):"
     assert re.fullmatch(r"  a_done  2/2  \d+m\d\ds measured +Done\?", out[1]), out[1]
-    assert re.fullmatch(r"  b_new   0/2  not run yet +New\?", out[2]), out[2]
+    assert re.fullmatch(r"  b_new   0/2  no measured time +New\?", out[2]), out[2]
+    assert out[3].startswith("no measured time: ") and out[3].endswith(
+        "README.md has no answers at a glance to read times from"
+    )
     assert main(["list", "--experiments", str(tmp_path / "none"), *base]) == 2
     assert "no question files" in capsys.readouterr().err
+
+
+def test_list_gives_an_unrun_question_the_time_its_readme_measured(
+    tracking_uri, tmp_path, capsys, monkeypatch
+):
+    """Nothing in the store: the sweep's wall time as ``grubench readme`` wrote it into the
+    README's answers at a glance (read back from what render_answers writes), or, without
+    one, a plain "no measured time" with the reason."""
+    from types import SimpleNamespace
+
+    import grubench.answers.readme as readme_module
+    from grubench.answers.readme import ANSWERS_END, ANSWERS_START, Published, render_answers
+
+    questions = tmp_path / "experiments"
+    questions.mkdir()
+    (questions / "a_ran.py").write_text(TINY_QUESTION.replace("text='?'", "text='Ran?'"))
+    (questions / "b_never.py").write_text(
+        TINY_QUESTION.replace("name='tiny'", "name='other'").replace("text='?'", "text='Never?'")
+    )  # fmt: skip
+    monkeypatch.setattr(readme_module, "sentence", lambda report: "An answer.")
+
+    def published(stem: str, seconds: float, missing: int = 0) -> Published:
+        report = SimpleNamespace(seconds=seconds, missing=missing, profile="quick")
+        question = SimpleNamespace(name=stem, text=f"{stem}?")
+        return Published(questions / f"{stem}.py", question, report, [])
+
+    block = render_answers([published("a_ran", 1_351.4), published("b_never", 0.0)],
+                           tmp_path, None, tmp_path)  # fmt: skip
+    assert "(`grubench run experiments/a_ran.py`: 22m31s here)" in block
+    (tmp_path / "README.md").write_text(f"# x\n{ANSWERS_START}\n{block}{ANSWERS_END}\n")
+
+    base = ["list", "--experiments", str(questions), "--tracking_uri", tracking_uri]
+    assert main(base) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"  a_ran    0/2  about 23 min on the reference machine \(README.md\)  Ran\?",
+                        out[1]), out[1]  # fmt: skip
+    assert re.fullmatch(r"  b_never  0/2  no measured time +Never\?", out[2]), out[2]
+    assert out[3].startswith("on the reference machine: the sweep's wall time in ")
+    assert out[4].startswith("no measured time: ") and out[4].endswith(
+        "README.md records no finished quick sweep of b_never"
+    )
+    assert main([*base, "--profile", "full"]) == 0  # the README's times are of the quick sweeps
+    out = capsys.readouterr().out.splitlines()
+    assert "no measured time" in out[1] and "no measured time" in out[2]
+    assert out[3].endswith("README.md records quick sweeps, not full")
+
+
+@pytest.mark.unit
+def test_the_committed_readme_gives_list_its_reference_times():
+    from pathlib import Path
+
+    from grubench.cli.sweeps import reference_times
+
+    root = Path(__file__).resolve().parents[1]
+    reference = reference_times(root / "README.md")
+    assert reference.profile == "quick"
+    assert reference.seconds and all(seconds > 0 for seconds in reference.seconds.values())
+    assert set(reference.seconds) <= {path.stem for path in (root / "experiments").glob("*.py")}
 
 
 @pytest.mark.unit

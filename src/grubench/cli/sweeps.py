@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -361,8 +363,10 @@ def cmd_list(argv: list[str]) -> int:
     parser = Parser(
         prog=prog,
         description="List the question files with their sweep's state in the store: children "
-        "finished and to run, and the measured time of a finished sweep or the estimated time "
-        "of what is left (from the median finished child).",
+        "finished and to run, and the measured time of a finished sweep, the estimated time "
+        "of what is left (from the median finished child), or, for a sweep with nothing "
+        "finished here, the time it took on the reference machine as the README's answers "
+        "at a glance record it.",
     )
     parser.add_argument("--experiments", default="experiments", help="folder of question files")
     parser.add_argument("--profile", default="quick", help=PROFILE_HELP)
@@ -370,6 +374,11 @@ def cmd_list(argv: list[str]) -> int:
     parser.add_argument(
         "--workers", default="auto", help="children at once, for the estimate (default auto: "
         "one per usable core)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--readme", default=None, help="the README whose answers at a glance give the measured "
+        "time of a sweep not run in this store (default: README.md beside the experiments "
+        "folder)"
     )  # fmt: skip
     args = parser.parse_args(argv)
     from grubench.answers.report import duration, sweep_seconds
@@ -391,7 +400,9 @@ def cmd_list(argv: list[str]) -> int:
     if problem := store_problem(uri):
         return fail([problem], prog)
     workers = args.workers if args.workers == "auto" else int(args.workers)
-    rows = []
+    readme = Path(args.readme) if args.readme else folder.resolve().parent / "README.md"
+    reference = reference_times(readme)
+    rows, referenced, unmeasured = [], False, []
     for path, question in questions:
         try:
             plan = plan_sweep(question, args.profile, None, workers)
@@ -402,11 +413,67 @@ def cmd_list(argv: list[str]) -> int:
             time = f"{duration(sweep_seconds(get_client(uri), question, args.profile))} measured"
         elif status.seconds is not None:
             time = f"about {max(1, round(status.seconds / 60))} min left"
+        elif reference.profile == args.profile and path.stem in reference.seconds:
+            minutes = max(1, round(reference.seconds[path.stem] / 60))
+            time, referenced = f"about {minutes} min on the reference machine ({readme.name})", True
         else:
-            time = "not run yet"
+            time = "no measured time"
+            unmeasured.append(path.stem)
         rows.append((path.stem, f"{status.finished}/{plan.total}", time, question.text))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     print(f"{args.profile} profiles in {uri} (finished/children; time):")
     for row in rows:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + f"  {row[3]}")
+    if referenced:
+        print(f"on the reference machine: the sweep's wall time in {_shown(readme)}'s answers "
+              "at a glance (grubench readme reads it from the sweep's parent runs)")  # fmt: skip
+    if unmeasured:
+        print(f"no measured time: {reference.why_not(args.profile, unmeasured)}")
     return 0
+
+
+@dataclass
+class ReferenceTimes:
+    """What a README's answers at a glance record: each finished sweep's wall time (seconds,
+    by question file stem) and the profile they were measured at (None: no such block)."""
+
+    readme: Path
+    profile: str | None
+    seconds: dict[str, float]
+
+    def why_not(self, profile: str, stems: list[str]) -> str:
+        """Why ``stems`` have no reference time, in a few words."""
+        where = _shown(self.readme)
+        if self.profile is None:
+            return f"{where} has no answers at a glance to read times from"
+        if self.profile != profile:
+            return f"{where} records {self.profile} sweeps, not {profile}"
+        return f"{where} records no finished {profile} sweep of {', '.join(stems)}"
+
+
+# one line of the answers at a glance (grubench.answers.readme.render_answers):
+# "- **<question>** <answer> (`grubench run experiments/q.py`: 91m58s here)", then
+# "The 11 finished quick sweeps in this store took ..."
+_REFERENCE_LINE = re.compile(r"\(`grubench run (?P<path>\S+)`: (?P<m>\d+)m(?P<s>\d\d)s here\)$")
+_REFERENCE_PROFILE = re.compile(r"^The \d+ finished (?P<profile>\w+) sweeps? in this store")
+
+
+def reference_times(readme: Path) -> ReferenceTimes:
+    """The measured sweep times of ``readme``'s answers at a glance (written by ``grubench
+    readme``; a sweep in progress or not run there has none)."""
+    from grubench.answers.readme import ANSWERS_END, ANSWERS_START
+
+    try:
+        text = readme.read_text()
+    except OSError:
+        return ReferenceTimes(readme, None, {})
+    if ANSWERS_START not in text or ANSWERS_END not in text:
+        return ReferenceTimes(readme, None, {})
+    block = text.split(ANSWERS_START, 1)[1].split(ANSWERS_END, 1)[0]
+    profile, seconds = None, {}
+    for line in block.splitlines():
+        if found := _REFERENCE_LINE.search(line.strip()):
+            seconds[Path(found["path"]).stem] = 60 * int(found["m"]) + int(found["s"])
+        elif found := _REFERENCE_PROFILE.match(line.strip()):
+            profile = found["profile"]
+    return ReferenceTimes(readme, profile, seconds)
