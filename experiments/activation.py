@@ -11,14 +11,22 @@ fits of custom_vs_torch. Quick: 1500 steps, a stop 3 validations after solving.
 Looking for a condition that separates the arms (issue 25), pilot fits at adding T=200 (seed
 1000, hidden 32, reset_after, `grubench fit --model.activation relu --task.seq_len 200 ...`,
 2026-12-05): every fit solved, tanh at lr 1e-2 and 3e-2 in 500 and 400 steps (test scores
-0.997, 0.998), ReLU in 600 and 400 (0.977, 0.997); T=200 is at the ceiling too.
+0.997, 0.998), ReLU in 600 and 400 (0.977, 0.997); T=200 is at the ceiling too. Parity is the
+harder condition at a length the CPU affords (training strings of length 1 to T, a test at T):
+pilot fits at parity T<=40 (seeds 1000-1001, hidden 32, reset_after, 1500 steps, a stop 3
+validations after solving; `grubench fit --model.name custom_gru --model.activation relu
+--task.name parity --task.seq_len 40 --optim.lr 1e-2 ...`, 2026-12-05): tanh at lr 3e-2 solved
+in 500 steps; ReLU at 1e-2 in 600 and 700 steps, at 3e-2 it stayed at chance (score -0.06). nn.GRU
+of the same width solved parity T<=60 in 1000 of the 1500 steps and the two-layer 128-64 models
+none of parity T<=100, so T<=60 sits near the frontier: the quick profile's discriminating
+condition.
 """
 
 from grubench.sweeps.question import Claim, Question, Tip
 
 QUESTION = Question(
     name="activation",
-    text="tanh or ReLU for the candidate state? (custom GRU, adding problem)",
+    text="tanh or ReLU for the candidate state? (custom GRU, adding problem and parity)",
     arms={
         "tanh": {"model": {"activation": "tanh"}},
         "relu": {"model": {"activation": "relu"}},
@@ -26,6 +34,9 @@ QUESTION = Question(
     conditions={
         "reset_after, T=50": {"model": {"reset_after": True}},
         "reset_before, T=50": {"model": {"reset_after": False}},
+        "reset_after, parity T<=60": {
+            "model": {"reset_after": True}, "task": {"name": "parity", "seq_len": 60}
+        },
     },
     tune={"optim.lr": [3e-3, 1e-2, 3e-2]},
     base={
