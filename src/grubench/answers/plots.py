@@ -215,7 +215,8 @@ def plot_ladders(report: Report, path: Path) -> Path:
     fig.suptitle(f"{report.question.text}: each arm's climb (x: the rung it failed)", fontsize=10)
     height = 3.2 * rows + 0.7
     legend_rows = math.ceil(len(arms) / 4)
-    fig.tight_layout(rect=(0, (0.3 * legend_rows + 0.1) / height, 1, 1 - 0.35 / height))
+    # tight_layout makes room for the suptitle itself: a rect below 1 left it twice
+    fig.tight_layout(rect=(0, (0.3 * legend_rows + 0.1) / height, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
