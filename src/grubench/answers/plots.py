@@ -291,11 +291,11 @@ def plot_importance(summary: SearchSummary, colors: dict[str, Any], path: Path) 
             ax.barh(y, means, height=height, color=colors.get(arm), label=f"{arm} ({imp.trials})",
                     xerr=[np.maximum(low, 0), np.maximum(high, 0)], capsize=2)  # fmt: skip
         ax.set_yticks(np.arange(len(keys)), [knob(k) for k in keys])
-        ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_xlabel("fANOVA importance (share of variance)")
         ax.set_title(condition)
         ax.grid(axis="x", alpha=0.3)
+    axes[0][0].invert_yaxis()  # once: the panels share the y axis, a second call undoes it
     axes[0][0].legend(title="arm (trials)", loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
