@@ -28,9 +28,9 @@ draws a position u in [0, 1] and lr = lo * (hi / lo) ** u within the drawn optim
   the adaptive ones: a decade either side of the usual 0.1. A pilot (2026-12-05; custom GRU,
   H=64, B=64, clip 1, 1500 steps, one seed) placed both edges inside: digits T=64 solved at
   0.1 (val 0.95) and failed at 1.0 (0.07), as at every rate up to 0.03 before; adding T=50
-  failed at 0.03 and 0.3 and diverged at 3.0. In the quick sweep that followed, SGD reached
-  0.98-0.99 on adding at 0.13-0.31 (trials 2, 9, 11) and 0.96 on digits at 0.21 (the GRU's
-  best trial), and failed near both ends of the range.
+  failed at 0.03 and 0.3 and diverged at 3.0. In the quick sweep that followed, SGD took the
+  GRU to 0.98-0.99 on adding at 0.13-0.31 (trials 2, 9, 11; the LSTM 0.97-0.98 in two of
+  them) and to 0.96 on digits at 0.21 (its best trial), and failed near both ends.
 - momentum: 0.9 for SGD only; RMSprop runs at torch's default 0 (issue 24: a question uses
   the libraries' defaults unless it says otherwise; Adam has no such knob).
 """
