@@ -121,3 +121,27 @@ def test_a_sweeps_time_is_the_union_of_its_parents_and_a_dead_driver_counts_to_i
     child = client.create_run(eid, start_time=11_000_000, tags=child_tags)
     client.set_terminated(child.info.run_id, "FINISHED", end_time=11_040_000)
     assert sweep_seconds(client, experiment, "quick") == 150 + 40
+
+
+def test_a_sweeps_time_leaves_out_drivers_whose_runs_the_report_does_not_use(client):
+    """A driver whose children all had settings the question no longer has (a search whose
+    ranges changed) ran another sweep: its time is not this one's."""
+    from grubench.answers.report import sweep_seconds
+    from grubench.store.schema import PROFILE, ROLE, SWEEP
+    from grubench.sweeps.question import Question
+
+    experiment = Question(name="redrawn", text="?", arms={"a": {}})
+    eid = client.create_experiment("redrawn")
+    tags = {ROLE: "parent", SWEEP: "redrawn:quick", PROFILE: "quick"}
+    runs = []
+    for start, end in ((0, 3000), (5000, 5600)):  # the old protocol's driver, then the new
+        parent = client.create_run(eid, start_time=(10_000 + start) * 1000, tags=tags)
+        client.set_terminated(parent.info.run_id, "FINISHED", end_time=(10_000 + end) * 1000)
+        child_tags = {"mlflow.parentRunId": parent.info.run_id, ROLE: "child",
+                      SWEEP: "redrawn:quick"}  # fmt: skip
+        child = client.create_run(eid, start_time=(10_000 + start + 1) * 1000, tags=child_tags)
+        client.set_terminated(child.info.run_id, "FINISHED")
+        runs.append(client.get_run(child.info.run_id))
+    assert sweep_seconds(client, experiment, "quick") == 3000 + 600
+    assert sweep_seconds(client, experiment, "quick", used=[runs[1]]) == 600
+    assert sweep_seconds(client, experiment, "quick", used=runs) == 3000 + 600

@@ -415,14 +415,13 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
     """The report from ``client``'s store (``uri``: where a search's Optuna studies live;
     ``overrides``: the command line's, as the sweep was run with them)."""
     mlflow_experiment = client.get_experiment_by_name(question.name)
-    finished, newest, seconds = {}, {}, 0.0
+    finished, newest, seconds, sweep_children = {}, {}, 0.0, None
     if mlflow_experiment is not None:
         sweep = sweep_id(question, profile)
-        children = sweep_runs(client, mlflow_experiment.experiment_id, sweep)
-        finished = finished_by_key(children)
+        sweep_children = sweep_runs(client, mlflow_experiment.experiment_id, sweep)
+        finished = finished_by_key(sweep_children)
         for (key, _), run in finished.items():  # newest first
             newest.setdefault(key, run)
-        seconds = sweep_seconds(client, question, profile, children)
     other_settings: set[str] = set()
 
     def run_of(child):
@@ -505,6 +504,8 @@ def build_report_from(client, question: Question, profile: str, uri: str | None 
                 used = [run for run in used if run.info.run_id not in gone]
                 missing.pop((arm, condition), None)
     missing = [text for texts in missing.values() for text in texts]
+    if sweep_children is not None:
+        seconds = sweep_seconds(client, question, profile, sweep_children, used)
     artifact = speeds.load()  # the controlled measurement of time per step
     verdicts, tips = answer(question, profile, list(cells.values()), artifact)
     trained = budgeted = 0
@@ -921,6 +922,11 @@ def sentence(report: Report, measure: str | None = None) -> str:
         if clause := results and _pair_clause(a, b, results):
             clauses.append(clause)
     climbed = frontier.clause(report)
+    if report.search is not None and report.search.importances:
+        from grubench.answers.importance import clause as importance_clause
+
+        found = importance_clause(report.search.importances)
+        climbed = f"{climbed}. {found[0].upper()}{found[1:]}" if climbed else found
     if not clauses:
         return f"{climbed[0].upper()}{climbed[1:]}." if climbed else f"No {words} to compare yet."
     clauses += [f"{_and([_named(c) for c in found])} cannot discriminate: {why}"
@@ -1019,16 +1025,21 @@ def tip_line(tip: Tip, results: list[ClaimResult]) -> str:
     return f'- "{tip.text}" ' + "; ".join(claim_text(r) for r in results) + "."
 
 
-def sweep_seconds(client, question: Question, profile: str, children=None) -> float:
+def sweep_seconds(client, question: Question, profile: str, children=None, used=None) -> float:
     """Wall time during which the sweep ran: the union of its parent runs' intervals (drivers
     that ran at once count once). A parent left RUNNING with no end time (its driver died
     unmarked, or still lives) counts until its last child ended; ``children``: the sweep's
-    child runs, if the caller has read them already."""
+    child runs, if the caller has read them already; ``used``: the runs the report counts,
+    if only the drivers that ran one of them should count (a driver whose runs all had
+    settings the question no longer has, or ran nothing, is left out)."""
     found = client.get_experiment_by_name(question.name)
     if found is None:
         return 0.0
     sweep = sweep_id(question, profile)
     parents = sweep_runs(client, found.experiment_id, sweep, "parent")
+    if used is not None:
+        drivers = {run.data.tags.get(PARENT_RUN) for run in used}
+        parents = [p for p in parents if p.info.run_id in drivers]
     last_child_end: dict[str, int] = {}
     if any(not p.info.end_time and p.info.status == RunStatus.RUNNING for p in parents):
         if children is None:
