@@ -50,3 +50,21 @@ def test_the_report_says_it_for_each_study():
     assert "- gru, adding T=50: lr 0.50 (lower end 0.20) over optimizer" in text
     assert "| lr | 0.50" in text and knob("optim.lr_position") == "lr"
     assert "learning rate ranks gru, adding T=50: 1st of 2 (0.50)" in text
+
+
+def test_the_one_sentence_clause_names_the_top_knob_and_whether_it_separates():
+    from grubench.answers.importance import Importance, clause
+
+    def study(trials, lr, clip, lr_low, clip_high):
+        return Importance(trials, {"optim.lr": lr, "optim.grad_clip": clip},
+                          {"optim.lr": (lr, lr), "optim.grad_clip": (clip, clip)},
+                          {"optim.lr": (lr_low, 0.9), "optim.grad_clip": (0.0, clip_high)})  # fmt: skip
+
+    apart = study(24, 0.6, 0.1, 0.5, 0.2)  # lr's lower end 0.5 above clip's upper end 0.2
+    close = study(24, 0.5, 0.3, 0.2, 0.6)  # overlap: gap 0.2, spread 0.3 + 0.3 -> 24 * 9
+    text = clause({("gru", "adding"): apart, ("lstm", "adding"): close})
+    assert text.startswith("the knob that mattered most (fANOVA): lr in 2 of 2 studies")
+    assert "overlap in 1 of 2 studies at 24 trials" in text
+    assert f"about {24 * 9} trials" in text
+    assert "clears the second's in every study" in clause({("gru", "adding"): apart})
+    assert clause({}) == ""

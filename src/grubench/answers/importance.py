@@ -166,6 +166,39 @@ class SearchSummary:
         return "\n".join(lines) + "\n"
 
 
+def clause(importances: dict[tuple[str, str], Importance]) -> str:
+    """The search's answer in words, for the one-sentence answer: which knob ranked first in
+    how many studies (by mean importance), and whether the top two separate."""
+    if not importances:
+        return ""
+    firsts: dict[str, list[str]] = {}
+    for (arm, condition), imp in importances.items():
+        if imp.mean:
+            firsts.setdefault(imp.ranking()[0], []).append(f"{arm}, {condition}")
+    n = len(importances)
+    ranked = sorted(firsts.items(), key=lambda kv: -len(kv[1]))
+    parts = [f"{knob(k)} in {len(where)} of {n} studies ({'; '.join(where)})"
+             if len(where) > 1 else f"{knob(k)} in {where[0]}" for k, where in ranked]  # fmt: skip
+    studies = [imp for imp in importances.values() if len(imp.mean) > 1]
+    needed = [imp.trials_to_separate() for imp in studies]
+    apart = [t for t, imp in zip(needed, studies) if t is not None and t <= imp.trials]
+    if len(apart) == len(needed):
+        tail = "the top knob's interval clears the second's in every study"
+    else:
+        counts = [t for t, imp in zip(needed, studies) if t is not None and t > imp.trials]
+        at = "/".join(str(t) for t in sorted({imp.trials for imp in studies}))
+        tail = (f"the top two knobs' intervals overlap in {len(needed) - len(apart)} of "
+                f"{len(needed)} studies at {at} trials")  # fmt: skip
+        if counts:
+            low, high = min(counts), max(counts)
+            tail += (
+                f" (separating them would take about {low} to {high} trials)"
+                if low != high
+                else f" (separating them would take about {low} trials)"
+            )
+    return "the knob that mattered most (fANOVA): " + ", ".join(parts) + "; " + tail
+
+
 def separation(imp: Importance) -> str:
     """Whether the top two knobs' intervals separate, or how many trials it would take."""
     if len(imp.mean) < 2:
