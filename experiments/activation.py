@@ -35,7 +35,8 @@ QUESTION = Question(
         "reset_after, T=50": {"model": {"reset_after": True}},
         "reset_before, T=50": {"model": {"reset_after": False}},
         "reset_after, parity T<=60": {
-            "model": {"reset_after": True}, "task": {"name": "parity", "seq_len": 60}
+            "model": {"reset_after": True},
+            "task": {"name": "parity", "seq_len": 60},
         },
     },
     tune={"optim.lr": [3e-3, 1e-2, 3e-2]},
