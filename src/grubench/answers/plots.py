@@ -101,7 +101,7 @@ def plot_curves(client, report: Report, path: Path) -> Path:
                frameon=False)  # fmt: skip
     fig.suptitle(report.question.text, fontsize=10)
     legend_rows = math.ceil(len(handles) / per_row)
-    fig.tight_layout(rect=(0, 0.05 * legend_rows + 0.02, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.05 * legend_rows + 0.02, 1, 1))  # it leaves the suptitle room
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -155,7 +155,7 @@ def plot_intervals(report: Report, path: Path) -> Path:
     right.tick_params(axis="x", labelsize=7)
     fig.suptitle(report.question.text, fontsize=10)
     bottom = (0.3 * legend_rows + 0.1) / height  # the legend's rows, in figure fractions
-    fig.tight_layout(rect=(0, bottom, 1, 1 - 0.35 / height))
+    fig.tight_layout(rect=(0, bottom, 1, 1))  # it leaves the suptitle room
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
