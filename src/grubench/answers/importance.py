@@ -180,15 +180,15 @@ def clause(importances: dict[tuple[str, str], Importance]) -> str:
     parts = [f"{knob(k)} in {len(where)} of {n} studies ({'; '.join(where)})"
              if len(where) > 1 else f"{knob(k)} in {where[0]}" for k, where in ranked]  # fmt: skip
     studies = [imp for imp in importances.values() if len(imp.mean) > 1]
-    needed = [imp.trials_to_separate() for imp in studies]
-    apart = [t for t, imp in zip(needed, studies) if t is not None and t <= imp.trials]
-    if len(apart) == len(needed):
+    needed = [(imp, imp.trials_to_separate()) for imp in studies]
+    overlap = [(imp, t) for imp, t in needed if t is None or t > imp.trials]
+    if not overlap:
         tail = "the top knob's interval clears the second's in every study"
     else:
-        counts = [t for t, imp in zip(needed, studies) if t is not None and t > imp.trials]
+        counts = [t for _, t in overlap if t is not None]
         at = "/".join(str(t) for t in sorted({imp.trials for imp in studies}))
-        tail = (f"the top two knobs' intervals overlap in {len(needed) - len(apart)} of "
-                f"{len(needed)} studies at {at} trials")  # fmt: skip
+        tail = (f"the top two knobs' intervals overlap in {len(overlap)} of {len(studies)} "
+                f"studies at {at} trials")  # fmt: skip
         if counts:
             low, high = min(counts), max(counts)
             tail += (
